@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+/**
+ * The `fedmed` command line. Expected failures (FedmedError: bad input, missing files,
+ * unavailable backends) print one line naming what is wrong and exit 1, without a stack trace;
+ * anything else is a bug and prints its stack (exit 70).
+ */
+import { Command, CommanderError } from 'commander';
+import { FedmedError } from '../shared/errors.js';
+import { exportOnnxCommand } from './exportOnnxCommand.js';
+import { inferCommand } from './inferCommand.js';
+import { trainCommand } from './trainCommand.js';
+import { zooCommand } from './zooCommand.js';
+
+const program = new Command('fedmed')
+  .description('fedmed: federated learning for hospital edge nodes')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+program.addCommand(trainCommand());
+program.addCommand(exportOnnxCommand());
+program.addCommand(inferCommand());
+program.addCommand(zooCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else if (err instanceof FedmedError) {
+    process.stderr.write(`fedmed: error: ${err.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`fedmed: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 70;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * TrainingBackend selection for TensorFlow.js.
+ *
+ * Order: tensorflow-gpu (@tensorflow/tfjs-node-gpu) > tensorflow (@tensorflow/tfjs-node) >
+ * wasm (@tensorflow/tfjs-backend-wasm, with fedmed's extra kernels) > cpu (pure JS), or only the
+ * one configured. The two native packages are optional dependencies: their install downloads
+ * libtensorflow and fails offline, in which case they are simply absent. Every backend that
+ * could not be used is reported with its reason; the one that runs is always reported.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BackendError, errorMessage, UsageError } from '../../shared/errors.js';
+import { registerWasmTrainingKernels } from './wasmKernels.js';
+
+export const TRAINING_BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type TrainingBackendName = (typeof TRAINING_BACKENDS)[number];
+
+export interface BackendAttempt {
+  backend: TrainingBackendName;
+  ok: boolean;
+  reason?: string;
+}
+
+export interface TrainingBackendInfo {
+  /** The backend tfjs now runs on. */
+  name: TrainingBackendName;
+  /** tfjs' own name for it ("tensorflow", "wasm", "cpu"). */
+  tfjsName: string;
+  attempts: BackendAttempt[];
+}
+
+let active: TrainingBackendInfo | null = null;
+
+// Production mode: skips tfjs' debug checks and its "install tfjs-node" console banner (we report
+// the backend ourselves).
+tf.env().set('PROD', true);
+
+export function parseTrainingBackend(text: string): TrainingBackendName {
+  if (!(TRAINING_BACKENDS as readonly string[]).includes(text)) throw new UsageError(`unknown training backend "${text}"; choose one of ${TRAINING_BACKENDS.join(', ')}`);
+  return text as TrainingBackendName;
+}
+
+/**
+ * Makes tfjs run on the preferred backend, or the first of the default order that loads.
+ * Idempotent per process for the same request. Throws BackendError when an explicitly requested
+ * backend cannot load (never silently trains somewhere else than asked).
+ */
+export async function initTrainingBackend(preferred?: TrainingBackendName, log: (m: string) => void = (m) => console.warn(m)): Promise<TrainingBackendInfo> {
+  if (active && (!preferred || preferred === active.name)) return active;
+  const order: TrainingBackendName[] = preferred ? [preferred] : [...TRAINING_BACKENDS];
+  const attempts: BackendAttempt[] = [];
+  for (const name of order) {
+    try {
+      const tfjsName = await loadBackend(name);
+      const ok = await tf.setBackend(tfjsName);
+      if (!ok) throw new Error(`tfjs could not initialise backend "${tfjsName}"`);
+      await tf.ready();
+      attempts.push({ backend: name, ok: true });
+      active = { name, tfjsName, attempts };
+      return active;
+    } catch (err) {
+      const reason = errorMessage(err).split('\n')[0];
+      attempts.push({ backend: name, ok: false, reason });
+      if (!preferred) log(`training: backend "${name}" unavailable, trying the next one: ${reason}`);
+    }
+  }
+  throw new BackendError(
+    preferred
+      ? `training backend "${preferred}" is not available: ${attempts[0].reason}`
+      : `no tfjs backend could be loaded: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`,
+  );
+}
+
+/** Imports the package that provides a backend and returns tfjs' name for it. */
+async function loadBackend(name: TrainingBackendName): Promise<string> {
+  switch (name) {
+    case 'tensorflow-gpu':
+      await import(/* optional */ '@tensorflow/tfjs-node-gpu' as string);
+      return 'tensorflow';
+    case 'tensorflow':
+      await import(/* optional */ '@tensorflow/tfjs-node' as string);
+      return 'tensorflow';
+    case 'wasm':
+      await import('@tensorflow/tfjs-backend-wasm');
+      registerWasmTrainingKernels();
+      return 'wasm';
+    case 'cpu':
+      return 'cpu';
+  }
+}
+
+/** The active backend, or null before initTrainingBackend(). */
+export function activeTrainingBackend(): TrainingBackendInfo | null {
+  return active;
+}

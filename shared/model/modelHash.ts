@@ -1,0 +1,29 @@
+/**
+ * Content addressing: spec hash, params hash and model version id = sha256(spec || params).
+ */
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonicalJson.js';
+import type { ModelSpec } from './modelSpec.js';
+
+export function specHash(spec: ModelSpec): string {
+  return createHash('sha256').update(canonicalJson(spec)).digest('hex');
+}
+
+/** SHA-256 of the params' little-endian float32 bytes. */
+export function paramsSha256(params: Float32Array): string {
+  return createHash('sha256').update(float32Bytes(params)).digest('hex');
+}
+
+/** Immutable id of a model version: sha256(canonical spec JSON || params bytes). */
+export function modelVersionId(spec: ModelSpec, params: Float32Array): string {
+  return createHash('sha256').update(canonicalJson(spec)).update(float32Bytes(params)).digest('hex');
+}
+
+/** The params' bytes, little-endian (the machines we target are little-endian; checked here). */
+export function float32Bytes(params: Float32Array): Uint8Array {
+  return new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+}
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('fedmed requires a little-endian machine');
+}
