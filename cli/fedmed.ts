@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { FedmedError } from '../shared/errors.js';
 import { exportOnnxCommand } from './exportOnnxCommand.js';
 import { inferCommand } from './inferCommand.js';
+import { makeSyntheticCommand } from './makeSyntheticCommand.js';
 import { trainCommand } from './trainCommand.js';
 import { zooCommand } from './zooCommand.js';
 
@@ -21,6 +22,7 @@ program.addCommand(trainCommand());
 program.addCommand(exportOnnxCommand());
 program.addCommand(inferCommand());
 program.addCommand(zooCommand());
+program.addCommand(makeSyntheticCommand());
 
 try {
   await program.parseAsync(process.argv);

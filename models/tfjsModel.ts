@@ -22,8 +22,11 @@ export class TfjsModel {
     this.layout = layoutOf(spec);
     checkParams(params, this.layout, `parameters for model "${spec.name}"`);
     this.layers = resolveLayers(spec);
-    this.variables = this.layout.entries.map((e) =>
-      tf.variable(tf.tensor(params.subarray(e.offset, e.offset + elementCount(e.shape)), e.shape, 'float32'), true, `${e.name}_${uniqueSuffix()}`),
+    // tidy disposes the temporary initial-value tensors; the variables keep their data.
+    this.variables = tf.tidy(() =>
+      this.layout.entries.map((e) =>
+        tf.variable(tf.tensor(params.subarray(e.offset, e.offset + elementCount(e.shape)), e.shape, 'float32'), true, `${e.name}_${uniqueSuffix()}`),
+      ),
     );
     this.variableByName = new Map(this.layout.entries.map((e, i) => [e.name, this.variables[i]]));
   }

@@ -11,7 +11,7 @@ import type { Dataset } from './dataset.js';
 export interface CsvOptions {
   /** Label column: header name or 0-based index; default the last column. */
   labelColumn?: string | number;
-  /** Whether the first row is a header; default: detected (a row with any non-numeric cell). */
+  /** Whether the first row is a header; default: detected (text above numbers). */
   header?: boolean;
   /** Columns to ignore (names or indices), e.g. an id column. */
   dropColumns?: (string | number)[];
@@ -52,7 +52,9 @@ export function parseCsv(text: string, source: string, options: CsvOptions = {})
   if (rows.length === 0) throw new DataFormatError(`${source}: the file has no rows`);
   const missing = new Set(options.missingValues ?? DEFAULT_MISSING);
   const isNumeric = (s: string): boolean => s.trim() !== '' && Number.isFinite(Number(s));
-  const hasHeader = options.header ?? rows[0].some((c) => !isNumeric(c) && !missing.has(c));
+  // A header row has a non-numeric cell where the next row has a number (string-valued label
+  // columns are non-numeric in every row, so they do not make the first row a header).
+  const hasHeader = options.header ?? (rows.length > 1 && rows[0].some((c, i) => !isNumeric(c) && !missing.has(c) && isNumeric(rows[1][i] ?? '')));
   const width = rows[0].length;
   const names = hasHeader ? rows[0] : rows[0].map((_, i) => `col${i}`);
   const body = hasHeader ? rows.slice(1) : rows;

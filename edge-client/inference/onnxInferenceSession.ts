@@ -28,6 +28,10 @@ export interface InferenceOutput {
   classes: number;
 }
 
+// onnxruntime logs a provider that fails to load at "error" level on stderr in its own format;
+// we report every failed provider ourselves (with the reason), so keep only fatal messages.
+ort.env.logLevel = 'fatal';
+
 export class OnnxInferenceSession {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -46,11 +50,12 @@ export class OnnxInferenceSession {
     let lastModelError: unknown;
     for (const provider of providers) {
       try {
-        const session = await ort.InferenceSession.create(onnxBytes, {
+        const sessionOptions: ort.InferenceSession.SessionOptions = {
           executionProviders: [providerOption(provider, config)],
-          intraOpNumThreads: options.intraOpNumThreads,
           graphOptimizationLevel: 'all',
-        });
+        };
+        if (options.intraOpNumThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpNumThreads;
+        const session = await ort.InferenceSession.create(onnxBytes, sessionOptions);
         attempts.push({ provider, ok: true });
         const meta = session.inputMetadata.find((m) => m.name === ONNX_INPUT_NAME);
         if (!meta || !session.outputNames.includes(ONNX_OUTPUT_NAME)) {

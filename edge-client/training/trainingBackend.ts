@@ -28,7 +28,9 @@ export interface TrainingBackendInfo {
   attempts: BackendAttempt[];
 }
 
+/** The backend tfjs runs on now, and the outcome of each selection (default search or by name). */
 let active: TrainingBackendInfo | null = null;
+const selections = new Map<TrainingBackendName | 'default', TrainingBackendInfo>();
 
 // Production mode: skips tfjs' debug checks and its "install tfjs-node" console banner (we report
 // the backend ourselves).
@@ -41,11 +43,16 @@ export function parseTrainingBackend(text: string): TrainingBackendName {
 
 /**
  * Makes tfjs run on the preferred backend, or the first of the default order that loads.
- * Idempotent per process for the same request. Throws BackendError when an explicitly requested
- * backend cannot load (never silently trains somewhere else than asked).
+ * A selection is made once per process and reused. Throws BackendError when an explicitly
+ * requested backend cannot load (never silently trains somewhere else than asked).
  */
 export async function initTrainingBackend(preferred?: TrainingBackendName, log: (m: string) => void = (m) => console.warn(m)): Promise<TrainingBackendInfo> {
-  if (active && (!preferred || preferred === active.name)) return active;
+  const known = selections.get(preferred ?? 'default');
+  if (known) {
+    if (tf.getBackend() !== known.tfjsName) await tf.setBackend(known.tfjsName);
+    active = known;
+    return known;
+  }
   const order: TrainingBackendName[] = preferred ? [preferred] : [...TRAINING_BACKENDS];
   const attempts: BackendAttempt[] = [];
   for (const name of order) {
@@ -56,9 +63,10 @@ export async function initTrainingBackend(preferred?: TrainingBackendName, log: 
       await tf.ready();
       attempts.push({ backend: name, ok: true });
       active = { name, tfjsName, attempts };
+      selections.set(preferred ?? 'default', active);
       return active;
     } catch (err) {
-      const reason = errorMessage(err).split('\n')[0];
+      const reason = describeLoadFailure(err);
       attempts.push({ backend: name, ok: false, reason });
       if (!preferred) log(`training: backend "${name}" unavailable, trying the next one: ${reason}`);
     }
@@ -68,6 +76,15 @@ export async function initTrainingBackend(preferred?: TrainingBackendName, log: 
       ? `training backend "${preferred}" is not available: ${attempts[0].reason}`
       : `no tfjs backend could be loaded: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`,
   );
+}
+
+function describeLoadFailure(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const pkg = /Cannot find (?:package|module) '([^']+)'/.exec(errorMessage(err))?.[1];
+  if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && pkg) {
+    return `package ${pkg} is not installed (optional: its install downloads libtensorflow, which needs internet)`;
+  }
+  return errorMessage(err).split('\n')[0];
 }
 
 /** Imports the package that provides a backend and returns tfjs' name for it. */
