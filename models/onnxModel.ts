@@ -28,7 +28,6 @@ import {
 export { ONNX_IR_VERSION, ONNX_OPSET } from './onnxGraph.js';
 export const ONNX_INPUT_NAME = 'input';
 export const ONNX_OUTPUT_NAME = 'probabilities';
-const FLOAT = 1;
 
 export function buildOnnxModel(spec: ModelSpec, params: Float32Array, options: { producerVersion?: string } = {}): Uint8Array {
   const layout = layoutOf(spec);
