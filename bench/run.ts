@@ -24,6 +24,7 @@ if (!values.only || values.only === 'training') {
       { backend: 'tensorflow' },
       { backend: 'wasm', ortThreads: 1 },
       { backend: 'wasm', ortThreads: 2 },
+      { backend: 'wasm', workers: 2 },
       { backend: 'wasm', ortThreads: 0 },
       { backend: 'cpu' },
     ],

@@ -23,6 +23,7 @@ interface TrainFlags {
   proxMu: number;
   backend?: string;
   seed: number;
+  workers: number;
   hidden?: string;
   labelColumn?: string;
   binarizeLabel?: boolean;
@@ -44,6 +45,7 @@ export function trainCommand(): Command {
     .option('--prox-mu <mu>', 'FedProx proximal coefficient (0 = off)', floatOption('--prox-mu'), 0)
     .addOption(new Option('--backend <name>', 'tfjs backend (default: first that loads)').choices([...TRAINING_BACKENDS]))
     .option('--seed <n>', 'seed for initialisation, splits and shuffling', intOption('--seed'), 1)
+    .option('--workers <n>', 'data-parallel worker threads (wasm backend), e.g. the number of cores', intOption('--workers', 1), 1)
     .option('--hidden <units>', 'hidden layer widths for mlp-tabular, e.g. 64,32')
     .option('--label-column <name|index>', 'CSV label column (default: last)')
     .option('--binarize-label', 'CSV: label = 1 when > 0 (e.g. UCI heart disease "num")')
@@ -76,6 +78,7 @@ export function trainCommand(): Command {
         optimizer: flags.optimizer,
         proxMu: flags.proxMu,
         seed: flags.seed,
+        workers: flags.workers,
         validation: data.val,
         selectBest: flags.selectBest && data.val !== undefined,
         onEpoch,
@@ -95,6 +98,8 @@ export function trainCommand(): Command {
         learningRate: lr,
         batchSize: flags.batchSize,
         seed: flags.seed,
+        workers: backend.name === 'wasm' ? flags.workers : 1,
+        convKernels: backend.convKernels,
         epochs: result.history,
         selectedEpoch: result.selectedEpoch,
         samplesPerSecond: result.samplesPerSecond,

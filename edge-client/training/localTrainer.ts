@@ -10,9 +10,12 @@ import { numClassesOf, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { classificationMetrics, type ClassificationMetrics } from '../../shared/metrics/classificationMetrics.js';
 import { SeededRng } from '../../shared/random/seededRng.js';
 import { exampleSize, type Dataset } from '../data/dataset.js';
+import { EpochHistory, type EpochReport } from './epochHistory.js';
 import { activeTrainingBackend } from './trainingBackend.js';
+import { TrainingStep, type OptimizerName } from './trainingStep.js';
 
-export type OptimizerName = 'sgd' | 'adam';
+export type { EpochReport } from './epochHistory.js';
+export type { OptimizerName } from './trainingStep.js';
 
 export interface LocalFitOptions {
   epochs: number;
@@ -31,14 +34,11 @@ export interface LocalFitOptions {
    */
   selectBest?: boolean;
   onEpoch?: (report: EpochReport) => void;
-}
-
-export interface EpochReport {
-  epoch: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  validation?: ClassificationMetrics;
-  seconds: number;
+  /**
+   * Worker threads for data-parallel training (wasm backend; default 1 = this thread). Each
+   * batch is split across the workers and their gradients averaged: same result, more cores.
+   */
+  workers?: number;
 }
 
 export interface LocalFitResult {
@@ -60,10 +60,17 @@ export function checkFitOptions(o: LocalFitOptions): void {
   if (!(o.learningRate > 0)) throw new UsageError(`learning rate must be > 0, got ${o.learningRate}`);
   if (o.optimizer !== 'sgd' && o.optimizer !== 'adam') throw new UsageError(`optimizer must be "sgd" or "adam", got "${o.optimizer}"`);
   if (o.proxMu !== undefined && !(o.proxMu >= 0)) throw new UsageError(`FedProx mu must be >= 0, got ${o.proxMu}`);
+  if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers >= 1 && o.workers <= 64)) throw new UsageError(`workers must be an integer from 1 to 64, got ${o.workers}`);
 }
 
 export async function localFit(spec: ModelSpec, globalParams: Float32Array, data: Dataset, options: LocalFitOptions): Promise<LocalFitResult> {
   checkFitOptions(options);
+  const backend = activeTrainingBackend();
+  if ((options.workers ?? 1) > 1 && backend?.name === 'wasm') {
+    // Imported lazily: worker threads are only needed for this path.
+    const { dataParallelFit } = await import('./dataParallelTrainer.js');
+    return dataParallelFit(spec, globalParams, data, { ...options, workers: options.workers!, backend: backend.name });
+  }
   const model = new TfjsModel(spec, globalParams);
   try {
     return trainModel(model, data, options);
@@ -72,26 +79,18 @@ export async function localFit(spec: ModelSpec, globalParams: Float32Array, data
   }
 }
 
-/** Trains `model` in place. */
+/** Trains `model` in place on this thread. */
 export function trainModel(model: TfjsModel, data: Dataset, options: LocalFitOptions): LocalFitResult {
   checkFitOptions(options);
   const n = data.y.length;
   if (n === 0) throw new UsageError('cannot train on an empty data set');
+  checkClasses(model.spec, data);
   const size = exampleSize(data);
-  const classes = lastUnits(model);
-  if (data.numClasses > classes) throw new UsageError(`the data has ${data.numClasses} classes but model "${model.spec.name}" outputs ${classes}`);
-  const optimizer = options.optimizer === 'adam' ? tf.train.adam(options.learningRate) : tf.train.sgd(options.learningRate);
-  const mu = options.proxMu ?? 0;
-  const anchors = mu > 0 ? model.variables.map((v) => tf.keep(v.clone())) : [];
+  const step = new TrainingStep(model, options);
   const rng = new SeededRng(options.seed ?? 0);
   const batchX = new Float32Array(options.batchSize * size);
   const batchY = new Int32Array(options.batchSize);
-  const history: EpochReport[] = [];
-  // Model selection on validation data (selectBest).
-  let bestParams: Float32Array | null = null;
-  let bestEpoch = 0;
-  let bestScore = -Infinity;
-  let bestLoss = Infinity;
+  const history = new EpochHistory(!!options.selectBest);
   const started = performance.now();
   try {
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
@@ -101,64 +100,45 @@ export function trainModel(model: TfjsModel, data: Dataset, options: LocalFitOpt
       let correct = 0;
       for (let start = 0; start < n; start += options.batchSize) {
         const b = Math.min(options.batchSize, n - start);
-        for (let i = 0; i < b; i++) {
-          const j = order[start + i];
-          batchX.set(data.x.subarray(j * size, (j + 1) * size), i * size);
-          batchY[i] = data.y[j];
-        }
-        const [lossValue, batchCorrect] = tf.tidy(() => {
-          const xs = tf.tensor(batchX.subarray(0, b * size), [b, ...data.exampleShape], 'float32');
-          const labels = tf.tensor1d(batchY.subarray(0, b), 'int32');
-          const oneHot = tf.oneHot(labels, classes);
-          let predicted: tf.Tensor | null = null;
-          const loss = optimizer.minimize(() => {
-            const logits = model.logits(xs, true);
-            predicted = tf.keep(tf.argMax(logits, 1));
-            let l = tf.losses.softmaxCrossEntropy(oneHot, logits) as tf.Scalar;
-            if (mu > 0) {
-              const prox = tf.addN(model.variables.map((v, k) => tf.sum(tf.square(tf.sub(v, anchors[k])))));
-              l = tf.add(l, tf.mul(mu / 2, prox));
-            }
-            return l;
-          }, true, model.variables)!;
-          const hits = tf.sum(tf.cast(tf.equal(predicted!, labels), 'int32'));
-          const result: [number, number] = [loss.dataSync()[0], hits.dataSync()[0]];
-          (predicted as tf.Tensor | null)?.dispose();
-          return result;
-        });
-        lossSum += lossValue * b;
-        correct += batchCorrect;
+        gatherBatch(data, order.subarray(start, start + b), batchX, batchY);
+        const r = step.minimize(batchX.subarray(0, b * size), batchY.subarray(0, b), data.exampleShape);
+        lossSum += r.loss * b;
+        correct += r.correct;
       }
       const report: EpochReport = { epoch, trainLoss: lossSum / n, trainAccuracy: correct / n, seconds: (performance.now() - epochStart) / 1000 };
-      if (options.validation) {
-        const v = evaluateModel(model, options.validation);
-        report.validation = v;
-        const score = Number.isNaN(v.auc) ? v.accuracy : v.auc;
-        if (options.selectBest && (score > bestScore || (score === bestScore && v.loss < bestLoss))) {
-          bestParams = model.getParams(bestParams ?? undefined);
-          bestEpoch = epoch;
-          bestScore = score;
-          bestLoss = v.loss;
-        }
-      }
-      history.push(report);
+      if (options.validation) report.validation = evaluateModel(model, options.validation);
+      history.record(report, (reuse) => model.getParams(reuse));
       options.onEpoch?.(report);
     }
   } finally {
-    optimizer.dispose();
-    for (const a of anchors) a.dispose();
+    step.dispose();
   }
-  const seconds = (performance.now() - started) / 1000;
-  if (bestParams) model.setParams(bestParams);
+  const chosen = history.selected();
+  if (chosen) model.setParams(chosen.params);
   return {
-    params: bestParams ?? model.getParams(),
-    selectedEpoch: bestParams ? bestEpoch : options.epochs,
+    params: chosen ? chosen.params : model.getParams(),
+    selectedEpoch: chosen ? chosen.epoch : options.epochs,
     numExamples: n,
-    loss: history[history.length - 1].trainLoss,
-    history,
-    samplesPerSecond: (n * options.epochs) / seconds,
+    loss: history.reports[history.reports.length - 1].trainLoss,
+    history: history.reports,
+    samplesPerSecond: (n * options.epochs) / ((performance.now() - started) / 1000),
     backend: activeTrainingBackend()?.name ?? tf.getBackend(),
   };
+}
+
+/** Copies the examples at `indices` into the batch buffers. */
+export function gatherBatch(data: Pick<Dataset, 'x' | 'y' | 'exampleShape'>, indices: ArrayLike<number>, batchX: Float32Array, batchY: Int32Array): void {
+  const size = exampleSize(data);
+  for (let i = 0; i < indices.length; i++) {
+    const j = indices[i];
+    batchX.set(data.x.subarray(j * size, (j + 1) * size), i * size);
+    batchY[i] = data.y[j];
+  }
+}
+
+export function checkClasses(spec: ModelSpec, data: Dataset): void {
+  const classes = numClassesOf(spec);
+  if (data.numClasses > classes) throw new UsageError(`the data has ${data.numClasses} classes but model "${spec.name}" outputs ${classes}`);
 }
 
 /** Loss, accuracy and AUC of `model` on `data`, predicted in batches. */

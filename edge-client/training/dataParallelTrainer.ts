@@ -1,0 +1,177 @@
+/**
+ * Data-parallel local training over worker threads, to use every core of an edge machine
+ * (tfjs' wasm backend is single-threaded in Node). Synchronous SGD: each batch is split into one
+ * shard per worker; workers compute their shard's gradient into shared memory; the main thread
+ * sums them (each is pre-scaled by shard/batch size) and every worker applies that same
+ * averaged gradient to its replica. The result equals single-thread training on the same
+ * batches up to floating-point summation order (and dropout masks, which are random anyway).
+ */
+import { Worker } from 'node:worker_threads';
+import { TfjsModel } from '../../models/tfjsModel.js';
+import { BackendError } from '../../shared/errors.js';
+import type { ModelSpec } from '../../shared/model/modelSpec.js';
+import { layoutOf } from '../../shared/model/parameterLayout.js';
+import { SeededRng } from '../../shared/random/seededRng.js';
+import { exampleSize, type Dataset } from '../data/dataset.js';
+import { EpochHistory, type EpochReport } from './epochHistory.js';
+import type { GradientWorkerInit, WorkerReply, WorkerRequest } from './gradientWorker.js';
+import { checkClasses, checkFitOptions, evaluateModel, type LocalFitOptions, type LocalFitResult } from './localTrainer.js';
+import type { TrainingBackendName } from './trainingBackend.js';
+
+interface WorkerHandle {
+  worker: Worker;
+  grad: Float32Array;
+  /** Resolves with the next reply of this worker. */
+  next(): Promise<WorkerReply>;
+  send(req: WorkerRequest): void;
+}
+
+export async function dataParallelFit(
+  spec: ModelSpec,
+  globalParams: Float32Array,
+  data: Dataset,
+  options: LocalFitOptions & { workers: number; backend: TrainingBackendName },
+): Promise<LocalFitResult & { workers: number }> {
+  checkFitOptions(options);
+  checkClasses(spec, data);
+  const n = data.y.length;
+  const size = exampleSize(data);
+  const layout = layoutOf(spec);
+  const sab = (values: number): SharedArrayBuffer => new SharedArrayBuffer(values * 4);
+  const xBuf = sab(data.x.length);
+  new Float32Array(xBuf).set(data.x);
+  const yBuf = sab(n);
+  new Int32Array(yBuf).set(data.y);
+  // Two averaged-gradient buffers, alternating by step: workers apply step t-1's buffer while
+  // the main thread will write step t's into the other one (no race, no extra round trip).
+  const avgBufs = [sab(layout.size), sab(layout.size)];
+  const avgs = avgBufs.map((b) => new Float32Array(b));
+  const outBuf = sab(layout.size);
+  const out = new Float32Array(outBuf);
+  const maxShard = Math.ceil(options.batchSize / options.workers);
+  const handles: WorkerHandle[] = [];
+  try {
+    for (let w = 0; w < options.workers; w++) {
+      const gradBuf = sab(layout.size);
+      const init: GradientWorkerInit = {
+        spec,
+        params: globalParams,
+        backend: options.backend,
+        x: xBuf,
+        y: yBuf,
+        exampleShape: data.exampleShape,
+        step: { optimizer: options.optimizer, learningRate: options.learningRate, proxMu: options.proxMu },
+        grad: gradBuf,
+        avg: avgBufs,
+        out: outBuf,
+        maxShard,
+      };
+      handles.push(spawn(init, new Float32Array(gradBuf)));
+    }
+    for (const h of handles) await expect(h, 'ready');
+
+    const rng = new SeededRng(options.seed ?? 0);
+    const history = new EpochHistory(!!options.selectBest);
+    const evalModel = options.validation ? new TfjsModel(spec, globalParams) : null;
+    let pendingApply = false;
+    let stepIndex = 0;
+    const lastAvg = (): number => (stepIndex - 1) & 1;
+    const started = performance.now();
+    const flush = async (): Promise<void> => {
+      if (!pendingApply) return;
+      for (const h of handles) h.send({ type: 'apply', avg: lastAvg() });
+      for (const h of handles) await expect(h, 'applied');
+      pendingApply = false;
+    };
+    const fetchParams = async (): Promise<Float32Array> => {
+      await flush();
+      handles[0].send({ type: 'params' });
+      await expect(handles[0], 'params');
+      return Float32Array.from(out);
+    };
+    try {
+      for (let epoch = 1; epoch <= options.epochs; epoch++) {
+        const epochStart = performance.now();
+        const order = rng.permutation(n);
+        let lossSum = 0;
+        let correct = 0;
+        for (let start = 0; start < n; start += options.batchSize) {
+          const b = Math.min(options.batchSize, n - start);
+          const shard = Math.ceil(b / handles.length);
+          handles.forEach((h, w) => {
+            const from = start + Math.min(w * shard, b);
+            const to = start + Math.min((w + 1) * shard, b);
+            h.send({ type: 'step', indices: order.slice(from, to), batchSize: b, applyAvg: pendingApply ? lastAvg() : -1 });
+          });
+          const avg = avgs[stepIndex & 1];
+          avg.fill(0);
+          for (const h of handles) {
+            const r = await expect(h, 'grads');
+            if (r.type !== 'grads') continue;
+            lossSum += r.loss * r.count;
+            correct += r.correct;
+            const g = h.grad;
+            for (let i = 0; i < g.length; i++) avg[i] += g[i];
+          }
+          pendingApply = true;
+          stepIndex++;
+        }
+        const report: EpochReport = { epoch, trainLoss: lossSum / n, trainAccuracy: correct / n, seconds: (performance.now() - epochStart) / 1000 };
+        if (evalModel && options.validation) {
+          evalModel.setParams(await fetchParams());
+          report.validation = evaluateModel(evalModel, options.validation);
+        }
+        history.record(report, () => Float32Array.from(out));
+        options.onEpoch?.(report);
+      }
+      const chosen = history.selected();
+      const params = chosen ? chosen.params : await fetchParams();
+      return {
+        params,
+        selectedEpoch: chosen ? chosen.epoch : options.epochs,
+        numExamples: n,
+        loss: history.reports[history.reports.length - 1].trainLoss,
+        history: history.reports,
+        samplesPerSecond: (n * options.epochs) / ((performance.now() - started) / 1000),
+        backend: options.backend,
+        workers: handles.length,
+      };
+    } finally {
+      evalModel?.dispose();
+    }
+  } finally {
+    for (const h of handles) {
+      h.send({ type: 'close' });
+      await h.worker.terminate();
+    }
+  }
+}
+
+function spawn(init: GradientWorkerInit, grad: Float32Array): WorkerHandle {
+  const worker = new Worker(new URL('./gradientWorker.js', import.meta.url), { workerData: init });
+  const queue: WorkerReply[] = [];
+  const waiters: ((r: WorkerReply) => void)[] = [];
+  const deliver = (r: WorkerReply): void => {
+    const w = waiters.shift();
+    if (w) w(r);
+    else queue.push(r);
+  };
+  worker.on('message', deliver);
+  worker.on('error', (err) => deliver({ type: 'error', message: err.message }));
+  worker.on('exit', (code) => {
+    if (code !== 0) deliver({ type: 'error', message: `training worker exited with code ${code}` });
+  });
+  return {
+    worker,
+    grad,
+    next: () => new Promise((resolve) => (queue.length ? resolve(queue.shift()!) : waiters.push(resolve))),
+    send: (req) => worker.postMessage(req),
+  };
+}
+
+async function expect(h: WorkerHandle, type: WorkerReply['type']): Promise<WorkerReply> {
+  const r = await h.next();
+  if (r.type === 'error') throw new BackendError(`training worker failed: ${r.message}`);
+  if (r.type !== type) throw new BackendError(`training worker protocol error: expected "${type}", got "${r.type}"`);
+  return r;
+}
