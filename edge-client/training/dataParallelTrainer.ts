@@ -12,7 +12,7 @@ import { BackendError } from '../../shared/errors.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { SeededRng } from '../../shared/random/seededRng.js';
-import { exampleSize, type Dataset } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
 import { EpochHistory, type EpochReport } from './epochHistory.js';
 import type { GradientWorkerInit, WorkerReply, WorkerRequest } from './gradientWorker.js';
 import { checkClasses, checkFitOptions, evaluateModel, type LocalFitOptions, type LocalFitResult } from './localTrainer.js';
@@ -35,7 +35,6 @@ export async function dataParallelFit(
   checkFitOptions(options);
   checkClasses(spec, data);
   const n = data.y.length;
-  const size = exampleSize(data);
   const layout = layoutOf(spec);
   const sab = (values: number): SharedArrayBuffer => new SharedArrayBuffer(values * 4);
   const xBuf = sab(data.x.length);
