@@ -72,10 +72,10 @@ export async function benchTraining(configs: TrainingBenchConfig[], options: { r
     }
     const model = new TfjsModel(spec, params);
     // Warm-up: kernel setup, XNNPACK operator creation, JIT.
-    trainModel(model, { ...data, x: data.x.subarray(0, 32 * 784), y: data.y.subarray(0, 32) }, { epochs: 1, batchSize: 32, learningRate: 0.01, optimizer: 'sgd' });
+    await trainModel(model, { ...data, x: data.x.subarray(0, 32 * 784), y: data.y.subarray(0, 32) }, { epochs: 1, batchSize: 32, learningRate: 0.01, optimizer: 'sgd' });
     const runs: number[] = [];
     for (let r = 0; r < options.repeats; r++) {
-      const res = trainModel(model, data, { epochs: 1, batchSize: 32, learningRate: 0.01, optimizer: 'sgd', seed: r });
+      const res = await trainModel(model, data, { epochs: 1, batchSize: 32, learningRate: 0.01, optimizer: 'sgd', seed: r });
       runs.push(round(res.samplesPerSecond, 1));
     }
     model.dispose();

@@ -11,11 +11,11 @@ import { TfjsModel } from '../../models/tfjsModel.js';
 import { BackendError } from '../../shared/errors.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
-import { SeededRng } from '../../shared/random/seededRng.js';
 import type { Dataset } from '../data/dataset.js';
-import { EpochHistory, type EpochReport } from './epochHistory.js';
+import { runEpochs } from './epochLoop.js';
 import type { GradientWorkerInit, WorkerReply, WorkerRequest } from './gradientWorker.js';
-import { checkClasses, checkFitOptions, evaluateModel, type LocalFitOptions, type LocalFitResult } from './localTrainer.js';
+import { checkClasses, checkFitOptions, evaluateModel, fitResult, type LocalFitOptions, type LocalFitResult } from './localTrainer.js';
+import type { BatchOutcome } from './trainingStep.js';
 import type { TrainingBackendName } from './trainingBackend.js';
 
 interface WorkerHandle {
@@ -69,72 +69,59 @@ export async function dataParallelFit(
     }
     for (const h of handles) await expect(h, 'ready');
 
-    const rng = new SeededRng(options.seed ?? 0);
-    const history = new EpochHistory(!!options.selectBest);
     const evalModel = options.validation ? new TfjsModel(spec, globalParams) : null;
     let pendingApply = false;
     let stepIndex = 0;
     const lastAvg = (): number => (stepIndex - 1) & 1;
-    const started = performance.now();
+    /** Makes every replica apply the last averaged gradient, if it has not yet. */
     const flush = async (): Promise<void> => {
       if (!pendingApply) return;
       for (const h of handles) h.send({ type: 'apply', avg: lastAvg() });
       for (const h of handles) await expect(h, 'applied');
       pendingApply = false;
     };
-    const fetchParams = async (): Promise<Float32Array> => {
+    const fetchParams = async (into?: Float32Array): Promise<Float32Array> => {
       await flush();
       handles[0].send({ type: 'params' });
       await expect(handles[0], 'params');
-      return Float32Array.from(out);
+      const copy = into ?? new Float32Array(out.length);
+      copy.set(out);
+      return copy;
+    };
+    const runBatch = async (indices: Int32Array): Promise<BatchOutcome> => {
+      const b = indices.length;
+      const shard = Math.ceil(b / handles.length);
+      handles.forEach((h, w) => {
+        h.send({ type: 'step', indices: indices.slice(Math.min(w * shard, b), Math.min((w + 1) * shard, b)), batchSize: b, applyAvg: pendingApply ? lastAvg() : -1 });
+      });
+      const avg = avgs[stepIndex & 1];
+      avg.fill(0);
+      let lossSum = 0;
+      let correct = 0;
+      for (const h of handles) {
+        const r = await expect(h, 'grads');
+        if (r.type !== 'grads') continue;
+        lossSum += r.loss * r.count;
+        correct += r.correct;
+        const g = h.grad;
+        for (let i = 0; i < g.length; i++) avg[i] += g[i];
+      }
+      pendingApply = true;
+      stepIndex++;
+      return { loss: lossSum / b, correct };
     };
     try {
-      for (let epoch = 1; epoch <= options.epochs; epoch++) {
-        const epochStart = performance.now();
-        const order = rng.permutation(n);
-        let lossSum = 0;
-        let correct = 0;
-        for (let start = 0; start < n; start += options.batchSize) {
-          const b = Math.min(options.batchSize, n - start);
-          const shard = Math.ceil(b / handles.length);
-          handles.forEach((h, w) => {
-            const from = start + Math.min(w * shard, b);
-            const to = start + Math.min((w + 1) * shard, b);
-            h.send({ type: 'step', indices: order.slice(from, to), batchSize: b, applyAvg: pendingApply ? lastAvg() : -1 });
-          });
-          const avg = avgs[stepIndex & 1];
-          avg.fill(0);
-          for (const h of handles) {
-            const r = await expect(h, 'grads');
-            if (r.type !== 'grads') continue;
-            lossSum += r.loss * r.count;
-            correct += r.correct;
-            const g = h.grad;
-            for (let i = 0; i < g.length; i++) avg[i] += g[i];
-          }
-          pendingApply = true;
-          stepIndex++;
-        }
-        const report: EpochReport = { epoch, trainLoss: lossSum / n, trainAccuracy: correct / n, seconds: (performance.now() - epochStart) / 1000 };
-        if (evalModel && options.validation) {
+      const validation = options.validation;
+      const loop = await runEpochs(n, options, {
+        runBatch,
+        evaluate: evalModel && validation ? async () => {
           evalModel.setParams(await fetchParams());
-          report.validation = evaluateModel(evalModel, options.validation);
-        }
-        history.record(report, () => Float32Array.from(out));
-        options.onEpoch?.(report);
-      }
-      const chosen = history.selected();
-      const params = chosen ? chosen.params : await fetchParams();
-      return {
-        params,
-        selectedEpoch: chosen ? chosen.epoch : options.epochs,
-        numExamples: n,
-        loss: history.reports[history.reports.length - 1].trainLoss,
-        history: history.reports,
-        samplesPerSecond: (n * options.epochs) / ((performance.now() - started) / 1000),
-        backend: options.backend,
-        workers: handles.length,
-      };
+          return evaluateModel(evalModel, validation);
+        } : undefined,
+        snapshot: (reuse) => fetchParams(reuse),
+      });
+      const params = loop.selected?.params ?? (await fetchParams());
+      return { ...fitResult(loop, params, n, options, options.backend), workers: handles.length };
     } finally {
       evalModel?.dispose();
     }

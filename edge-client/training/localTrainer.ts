@@ -8,13 +8,12 @@ import { TfjsModel } from '../../models/tfjsModel.js';
 import { UsageError } from '../../shared/errors.js';
 import { numClassesOf, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { classificationMetrics, type ClassificationMetrics } from '../../shared/metrics/classificationMetrics.js';
-import { SeededRng } from '../../shared/random/seededRng.js';
 import { exampleSize, type Dataset } from '../data/dataset.js';
-import { EpochHistory, type EpochReport } from './epochHistory.js';
+import { runEpochs, type EpochLoopResult, type EpochReport } from './epochLoop.js';
 import { activeTrainingBackend } from './trainingBackend.js';
 import { TrainingStep, type OptimizerName } from './trainingStep.js';
 
-export type { EpochReport } from './epochHistory.js';
+export type { EpochReport } from './epochLoop.js';
 export type { OptimizerName } from './trainingStep.js';
 
 export interface LocalFitOptions {
@@ -73,56 +72,50 @@ export async function localFit(spec: ModelSpec, globalParams: Float32Array, data
   }
   const model = new TfjsModel(spec, globalParams);
   try {
-    return trainModel(model, data, options);
+    return await trainModel(model, data, options);
   } finally {
     model.dispose();
   }
 }
 
 /** Trains `model` in place on this thread. */
-export function trainModel(model: TfjsModel, data: Dataset, options: LocalFitOptions): LocalFitResult {
+export async function trainModel(model: TfjsModel, data: Dataset, options: LocalFitOptions): Promise<LocalFitResult> {
   checkFitOptions(options);
   const n = data.y.length;
   if (n === 0) throw new UsageError('cannot train on an empty data set');
   checkClasses(model.spec, data);
   const size = exampleSize(data);
   const step = new TrainingStep(model, options);
-  const rng = new SeededRng(options.seed ?? 0);
   const batchX = new Float32Array(options.batchSize * size);
   const batchY = new Int32Array(options.batchSize);
-  const history = new EpochHistory(!!options.selectBest);
-  const started = performance.now();
+  const validation = options.validation;
+  let loop: EpochLoopResult;
   try {
-    for (let epoch = 1; epoch <= options.epochs; epoch++) {
-      const epochStart = performance.now();
-      const order = rng.permutation(n);
-      let lossSum = 0;
-      let correct = 0;
-      for (let start = 0; start < n; start += options.batchSize) {
-        const b = Math.min(options.batchSize, n - start);
-        gatherBatch(data, order.subarray(start, start + b), batchX, batchY);
-        const r = step.minimize(batchX.subarray(0, b * size), batchY.subarray(0, b), data.exampleShape);
-        lossSum += r.loss * b;
-        correct += r.correct;
-      }
-      const report: EpochReport = { epoch, trainLoss: lossSum / n, trainAccuracy: correct / n, seconds: (performance.now() - epochStart) / 1000 };
-      if (options.validation) report.validation = evaluateModel(model, options.validation);
-      history.record(report, (reuse) => model.getParams(reuse));
-      options.onEpoch?.(report);
-    }
+    loop = await runEpochs(n, options, {
+      runBatch: (indices) => {
+        gatherBatch(data, indices, batchX, batchY);
+        return step.minimize(batchX.subarray(0, indices.length * size), batchY.subarray(0, indices.length), data.exampleShape);
+      },
+      evaluate: validation ? () => evaluateModel(model, validation) : undefined,
+      snapshot: (reuse) => model.getParams(reuse),
+    });
   } finally {
     step.dispose();
   }
-  const chosen = history.selected();
-  if (chosen) model.setParams(chosen.params);
+  if (loop.selected) model.setParams(loop.selected.params);
+  return fitResult(loop, loop.selected?.params ?? model.getParams(), n, options, activeTrainingBackend()?.name ?? tf.getBackend());
+}
+
+/** Assembles a LocalFitResult from the epoch loop's outcome. */
+export function fitResult(loop: EpochLoopResult, params: Float32Array, n: number, options: LocalFitOptions, backend: string): LocalFitResult {
   return {
-    params: chosen ? chosen.params : model.getParams(),
-    selectedEpoch: chosen ? chosen.epoch : options.epochs,
+    params,
+    selectedEpoch: loop.selected?.epoch ?? options.epochs,
     numExamples: n,
-    loss: history.reports[history.reports.length - 1].trainLoss,
-    history: history.reports,
-    samplesPerSecond: (n * options.epochs) / ((performance.now() - started) / 1000),
-    backend: activeTrainingBackend()?.name ?? tf.getBackend(),
+    loss: loop.reports[loop.reports.length - 1].trainLoss,
+    history: loop.reports,
+    samplesPerSecond: (n * options.epochs) / loop.seconds,
+    backend,
   };
 }
 

@@ -23,19 +23,7 @@ import * as ort from 'onnxruntime-node';
 import type { Binding } from 'onnxruntime-node/dist/binding.js';
 import { encodeOnnxModel, floatValueInfo, intsAttr, node, type INodeProto } from '../../models/onnxGraph.js';
 
-type TensorInfo = tf.TensorInfo;
-type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
-
-interface WasmBackend extends tf.KernelBackend {
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
-
-interface KernelArgs {
-  inputs: Record<string, TensorInfo>;
-  backend: tf.KernelBackend;
-  attrs: Record<string, unknown>;
-}
+import { convInfo, type KernelArgs, type TensorInfo, type WasmBackend } from './wasmKernelSupport.js';
 
 interface NativeBinding {
   binding: { InferenceSession: Binding.InferenceSessionConstructor };
@@ -115,17 +103,6 @@ function runOrFallback(kernelName: string, args: KernelArgs): TensorInfo | null 
     default:
       return null;
   }
-}
-
-function convInfo(xShape: number[], filterShape: number[], attrs: Record<string, unknown>): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides as [number, number],
-    1,
-    attrs.pad as 'valid' | 'same' | number | ExplicitPad,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
 }
 
 function pads(info: tf.backend_util.Conv2DInfo): number[] {

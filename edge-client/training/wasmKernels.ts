@@ -25,10 +25,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { convInfo as geometry, poolInfo, type KernelArgs, type TensorInfo, type WasmBackend } from './wasmKernelSupport.js';
+
 type KernelFunc = tf.KernelFunc;
-type TensorInfo = tf.TensorInfo;
 type Backend = tf.KernelBackend;
-type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
 
 let registered = false;
 
@@ -59,17 +59,6 @@ export function registerWasmTrainingKernels(): void {
   tf.registerKernel({ kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad as KernelFunc });
 }
 
-/** The wasm backend's heap view of a tensor (no copy). */
-interface WasmBackend extends Backend {
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
-
-interface KernelArgs {
-  inputs: Record<string, TensorInfo>;
-  backend: Backend;
-  attrs: Record<string, unknown>;
-}
 
 /** Calls another registered wasm kernel directly. */
 function run(name: string, backend: Backend, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown>): TensorInfo {
@@ -84,14 +73,7 @@ function dispose(backend: Backend, ...infos: TensorInfo[]): void {
 
 function convInfo(xShape: number[], filterShape: number[], attrs: Record<string, unknown>): tf.backend_util.Conv2DInfo {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') throw new Error('fedmed wasm conv gradients support NHWC only');
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides as [number, number],
-    1,
-    attrs.pad as 'valid' | 'same' | number | ExplicitPad,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
+  return geometry(xShape, filterShape, attrs);
 }
 
 /** Patch sizes up to this use im2col + GEMM for the filter gradient (first conv layers). */
@@ -213,14 +195,7 @@ function batchMatMul(args: KernelArgs, stock: KernelFunc): TensorInfo {
 function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { dy, input } = inputs;
   const wasm = backend as WasmBackend;
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
-    attrs.filterSize as [number, number] | number,
-    attrs.strides as [number, number] | number,
-    1,
-    attrs.pad as 'valid' | 'same' | number,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
+  const info = poolInfo(input.shape, attrs);
   const [n, h, w, c] = input.shape;
   const out = wasm.makeOutput(input.shape, 'float32');
   // Views are taken after makeOutput: allocation may grow the heap and detach older views.
