@@ -8,6 +8,7 @@ import { TfjsModel } from '../models/tfjsModel.js';
 import { saveParamsFile } from '../shared/model/paramsFile.js';
 import { loadDataset } from '../edge-client/data/loadDataset.js';
 import { evaluateModel, localFit, type EpochReport, type OptimizerName } from '../edge-client/training/localTrainer.js';
+import { parseAugment } from '../edge-client/training/augmentation.js';
 import { initTrainingBackend, parseTrainingBackend, TRAINING_BACKENDS } from '../edge-client/training/trainingBackend.js';
 import { resolveModel } from './modelResolver.js';
 import { floatOption, intOption } from './parseNumber.js';
@@ -24,6 +25,7 @@ interface TrainFlags {
   backend?: string;
   seed: number;
   workers: number;
+  augment: string;
   hidden?: string;
   labelColumn?: string;
   binarizeLabel?: boolean;
@@ -46,6 +48,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--backend <name>', 'tfjs backend (default: first that loads)').choices([...TRAINING_BACKENDS]))
     .option('--seed <n>', 'seed for initialisation, splits and shuffling', intOption('--seed'), 1)
     .option('--workers <n>', 'data-parallel worker threads (wasm backend), e.g. the number of cores', intOption('--workers', 1), 1)
+    .option('--augment <list>', 'image augmentation: flip, shift=N, or none', 'none')
     .option('--hidden <units>', 'hidden layer widths for mlp-tabular, e.g. 64,32')
     .option('--label-column <name|index>', 'CSV label column (default: last)')
     .option('--binarize-label', 'CSV: label = 1 when > 0 (e.g. UCI heart disease "num")')
@@ -79,6 +82,7 @@ export function trainCommand(): Command {
         proxMu: flags.proxMu,
         seed: flags.seed,
         workers: flags.workers,
+        augment: parseAugment(flags.augment),
         validation: data.val,
         selectBest: flags.selectBest && data.val !== undefined,
         onEpoch,
@@ -99,6 +103,7 @@ export function trainCommand(): Command {
         batchSize: flags.batchSize,
         seed: flags.seed,
         workers: backend.name === 'wasm' ? flags.workers : 1,
+        augment: flags.augment,
         convKernels: backend.convKernels,
         epochs: result.history,
         selectedEpoch: result.selectedEpoch,

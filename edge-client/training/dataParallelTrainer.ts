@@ -64,6 +64,8 @@ export async function dataParallelFit(
         avg: avgBufs,
         out: outBuf,
         maxShard,
+        augment: options.augment,
+        augmentSeed: (options.seed ?? 0) * 1000 + w + 1,
       };
       handles.push(spawn(init, new Float32Array(gradBuf)));
     }

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { TfjsModel } from '../../models/tfjsModel.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
+import { ImageAugmenter, type AugmentOptions } from './augmentation.js';
 import { gatherBatch } from './localTrainer.js';
 import { initTrainingBackend, type TrainingBackendName } from './trainingBackend.js';
 import { TrainingStep, type StepOptions } from './trainingStep.js';
@@ -26,6 +27,9 @@ export interface GradientWorkerInit {
   /** Where worker 0 writes its parameters on request. */
   out: SharedArrayBuffer;
   maxShard: number;
+  augment?: AugmentOptions;
+  /** Seed of this worker's augmentation stream. */
+  augmentSeed: number;
 }
 
 export type WorkerRequest =
@@ -55,6 +59,7 @@ async function main(): Promise<void> {
   const out = new Float32Array(init.out);
   const batchX = new Float32Array(init.maxShard * size);
   const batchY = new Int32Array(init.maxShard);
+  const augmenter = init.augment ? new ImageAugmenter(init.exampleShape, init.augment, init.augmentSeed) : null;
   port.postMessage({ type: 'ready', backend: info.name, convKernels: info.convKernels } satisfies WorkerReply);
   port.on('message', (req: WorkerRequest) => {
     try {
@@ -68,6 +73,7 @@ async function main(): Promise<void> {
             return;
           }
           gatherBatch(data, req.indices, batchX, batchY);
+          augmenter?.apply(batchX, b);
           const r = step.gradients(batchX.subarray(0, b * size), batchY.subarray(0, b), init.exampleShape, b / req.batchSize, grad);
           port.postMessage({ type: 'grads', loss: r.loss, correct: r.correct, count: b } satisfies WorkerReply);
           return;

@@ -9,6 +9,7 @@ import { UsageError } from '../../shared/errors.js';
 import { numClassesOf, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { classificationMetrics, type ClassificationMetrics } from '../../shared/metrics/classificationMetrics.js';
 import { exampleSize, type Dataset } from '../data/dataset.js';
+import { ImageAugmenter, type AugmentOptions } from './augmentation.js';
 import { runEpochs, type EpochLoopResult, type EpochReport } from './epochLoop.js';
 import { activeTrainingBackend } from './trainingBackend.js';
 import { TrainingStep, type OptimizerName } from './trainingStep.js';
@@ -38,6 +39,8 @@ export interface LocalFitOptions {
    * batch is split across the workers and their gradients averaged: same result, more cores.
    */
   workers?: number;
+  /** Image augmentation (random flips/shifts) applied to every training batch. */
+  augment?: AugmentOptions;
 }
 
 export interface LocalFitResult {
@@ -89,11 +92,13 @@ export async function trainModel(model: TfjsModel, data: Dataset, options: Local
   const batchX = new Float32Array(options.batchSize * size);
   const batchY = new Int32Array(options.batchSize);
   const validation = options.validation;
+  const augmenter = options.augment ? new ImageAugmenter(data.exampleShape, options.augment, (options.seed ?? 0) + 1) : null;
   let loop: EpochLoopResult;
   try {
     loop = await runEpochs(n, options, {
       runBatch: (indices) => {
         gatherBatch(data, indices, batchX, batchY);
+        augmenter?.apply(batchX, indices.length);
         return step.minimize(batchX.subarray(0, indices.length * size), batchY.subarray(0, indices.length), data.exampleShape);
       },
       evaluate: validation ? () => evaluateModel(model, validation) : undefined,
