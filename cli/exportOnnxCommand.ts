@@ -1,5 +1,5 @@
 /** `fedmed export-onnx`: writes a model (zoo spec + params) as an ONNX file for inference. */
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../shared/atomicFile.js';
 import { Command } from 'commander';
 import { buildOnnxModel } from '../models/onnxModel.js';
 import { modelVersionId } from '../shared/model/modelHash.js';
@@ -31,7 +31,7 @@ export function exportOnnxCommand(): Command {
     .action((flags: ExportFlags) => {
       const { spec, params } = resolveModel(flags);
       const bytes = buildOnnxModel(spec, params);
-      writeFileSync(flags.out, bytes);
+      writeFileAtomic(flags.out, bytes);
       const info = { model: spec.name, out: flags.out, bytes: bytes.length, parameters: params.length, versionId: modelVersionId(spec, params) };
       if (flags.json) process.stdout.write(`${JSON.stringify(info)}\n`);
       else console.log(`wrote ${flags.out}: model ${spec.name}, ${params.length} parameters, ${bytes.length} bytes, version ${info.versionId.slice(0, 16)}`);

@@ -2,7 +2,7 @@
  * `fedmed make-synthetic`: writes a seeded MedMNIST-style .npz of synthetic 28x28 images, so the
  * quick start and demos run offline without any real data.
  */
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../shared/atomicFile.js';
 import { Command } from 'commander';
 import { syntheticImages } from '../edge-client/data/syntheticImages.js';
 import { encodeNpz } from '../edge-client/data/npzWriter.js';
@@ -37,7 +37,7 @@ export function makeSyntheticCommand(): Command {
         arrays[`${name}_images`] = { dtype: 'u1', shape: [d.y.length, 28, 28], data: Uint8Array.from(d.x, (v) => Math.round(v * 255)) };
         arrays[`${name}_labels`] = { dtype: 'i4', shape: [d.y.length, 1], data: Int32Array.from(d.y) };
       }
-      writeFileSync(flags.out, encodeNpz(arrays));
+      writeFileAtomic(flags.out, encodeNpz(arrays));
       console.log(`wrote ${flags.out}: ${flags.n} synthetic images, ${flags.classes} classes, seed ${flags.seed}`);
     });
 }

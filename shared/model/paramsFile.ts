@@ -11,7 +11,8 @@
  * against its hash and layout, and, when an expected spec is given, that it is the same model)
  * before returning a single value, so a mismatching file is refused whole.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../atomicFile.js';
 import { ParamsError } from '../errors.js';
 import { parseModelSpec, type ModelSpec } from './modelSpec.js';
 import { specHash as hashSpec, paramsSha256, float32Bytes } from './modelHash.js';
@@ -101,10 +102,7 @@ export function decodeParamsFile(bytes: Uint8Array, source: string, expected?: M
 
 /** Writes a params file atomically (temporary file + rename): readers never see half a file. */
 export function saveParamsFile(path: string, spec: ModelSpec, params: Float32Array): void {
-  const bytes = encodeParamsFile(spec, params);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, bytes, { mode: 0o644 });
-  renameSync(tmp, path);
+  writeFileAtomic(path, encodeParamsFile(spec, params));
 }
 
 export function loadParamsFile(path: string, expected?: ModelSpec): { spec: ModelSpec; params: Float32Array } {

@@ -77,6 +77,20 @@ describe('cli: the fedmed command in child processes', function () {
     });
   }
 
+  it('refuses a malformed model spec file and a CSV with an unparsable value, naming them', async () => {
+    const spec = join(t.dir, 'bad-spec.json');
+    writeFileSync(spec, JSON.stringify({ name: 'x', inputShape: [13], layers: [{ type: 'dense', units: 0 }] }));
+    let r = await runCli(['export-onnx', '--model', spec, '--out', join(t.dir, 'never.onnx')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad-spec\.json: layers\[0\]\.units must be a positive integer/);
+    const csv = join(t.dir, 'bad.csv');
+    writeFileSync(csv, 'age,chol,y\n50,200,0\n61,high,1\n');
+    r = await runCli(['train', '--data', csv, '--epochs', '1']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad\.csv: line 3, column "chol": cannot parse "high" as a number/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
   it('refuses a corrupt ONNX file and a corrupt params file, naming them', async () => {
     const onnx = join(t.dir, 'corrupt.onnx');
     writeFileSync(onnx, readFileSync(join(t.dir, 'site.onnx')).subarray(0, 100));
