@@ -20,6 +20,8 @@ interface InferFlags {
   providers: string;
   batchSize: number;
   probabilities?: boolean;
+  trtFp16?: boolean;
+  trtCache?: string;
   json?: boolean;
 }
 
@@ -31,6 +33,8 @@ export function inferCommand(): Command {
     .option('--split <name>', 'which split of a MedMNIST-style npz', 'test')
     .option('--providers <list>', 'execution providers in order of preference', 'tensorrt,cuda,cpu')
     .option('--batch-size <n>', 'examples per inference call', intOption('--batch-size', 1), 64)
+    .option('--trt-fp16', 'TensorRT: build fp16 engines')
+    .option('--trt-cache <dir>', 'TensorRT: engine cache folder (later starts skip the engine build)')
     .option('--probabilities', 'include every class probability in --json output')
     .option('--json', 'print one JSON object')
     .action(async (flags: InferFlags) => {
@@ -41,7 +45,11 @@ export function inferCommand(): Command {
       } catch (err) {
         throw new OnnxModelError(`${flags.model}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
       }
-      const session = await OnnxInferenceSession.create(onnxBytes, { providers, log: flags.json ? () => {} : undefined }, flags.model);
+      const session = await OnnxInferenceSession.create(
+        onnxBytes,
+        { providers, tensorrt: { fp16: flags.trtFp16, engineCacheDir: flags.trtCache }, log: flags.json ? () => {} : undefined },
+        flags.model,
+      );
       try {
         const arrays = readNpz(readFileSync(flags.input), flags.input);
         const xArr = arrays.get(`${flags.split}_images`) ?? arrays.get('x') ?? arrays.get('images');

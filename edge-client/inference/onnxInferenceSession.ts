@@ -66,7 +66,7 @@ export class OnnxInferenceSession {
         return new OnnxInferenceSession(session, provider, attempts, shape);
       } catch (err) {
         if (err instanceof OnnxModelError) throw err;
-        const reason = errorMessage(err).split('\n')[0];
+        const reason = withHint(provider, errorMessage(err).split('\n')[0]);
         attempts.push({ provider, ok: false, reason });
         if (isModelProblem(reason)) {
           lastModelError = err;
@@ -91,6 +91,14 @@ export class OnnxInferenceSession {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** Adds what to do when a GPU provider's libraries are simply not installed. */
+function withHint(provider: ProviderName, reason: string): string {
+  if ((provider === 'tensorrt' || provider === 'cuda') && /Failed to load shared library/i.test(reason)) {
+    return `${reason} (no ${provider === 'cuda' ? 'CUDA' : 'TensorRT'} provider libraries; on an NVIDIA machine run: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node)`;
+  }
+  return reason;
 }
 
 function isModelProblem(reason: string): boolean {

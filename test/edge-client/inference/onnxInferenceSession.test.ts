@@ -3,7 +3,7 @@ import { buildOnnxModel } from '../../../models/onnxModel.js';
 import { zooModel } from '../../../models/zoo.js';
 import { UsageError } from '../../../shared/errors.js';
 import { initParams } from '../../../shared/model/initParams.js';
-import { parseProviderList } from '../../../edge-client/inference/executionProviders.js';
+import { parseProviderList, providerOption } from '../../../edge-client/inference/executionProviders.js';
 import { OnnxInferenceSession } from '../../../edge-client/inference/onnxInferenceSession.js';
 
 describe('edge-client/inference/onnxInferenceSession', () => {
@@ -20,8 +20,11 @@ describe('edge-client/inference/onnxInferenceSession', () => {
       const failed = session.attempts.filter((a) => !a.ok);
       assert.equal(logged.length, failed.length, 'every fallback is logged');
       for (const a of failed) assert.ok(a.reason && logged.some((l) => l.includes(a.provider) && l.includes(a.reason!)));
-      // This machine has no NVIDIA GPU libraries: the fallback to cpu must be visible.
-      if (session.provider === 'cpu') assert.equal(failed.length, 2);
+      // This machine has no NVIDIA GPU libraries: the fallback to cpu must be visible, with a hint.
+      if (session.provider === 'cpu') {
+        assert.equal(failed.length, 2);
+        for (const a of failed) assert.match(a.reason!, /npm rebuild onnxruntime-node|provider/i);
+      }
       const out = await session.run(new Float32Array(3 * 784).fill(0.5), 3);
       assert.equal(out.batch, 3);
       assert.equal(out.classes, 2);
@@ -35,6 +38,20 @@ describe('edge-client/inference/onnxInferenceSession', () => {
     const session = await OnnxInferenceSession.create(onnx, { providers: ['cpu'] });
     assert.deepEqual(session.inputShape, [28, 28, 1]);
     await session.release();
+  });
+
+  it('applies TensorRT fp16 and engine cache through onnxruntime\'s ORT_TENSORRT_* settings', () => {
+    const keys = ['ORT_TENSORRT_FP16_ENABLE', 'ORT_TENSORRT_ENGINE_CACHE_ENABLE', 'ORT_TENSORRT_CACHE_PATH'];
+    const saved = keys.map((k) => process.env[k]);
+    try {
+      assert.deepEqual(providerOption('tensorrt', { providers: ['tensorrt'], deviceId: 1, tensorrt: { fp16: true, engineCacheDir: '/var/cache/trt' } }), { name: 'tensorrt', deviceId: 1 });
+      assert.equal(process.env.ORT_TENSORRT_FP16_ENABLE, '1');
+      assert.equal(process.env.ORT_TENSORRT_ENGINE_CACHE_ENABLE, '1');
+      assert.equal(process.env.ORT_TENSORRT_CACHE_PATH, '/var/cache/trt');
+      assert.deepEqual(providerOption('cpu', { providers: ['cpu'] }), { name: 'cpu' });
+    } finally {
+      keys.forEach((k, i) => (saved[i] === undefined ? delete process.env[k] : (process.env[k] = saved[i])));
+    }
   });
 
   it('parses provider lists and rejects unknown providers', () => {
