@@ -102,7 +102,7 @@ export function trainCommand(): Command {
         learningRate: lr,
         batchSize: flags.batchSize,
         seed: flags.seed,
-        workers: backend.name === 'wasm' ? flags.workers : 1,
+        workers: result.workers,
         augment: flags.augment,
         convKernels: backend.convKernels,
         epochs: result.history,

@@ -14,7 +14,7 @@ import { layoutOf } from '../../shared/model/parameterLayout.js';
 import type { Dataset } from '../data/dataset.js';
 import { runEpochs } from './epochLoop.js';
 import type { GradientWorkerInit, WorkerReply, WorkerRequest } from './gradientWorker.js';
-import { checkClasses, checkFitOptions, evaluateModel, fitResult, type LocalFitOptions, type LocalFitResult } from './localTrainer.js';
+import { checkData, checkFitOptions, evaluateModel, fitResult, type LocalFitOptions, type LocalFitResult } from './localTrainer.js';
 import type { BatchOutcome } from './trainingStep.js';
 import type { TrainingBackendName } from './trainingBackend.js';
 
@@ -31,9 +31,9 @@ export async function dataParallelFit(
   globalParams: Float32Array,
   data: Dataset,
   options: LocalFitOptions & { workers: number; backend: TrainingBackendName },
-): Promise<LocalFitResult & { workers: number }> {
+): Promise<LocalFitResult> {
   checkFitOptions(options);
-  checkClasses(spec, data);
+  checkData(spec, data);
   const n = data.y.length;
   const layout = layoutOf(spec);
   const sab = (values: number): SharedArrayBuffer => new SharedArrayBuffer(values * 4);
@@ -123,7 +123,7 @@ export async function dataParallelFit(
         snapshot: (reuse) => fetchParams(reuse),
       });
       const params = loop.selected?.params ?? (await fetchParams());
-      return { ...fitResult(loop, params, n, options, options.backend), workers: handles.length };
+      return fitResult(loop, params, n, options, options.backend, handles.length);
     } finally {
       evalModel?.dispose();
     }

@@ -54,6 +54,8 @@ export interface LocalFitResult {
   /** Training throughput over all epochs (examples processed per second). */
   samplesPerSecond: number;
   backend: string;
+  /** Threads that trained: 1, or the data-parallel worker count (wasm backend only). */
+  workers: number;
 }
 
 export function checkFitOptions(o: LocalFitOptions): void {
@@ -68,6 +70,10 @@ export function checkFitOptions(o: LocalFitOptions): void {
 export async function localFit(spec: ModelSpec, globalParams: Float32Array, data: Dataset, options: LocalFitOptions): Promise<LocalFitResult> {
   checkFitOptions(options);
   const backend = activeTrainingBackend();
+  if ((options.workers ?? 1) > 1 && backend?.name !== 'wasm') {
+    // Native TensorFlow backends use every core by themselves; say so instead of ignoring the request.
+    console.warn(`training: --workers applies to the wasm backend; "${backend?.name ?? tf.getBackend()}" trains on one process`);
+  }
   if ((options.workers ?? 1) > 1 && backend?.name === 'wasm') {
     // Imported lazily: worker threads are only needed for this path.
     const { dataParallelFit } = await import('./dataParallelTrainer.js');
@@ -84,9 +90,8 @@ export async function localFit(spec: ModelSpec, globalParams: Float32Array, data
 /** Trains `model` in place on this thread. */
 export async function trainModel(model: TfjsModel, data: Dataset, options: LocalFitOptions): Promise<LocalFitResult> {
   checkFitOptions(options);
+  checkData(model.spec, data);
   const n = data.y.length;
-  if (n === 0) throw new UsageError('cannot train on an empty data set');
-  checkClasses(model.spec, data);
   const size = exampleSize(data);
   const step = new TrainingStep(model, options);
   const batchX = new Float32Array(options.batchSize * size);
@@ -112,8 +117,9 @@ export async function trainModel(model: TfjsModel, data: Dataset, options: Local
 }
 
 /** Assembles a LocalFitResult from the epoch loop's outcome. */
-export function fitResult(loop: EpochLoopResult, params: Float32Array, n: number, options: LocalFitOptions, backend: string): LocalFitResult {
+export function fitResult(loop: EpochLoopResult, params: Float32Array, n: number, options: LocalFitOptions, backend: string, workers = 1): LocalFitResult {
   return {
+    workers,
     params,
     selectedEpoch: loop.selected?.epoch ?? options.epochs,
     numExamples: n,
@@ -134,7 +140,9 @@ export function gatherBatch(data: Pick<Dataset, 'x' | 'y' | 'exampleShape'>, ind
   }
 }
 
-export function checkClasses(spec: ModelSpec, data: Dataset): void {
+/** Throws UsageError for an empty data set or one with more classes than the model outputs. */
+export function checkData(spec: ModelSpec, data: Dataset): void {
+  if (data.y.length === 0) throw new UsageError('cannot train on an empty data set');
   const classes = numClassesOf(spec);
   if (data.numClasses > classes) throw new UsageError(`the data has ${data.numClasses} classes but model "${spec.name}" outputs ${classes}`);
 }
