@@ -11,6 +11,10 @@ import { inferCommand } from './inferCommand.js';
 import { makeSyntheticCommand } from './makeSyntheticCommand.js';
 import { trainCommand } from './trainCommand.js';
 import { zooCommand } from './zooCommand.js';
+import { coordinatorCommand } from './coordinatorCommand.js';
+import { edgeCommand } from './edgeCommand.js';
+import { experimentCommand, roundCommand, statusCommand, tokenCommand } from './researchCommands.js';
+import { siteCommand } from './siteCommand.js';
 
 const program = new Command('fedmed')
   .description('fedmed: federated learning for hospital edge nodes')
@@ -23,6 +27,13 @@ program.addCommand(exportOnnxCommand());
 program.addCommand(inferCommand());
 program.addCommand(zooCommand());
 program.addCommand(makeSyntheticCommand());
+program.addCommand(coordinatorCommand());
+program.addCommand(siteCommand());
+program.addCommand(edgeCommand());
+program.addCommand(experimentCommand());
+program.addCommand(roundCommand());
+program.addCommand(statusCommand());
+program.addCommand(tokenCommand());
 
 try {
   await program.parseAsync(process.argv);

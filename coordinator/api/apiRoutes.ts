@@ -1,0 +1,144 @@
+/**
+ * The researcher / admin REST API (fastify routes with JSON schemas; the OpenAPI document is at
+ * /docs/json). Bearer API tokens carry a role: admin (sites, tokens, everything) or researcher
+ * (experiments, rounds, reading). Enrolment uses the site's one-time join token instead.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { FedmedError } from '../../shared/errors.js';
+import { initParams } from '../../shared/model/initParams.js';
+import { modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
+import { encodeParamsFile } from '../../shared/model/paramsFile.js';
+import { layoutOf } from '../../shared/model/parameterLayout.js';
+import { CloseCode } from '../../shared/protocol/protocolError.js';
+import type { ApiTokens } from '../apiTokens.js';
+import { EXPERIMENT_CONFIG_SCHEMA, experimentSpec, type ExperimentConfig } from '../experimentConfig.js';
+import type { EdgeGateway } from '../gateway/edgeGateway.js';
+import type { RoundEngine } from '../rounds/roundEngine.js';
+import type { SiteRegistry } from '../siteRegistry.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
+import type { Role } from '../store/storeSchema.js';
+
+export interface ApiDeps {
+  store: CoordinatorStore;
+  sites: SiteRegistry;
+  tokens: ApiTokens;
+  gateway: EdgeGateway;
+  rounds: RoundEngine;
+  coordinatorPublicKey: string;
+}
+
+const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } };
+
+export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
+  const requireRole = (roles: Role[]) => async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const header = req.headers.authorization;
+    const role = d.tokens.roleOf(header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined);
+    if (!role) return void reply.code(401).send({ error: 'unauthorized', message: 'send "Authorization: Bearer <API token>" (see DATA_DIR/admin.token)' });
+    if (!roles.includes(role)) return void reply.code(403).send({ error: 'forbidden', message: `this needs the ${roles.join(' or ')} role; your token is ${role}` });
+  };
+  const admin = { preHandler: requireRole(['admin']) };
+  const researcher = { preHandler: requireRole(['admin', 'researcher']) };
+  const reader = researcher;
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; status?: number }, _req, reply) => {
+    if (err.validation) return reply.code(400).send({ error: 'invalid request', message: err.message });
+    if (err instanceof FedmedError) return reply.code((err as FedmedError & { status?: number }).status ?? 400).send({ error: err.code, message: err.message });
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'bad request', message: err.message });
+    app.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: 'internal', message: 'internal error (see the coordinator log)' });
+  });
+
+  app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, sitesOnline: { type: 'integer' } } } } } }, async () => ({ ok: true, sitesOnline: d.gateway.readySites().length }));
+
+  app.post<{ Body: { token: string; publicKey: string } }>(
+    '/v1/enroll',
+    { schema: { body: { type: 'object', additionalProperties: false, required: ['token', 'publicKey'], properties: { token: { type: 'string', maxLength: 200 }, publicKey: { type: 'string', maxLength: 100 } } }, response: { 200: { type: 'object', properties: { site: { type: 'string' }, coordinatorPublicKey: { type: 'string' } } }, '4xx': errorBody } } },
+    async (req) => {
+      const site = await d.sites.enroll(req.body.token, req.body.publicKey);
+      app.log.info({ site: site.name }, 'site enrolled');
+      return { site: site.name, coordinatorPublicKey: d.coordinatorPublicKey };
+    },
+  );
+
+  const siteView = (name: string) => {
+    const s = d.sites.find(name)!;
+    return { name: s.name, enrolled: !!s.enrolledAt, revoked: !!s.revokedAt, online: d.gateway.isOnline(s.name), lastSeen: s.lastSeen, roundsJoined: s.roundsJoined, createdAt: s.createdAt };
+  };
+  const siteSchema = { type: 'object', properties: { name: { type: 'string' }, enrolled: { type: 'boolean' }, revoked: { type: 'boolean' }, online: { type: 'boolean' }, lastSeen: { type: ['string', 'null'] }, roundsJoined: { type: 'integer' }, createdAt: { type: 'string' } } };
+
+  app.post<{ Body: { name: string } }>(
+    '/v1/sites',
+    { ...admin, schema: { body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string' } } }, response: { 200: { type: 'object', properties: { name: { type: 'string' }, token: { type: 'string' } } } } } },
+    async (req) => {
+      const { site, token } = await d.sites.add(req.body.name);
+      return { name: site.name, token };
+    },
+  );
+  app.get('/v1/sites', { ...reader, schema: { response: { 200: { type: 'array', items: siteSchema } } } }, async () => d.sites.list().map((s) => siteView(s.name)));
+  app.post<{ Params: { name: string } }>('/v1/sites/:name/revoke', { ...admin, schema: { response: { 200: siteSchema } } }, async (req) => {
+    const site = await d.sites.revoke(req.params.name);
+    d.gateway.disconnect(site.name, CloseCode.REVOKED, 'site revoked by the federation admin');
+    app.log.warn({ site: site.name }, 'site revoked');
+    return siteView(site.name);
+  });
+
+  app.post<{ Body: { role: Role } }>(
+    '/v1/tokens',
+    { ...admin, schema: { body: { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { enum: ['admin', 'researcher'] } } }, response: { 200: { type: 'object', properties: { token: { type: 'string' }, role: { type: 'string' } } } } } },
+    async (req) => ({ token: await d.tokens.create(req.body.role), role: req.body.role }),
+  );
+
+  const experimentView = (id: string) => {
+    const e = d.store.data.experiments.find((x) => x.id === id)!;
+    return { id: e.id, name: e.name, createdAt: e.createdAt, currentVersion: e.currentVersion, roundsCompleted: e.roundsCompleted, running: d.rounds.isRunning(e.id), parameters: layoutOf(e.spec).size, config: e.config };
+  };
+  app.post<{ Body: ExperimentConfig }>('/v1/experiments', { ...researcher, schema: { body: EXPERIMENT_CONFIG_SCHEMA } }, async (req) => {
+    const config = req.body;
+    const spec = experimentSpec(config);
+    const params = initParams(spec, config.initSeed);
+    const versionId = modelVersionId(spec, params);
+    d.store.saveParams(versionId, spec, params);
+    const id = `exp-${randomUUID().slice(0, 8)}`;
+    await d.store.update((data) => {
+      data.experiments.push({ id, name: config.name, createdAt: new Date().toISOString(), config, spec, currentVersion: versionId, roundsCompleted: 0 });
+      data.versions.push({ id: versionId, experiment: id, round: 0, parent: null, specHash: specHash(spec), paramsSha256: paramsSha256(params), createdAt: new Date().toISOString() });
+    });
+    app.log.info({ experiment: id, name: config.name }, 'experiment created');
+    return experimentView(id);
+  });
+  app.get('/v1/experiments', reader, async () => d.store.data.experiments.map((e) => experimentView(e.id)));
+  app.get<{ Params: { id: string } }>('/v1/experiments/:id', reader, async (req, reply) => {
+    if (!d.store.data.experiments.some((e) => e.id === req.params.id)) return reply.code(404).send({ error: 'not found', message: `no experiment ${req.params.id}` });
+    return experimentView(req.params.id);
+  });
+  app.post<{ Params: { id: string }; Body: { rounds: number } }>(
+    '/v1/experiments/:id/rounds',
+    { ...researcher, schema: { body: { type: 'object', additionalProperties: false, required: ['rounds'], properties: { rounds: { type: 'integer', minimum: 1, maximum: 10000 } } } } },
+    async (req) => d.rounds.start(req.params.id, req.body.rounds),
+  );
+  app.post<{ Params: { id: string } }>('/v1/experiments/:id/stop', researcher, async (req) => ({ stopped: d.rounds.stop(req.params.id) }));
+  app.get<{ Params: { id: string } }>('/v1/experiments/:id/rounds', reader, async (req) => d.store.data.rounds.filter((r) => r.experiment === req.params.id));
+  app.get<{ Params: { id: string } }>('/v1/experiments/:id/metrics', reader, async (req) =>
+    d.store.data.rounds
+      .filter((r) => r.experiment === req.params.id)
+      .map((r) => ({ round: r.round, status: r.status, fit: r.fitMetrics, evaluate: r.evalMetrics, sites: r.sites.filter((s) => s.phase === 'evaluate' && s.metrics).map((s) => ({ site: s.site, numExamples: s.numExamples, ...s.metrics })) })),
+  );
+  app.get<{ Params: { id: string } }>('/v1/experiments/:id/versions', reader, async (req) => d.store.data.versions.filter((v) => v.experiment === req.params.id));
+  app.get<{ Params: { id: string } }>('/v1/versions/:id/params', reader, async (req, reply) => {
+    const v = d.store.data.versions.find((x) => x.id === req.params.id);
+    const e = v && d.store.data.experiments.find((x) => x.id === v.experiment);
+    if (!v || !e) return reply.code(404).send({ error: 'not found', message: `no model version ${req.params.id}` });
+    const bytes = encodeParamsFile(e.spec, d.store.loadParams(v.id, e.spec));
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${v.id}.fmp"`).send(bytes);
+  });
+
+  app.get('/v1/status', reader, async () => ({
+    sites: d.sites.list().map((s) => siteView(s.name)),
+    experiments: d.store.data.experiments.map((e) => {
+      const rounds = d.store.data.rounds.filter((r) => r.experiment === e.id);
+      const last = rounds[rounds.length - 1];
+      return { ...experimentView(e.id), lastRound: last ? { round: last.round, status: last.status, reason: last.reason, evaluate: last.evalMetrics } : null };
+    }),
+  }));
+}

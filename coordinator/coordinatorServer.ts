@@ -1,0 +1,88 @@
+/**
+ * The coordinator process: fastify (REST API, OpenAPI at /docs/json, pino logs) and the edge
+ * WebSocket endpoint on the same port, over https/wss when given a certificate. Opens the store,
+ * aborts rounds a previous run left open, and shuts down gracefully (sockets closed with a
+ * reason, pending writes finished).
+ */
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { UsageError } from '../shared/errors.js';
+import { ApiTokens } from './apiTokens.js';
+import { registerApiRoutes } from './api/apiRoutes.js';
+import { loadOrCreateCoordinatorIdentity } from './coordinatorIdentity.js';
+import { EdgeGateway } from './gateway/edgeGateway.js';
+import { RoundEngine } from './rounds/roundEngine.js';
+import { SiteRegistry } from './siteRegistry.js';
+import { CoordinatorStore } from './store/coordinatorStore.js';
+import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits } from '../shared/protocol/messageChannel.js';
+import { acquireDataDirLock, releaseDataDirLock } from './store/dataDirLock.js';
+
+export interface CoordinatorOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** pino level; 'silent' in tests. */
+  logLevel?: string;
+  limits?: Partial<ChannelLimits>;
+  heartbeatMs?: number;
+}
+
+export interface RunningCoordinator {
+  app: FastifyInstance;
+  url: string;
+  adminToken: string;
+  store: CoordinatorStore;
+  sites: SiteRegistry;
+  rounds: RoundEngine;
+  gateway: EdgeGateway;
+  close(reason?: string): Promise<void>;
+}
+
+export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('give both --tls-cert and --tls-key, or neither');
+  const store = await CoordinatorStore.open(o.dataDir);
+  acquireDataDirLock(o.dataDir);
+  const identity = loadOrCreateCoordinatorIdentity(o.dataDir);
+  const https = o.tlsCert ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey!) } : null;
+  const app = Fastify({ logger: { level: o.logLevel ?? 'info' }, bodyLimit: 4 * 1024 * 1024, ...(https ? { https } : {}) });
+  await app.register(swagger, { openapi: { info: { title: 'fedmed coordinator API', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } } });
+  const sites = new SiteRegistry(store);
+  const tokens = new ApiTokens(store);
+  const adminToken = await tokens.ensureAdminToken();
+  const limits = { ...DEFAULT_CHANNEL_LIMITS, ...o.limits };
+  const heartbeatMs = o.heartbeatMs ?? 5000;
+  const gateway = new EdgeGateway(app.server as Server, sites, identity.privateKey, app.log, limits, { authMs: 10_000, heartbeatMs, idleMs: Math.max(12 * heartbeatMs, 30_000) });
+  const rounds = new RoundEngine(store, gateway, app.log);
+  await rounds.recover();
+  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, coordinatorPublicKey: identity.publicKeyB64 });
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : o.port;
+  const url = `${https ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
+  app.log.info({ url, dataDir: o.dataDir, coordinatorKey: identity.publicKeyB64 }, 'coordinator listening');
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    url,
+    adminToken,
+    store,
+    sites,
+    rounds,
+    gateway,
+    close(reason = 'coordinator shutting down') {
+      closing ??= (async () => {
+        for (const e of store.data.experiments) rounds.stop(e.id, reason);
+        await gateway.close(reason);
+        await app.close();
+        await store.write();
+        releaseDataDirLock(o.dataDir);
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * An experiment's configuration (what a researcher writes in FILE.json for
+ * `fedmed experiment create`): model, initial parameters, strategy, sampling, deadlines and
+ * local training hyper-parameters. The JSON schema is the REST API's body schema.
+ */
+import { zooModel } from '../models/zoo.js';
+import { ModelSpecError } from '../shared/errors.js';
+import { parseModelSpec, type ModelSpec } from '../shared/model/modelSpec.js';
+
+export interface ExperimentConfig {
+  name: string;
+  model: { zoo?: string; numClasses?: number; numFeatures?: number; hidden?: number[]; spec?: unknown };
+  /** Seed of the initial parameters (Glorot init). */
+  initSeed: number;
+  strategy: 'fedavg';
+  /** Seed for site sampling and the sites' shuffling. */
+  seed: number;
+  fractionFit: number;
+  minFitClients: number;
+  fractionEvaluate: number;
+  minEvaluateClients: number;
+  /** Seconds a site has to return its update (and its evaluation). */
+  deadlineSeconds: number;
+  fit: { epochs: number; batchSize: number; learningRate: number; optimizer: 'sgd' | 'adam'; proxMu: number };
+}
+
+export const EXPERIMENT_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'model'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    model: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        zoo: { type: 'string' },
+        numClasses: { type: 'integer', minimum: 2, maximum: 100000 },
+        numFeatures: { type: 'integer', minimum: 1, maximum: 1000000 },
+        hidden: { type: 'array', items: { type: 'integer', minimum: 1 }, maxItems: 64 },
+        spec: { type: 'object' },
+      },
+    },
+    initSeed: { type: 'integer', default: 1 },
+    strategy: { enum: ['fedavg'], default: 'fedavg' },
+    seed: { type: 'integer', default: 1 },
+    fractionFit: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 },
+    minFitClients: { type: 'integer', minimum: 1, default: 2 },
+    fractionEvaluate: { type: 'number', minimum: 0, maximum: 1, default: 1 },
+    minEvaluateClients: { type: 'integer', minimum: 0, default: 1 },
+    deadlineSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 86400, default: 600 },
+    fit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        epochs: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
+        batchSize: { type: 'integer', minimum: 1, maximum: 65536, default: 32 },
+        learningRate: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
+        optimizer: { enum: ['sgd', 'adam'], default: 'adam' },
+        proxMu: { type: 'number', minimum: 0, default: 0 },
+      },
+    },
+  },
+} as const;
+
+/** The model spec an experiment trains (from the zoo or given inline). */
+export function experimentSpec(config: ExperimentConfig): ModelSpec {
+  const m = config.model;
+  if (m.spec !== undefined) return parseModelSpec(m.spec, `experiment "${config.name}" model.spec`);
+  if (!m.zoo) throw new ModelSpecError(`experiment "${config.name}": model needs "zoo" (e.g. "cnn-28") or "spec"`);
+  return zooModel(m.zoo, { numClasses: m.numClasses, numFeatures: m.numFeatures, hidden: m.hidden });
+}

@@ -1,0 +1,123 @@
+/**
+ * The WebSocket endpoint edges connect to (`/v1/edge` on the API's port): accepts sockets,
+ * runs one EdgeSession each, keeps the authenticated session per site (a newer one replaces an
+ * older one), and routes round messages to the round engine.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { KeyObject } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits } from '../../shared/protocol/messageChannel.js';
+import type { Message } from '../../shared/protocol/messages.js';
+import { CloseCode } from '../../shared/protocol/protocolError.js';
+import type { SiteRegistry } from '../siteRegistry.js';
+import { EdgeSession, type SessionTimeouts } from './edgeSession.js';
+
+export const EDGE_PATH = '/v1/edge';
+
+export interface GatewayEvents {
+  onMessage(site: string, message: Message, payload: Buffer): void;
+  onDisconnect(site: string, reason: string): void;
+  onConnect(site: string): void;
+}
+
+type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+
+export class EdgeGateway {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, EdgeSession>();
+  private readonly all = new Set<EdgeSession>();
+  events: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
+
+  constructor(
+    server: Server,
+    private readonly sites: SiteRegistry,
+    private readonly coordinatorKey: KeyObject,
+    private readonly log: Log,
+    private readonly limits: ChannelLimits = DEFAULT_CHANNEL_LIMITS,
+    private readonly timeouts: SessionTimeouts = { authMs: 10_000, heartbeatMs: 5_000, idleMs: 60_000 },
+  ) {
+    // maxPayload bounds a single WebSocket message before ws allocates it.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxHeaderBytes + limits.maxPayloadBytes + 4, perMessageDeflate: false });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== EDGE_PATH) {
+        socket.destroy();
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+    });
+  }
+
+  /** Sites with an authenticated session. */
+  readySites(): string[] {
+    return [...this.sessions.values()].filter((s) => s.ready && !this.sites.find(s.site!)?.revokedAt).map((s) => s.site!);
+  }
+
+  isOnline(site: string): boolean {
+    return this.sessions.get(site)?.ready ?? false;
+  }
+
+  send(site: string, message: Message, payload?: Uint8Array): Promise<void> {
+    const s = this.sessions.get(site);
+    if (!s?.ready) return Promise.reject(new Error(`site "${site}" is not connected`));
+    return s.send(message, payload);
+  }
+
+  /** Sends frames encoded once with encodeMessage() (the same model to many sites). */
+  sendEncoded(site: string, frames: Buffer[]): Promise<void> {
+    const s = this.sessions.get(site);
+    if (!s?.ready) return Promise.reject(new Error(`site "${site}" is not connected`));
+    return s.channel.sendEncoded(frames);
+  }
+
+  get chunkBytes(): number {
+    return this.limits.chunkBytes;
+  }
+
+  /** Closes a site's session with a code and reason (e.g. revoked, or a protocol violation). */
+  disconnect(site: string, code: number, reason: string): void {
+    this.sessions.get(site)?.close(code, reason);
+  }
+
+  bytes(site: string): { sent: number; received: number } {
+    const c = this.sessions.get(site)?.channel;
+    return { sent: c?.bytesSent ?? 0, received: c?.bytesReceived ?? 0 };
+  }
+
+  /** Closes every connection with "going away" (graceful shutdown). */
+  async close(reason: string): Promise<void> {
+    for (const s of this.all) s.close(CloseCode.GOING_AWAY, reason);
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const session = new EdgeSession(
+      ws,
+      this.limits,
+      {
+        findSite: (name) => this.sites.find(name),
+        coordinatorKey: this.coordinatorKey,
+        log: this.log,
+        onReady: (s) => {
+          const previous = this.sessions.get(s.site!);
+          if (previous && previous !== s) previous.close(CloseCode.REPLACED, 'a newer connection authenticated as this site');
+          this.sessions.set(s.site!, s);
+          this.events.onConnect(s.site!);
+        },
+        onMessage: (s, m, p) => this.events.onMessage(s.site!, m, p),
+        onClosed: (s, code, reason) => {
+          if (this.sessions.get(s.site!) === s) {
+            this.sessions.delete(s.site!);
+            this.events.onDisconnect(s.site!, `connection closed (${code}${reason ? `: ${reason}` : ''})`);
+          }
+        },
+      },
+      this.timeouts,
+      remote,
+    );
+    this.all.add(session);
+    ws.on('close', () => this.all.delete(session));
+    ws.on('error', (err) => this.log.warn({ remote, err: err.message }, 'edge socket error'));
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * Runs an experiment's rounds: sample sites, send them the global model, collect updates until
+ * all answered or the deadline passed, aggregate, persist the new version, then evaluate it on
+ * the sites' local validation data. A site that disconnects is dropped from the round (and
+ * re-admitted if it reconnects and delivers before the round closes); the round completes with
+ * at least `minFitClients` updates, otherwise it fails with the reason and publishes nothing.
+ */
+import { FedAvg } from '../../shared/aggregation/fedAvg.js';
+import type { SiteEvaluation, Strategy } from '../../shared/aggregation/strategy.js';
+import { FedmedError } from '../../shared/errors.js';
+import { float32Bytes, modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
+import { encodeMessage } from '../../shared/protocol/messageChannel.js';
+import type { Message } from '../../shared/protocol/messages.js';
+import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
+import type { ExperimentConfig } from '../experimentConfig.js';
+import type { EdgeGateway } from '../gateway/edgeGateway.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
+import type { ExperimentRecord, RoundRecord, RoundSiteRecord } from '../store/storeSchema.js';
+import { PlainAggregator } from './plainAggregator.js';
+
+export class RoundError extends FedmedError {
+  constructor(
+    message: string,
+    readonly status: 404 | 409 = 409,
+  ) {
+    super('ROUND', message);
+  }
+}
+
+type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void };
+
+interface Phase {
+  kind: 'fit' | 'evaluate';
+  experiment: string;
+  round: number;
+  record: RoundRecord;
+  sites: Map<string, RoundSiteRecord & { sentAt: number }>;
+  evaluations: SiteEvaluation[];
+  numExamples: Map<string, number>;
+  fitMetrics: { numExamples: number; metrics: { loss: number; accuracy: number; auc?: number } }[];
+  done: () => void;
+}
+
+export function strategyFor(config: ExperimentConfig): Strategy {
+  return new FedAvg({
+    fractionFit: config.fractionFit,
+    minFitClients: config.minFitClients,
+    fractionEvaluate: config.fractionEvaluate,
+    minEvaluateClients: config.minEvaluateClients,
+    fit: config.fit,
+    seed: config.seed,
+  });
+}
+
+export class RoundEngine {
+  private readonly aggregator = new PlainAggregator();
+  private readonly runs = new Map<string, { stop: boolean; reason: string }>();
+  private phase: Phase | null = null;
+  /** Rounds recently finished per experiment, to recognise late (not malicious) results. */
+  private readonly recentlyEnded = new Map<string, number>();
+  private readonly params = new Map<string, Float32Array>();
+
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly gateway: EdgeGateway,
+    private readonly log: Log,
+  ) {
+    gateway.events = {
+      onMessage: (site, m, p) => this.onMessage(site, m, p),
+      onDisconnect: (site, reason) => this.onDisconnect(site, reason),
+      onConnect: (site) => void this.store.update(() => void (this.findSite(site) && (this.findSite(site)!.lastSeen = new Date().toISOString()))),
+    };
+  }
+
+  /** After a restart: rounds left running are marked aborted (nothing was published for them). */
+  async recover(): Promise<RoundRecord[]> {
+    const open = this.store.data.rounds.filter((r) => r.status === 'running');
+    if (open.length === 0) return [];
+    await this.store.update(() => {
+      for (const r of open) {
+        r.status = 'aborted';
+        r.reason = 'coordinator restarted during the round; nothing was published for it';
+        r.endedAt = new Date().toISOString();
+      }
+    });
+    for (const r of open) this.log.warn({ experiment: r.experiment, round: r.round }, 'round aborted: coordinator restarted during it');
+    return open;
+  }
+
+  isRunning(experiment: string): boolean {
+    return this.runs.has(experiment);
+  }
+
+  /** Starts `count` rounds in the background; rejects if rounds of this experiment are running. */
+  start(experimentId: string, count: number): { experiment: string; firstRound: number; rounds: number } {
+    const exp = this.experiment(experimentId);
+    if (this.runs.has(exp.id)) throw new RoundError(`rounds of experiment ${exp.id} are already running`);
+    if (this.runs.size > 0) throw new RoundError(`another experiment's rounds are running (${[...this.runs.keys()].join(', ')}); one experiment at a time`);
+    const run = { stop: false, reason: '' };
+    this.runs.set(exp.id, run);
+    const firstRound = this.nextRound(exp.id);
+    void (async () => {
+      try {
+        for (let i = 0; i < count && !run.stop; i++) {
+          const record = await this.runRound(exp, run);
+          if (record.status !== 'completed') break;
+        }
+      } catch (err) {
+        this.log.error({ experiment: exp.id, err: (err as Error).message }, 'round run failed');
+      } finally {
+        this.runs.delete(exp.id);
+      }
+    })();
+    return { experiment: exp.id, firstRound, rounds: count };
+  }
+
+  /** Stops an experiment's rounds: the open round is aborted (nothing published), no new round starts. */
+  stop(experimentId: string, reason = 'stopped by the researcher'): boolean {
+    const run = this.runs.get(experimentId);
+    if (!run) return false;
+    run.stop = true;
+    run.reason = reason;
+    if (this.phase?.experiment === experimentId) this.phase.done();
+    return true;
+  }
+
+  /** Current global parameters of an experiment (cached; loaded from its blob once). */
+  currentParams(exp: ExperimentRecord): Float32Array {
+    let p = this.params.get(exp.id);
+    if (!p) {
+      p = this.store.loadParams(exp.currentVersion, exp.spec);
+      this.params.set(exp.id, p);
+    }
+    return p;
+  }
+
+  private experiment(id: string): ExperimentRecord {
+    const exp = this.store.data.experiments.find((e) => e.id === id);
+    if (!exp) throw new RoundError(`no experiment ${id}`, 404);
+    return exp;
+  }
+
+  private nextRound(experiment: string): number {
+    return 1 + Math.max(0, ...this.store.data.rounds.filter((r) => r.experiment === experiment).map((r) => r.round));
+  }
+
+  private findSite(name: string) {
+    return this.store.data.sites.find((s) => s.name === name);
+  }
+
+  private async runRound(exp: ExperimentRecord, run: { stop: boolean; reason: string }): Promise<RoundRecord> {
+    const t0 = performance.now();
+    const strategy = strategyFor(exp.config);
+    const round = this.nextRound(exp.id);
+    const available = this.gateway.readySites();
+    const { sites, config } = strategy.configureFit(round, available);
+    const record: RoundRecord = {
+      experiment: exp.id,
+      round,
+      status: 'running',
+      startedAt: new Date().toISOString(),
+      endedAt: null,
+      reason: null,
+      sites: [],
+      fitMetrics: null,
+      evalMetrics: null,
+      versionId: null,
+      timings: {},
+      bytesSent: 0,
+      bytesReceived: 0,
+    };
+    await this.store.update((d) => void d.rounds.push(record));
+    const finish = async (status: RoundRecord['status'], reason: string | null): Promise<RoundRecord> => {
+      record.status = status;
+      record.reason = reason;
+      record.endedAt = new Date().toISOString();
+      record.timings.totalMs = performance.now() - t0;
+      this.recentlyEnded.set(exp.id, round);
+      await this.store.write();
+      const log = status === 'completed' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
+      log({ experiment: exp.id, round, status, reason, ms: Math.round(record.timings.totalMs) }, `round ${round} ${status}`);
+      return record;
+    };
+    if (sites.length < exp.config.minFitClients) {
+      return finish('failed', `only ${available.length} site(s) online (${available.join(', ') || 'none'}); the round needs at least ${exp.config.minFitClients}`);
+    }
+    const current = this.currentParams(exp);
+    record.timings.configureMs = performance.now() - t0;
+
+    // Fit phase.
+    this.aggregator.reset(current.length);
+    const fit = await this.collect('fit', exp, record, sites, encodeMessage({ type: 'fit_ins', experiment: exp.id, round, modelVersion: exp.currentVersion, spec: exp.spec, config }, float32Bytes(current), this.gateway.chunkBytes), run);
+    record.timings.fitMs = performance.now() - t0 - record.timings.configureMs;
+    if (run.stop) return finish('aborted', run.reason);
+    const agg = this.aggregator.result();
+    if (agg.sites < exp.config.minFitClients) {
+      return finish('failed', `only ${agg.sites} of ${sites.length} site(s) returned an update (dropped: ${this.describeMissing(fit)}); the round needs at least ${exp.config.minFitClients}`);
+    }
+    record.fitMetrics = strategy.aggregateEvaluate(round, fit.fitMetrics.map((m, i) => ({ site: String(i), ...m })));
+    const t1 = performance.now();
+    const next = strategy.aggregateFit(round, current, agg);
+    record.timings.aggregateMs = performance.now() - t1;
+    const versionId = modelVersionId(exp.spec, next);
+    this.store.saveParams(versionId, exp.spec, next);
+    await this.store.update((d) => {
+      d.versions.push({ id: versionId, experiment: exp.id, round, parent: exp.currentVersion, specHash: specHash(exp.spec), paramsSha256: paramsSha256(next), createdAt: new Date().toISOString() });
+      exp.currentVersion = versionId;
+      exp.roundsCompleted++;
+      record.versionId = versionId;
+      for (const s of record.sites) if (s.phase === 'fit' && s.status === 'done') this.findSite(s.site)!.roundsJoined++;
+    });
+    this.params.set(exp.id, next);
+    record.timings.persistedMs = performance.now() - t0;
+
+    // Evaluation phase (failures here do not fail the round: the version is already published).
+    const evalSites = strategy.configureEvaluate(round, this.gateway.readySites());
+    if (evalSites.length > 0 && !run.stop) {
+      const te = performance.now();
+      const ev = await this.collect('evaluate', exp, record, evalSites, encodeMessage({ type: 'eval_ins', experiment: exp.id, round, modelVersion: versionId, spec: exp.spec }, float32Bytes(next), this.gateway.chunkBytes), run);
+      if (ev.evaluations.length > 0) record.evalMetrics = strategy.aggregateEvaluate(round, ev.evaluations);
+      record.timings.evaluateMs = performance.now() - te;
+    }
+    return finish('completed', null);
+  }
+
+  /** Sends one phase's instructions and waits for every site's answer, a dropout, or the deadline. */
+  private async collect(kind: Phase['kind'], exp: ExperimentRecord, record: RoundRecord, sites: string[], frames: Buffer[], run: { stop: boolean }): Promise<Phase> {
+    let resolveDone!: () => void;
+    const finished = new Promise<void>((r) => (resolveDone = r));
+    const phase: Phase = { kind, experiment: exp.id, round: record.round, record, sites: new Map(), evaluations: [], numExamples: new Map(), fitMetrics: [], done: resolveDone };
+    this.phase = phase;
+    const now = Date.now();
+    for (const site of sites) {
+      const entry = { site, phase: kind, status: 'sent' as const, sentAt: now };
+      phase.sites.set(site, entry);
+      record.sites.push(entry);
+    }
+    const before = sites.map((s) => this.gateway.bytes(s));
+    await Promise.all(
+      sites.map((site) =>
+        this.gateway.sendEncoded(site, frames).catch((err: Error) => this.settle(phase, site, 'dropped', `could not send: ${err.message}`)),
+      ),
+    );
+    this.checkDone(phase);
+    const deadline = setTimeout(() => {
+      for (const [site, e] of phase.sites) if (e.status === 'sent') this.settle(phase, site, 'dropped', `missed the ${exp.config.deadlineSeconds} s deadline`, true);
+      resolveDone();
+    }, exp.config.deadlineSeconds * 1000);
+    await finished;
+    clearTimeout(deadline);
+    this.phase = null;
+    // Tell sites still working that this phase is over (their results would be ignored).
+    for (const [site, e] of phase.sites) {
+      if (e.status === 'sent' || (run.stop && e.status !== 'done')) {
+        if (e.status === 'sent') this.settle(phase, site, 'dropped', run.stop ? 'round stopped' : 'phase closed');
+        void this.gateway.send(site, { type: 'round_cancel', experiment: exp.id, round: record.round, reason: e.reason ?? 'round closed' }).catch(() => {});
+      }
+    }
+    sites.forEach((s, i) => {
+      const after = this.gateway.bytes(s);
+      record.bytesSent += Math.max(0, after.sent - before[i].sent);
+      record.bytesReceived += Math.max(0, after.received - before[i].received);
+    });
+    void this.store.write();
+    return phase;
+  }
+
+  private settle(phase: Phase, site: string, status: RoundSiteRecord['status'], reason?: string, cancel = false): void {
+    const e = phase.sites.get(site);
+    if (!e) return;
+    e.status = status;
+    e.seconds = (Date.now() - e.sentAt) / 1000;
+    if (reason) e.reason = reason;
+    if (status === 'dropped' || status === 'failed') this.log.warn({ experiment: phase.experiment, round: phase.round, phase: phase.kind, site, reason }, `site ${status}`);
+    if (cancel) void this.gateway.send(site, { type: 'round_cancel', experiment: phase.experiment, round: phase.round, reason: reason ?? 'dropped' }).catch(() => {});
+    this.checkDone(phase);
+  }
+
+  private checkDone(phase: Phase): void {
+    if ([...phase.sites.values()].every((e) => e.status !== 'sent')) phase.done();
+  }
+
+  private describeMissing(phase: Phase): string {
+    const missing = [...phase.sites.values()].filter((e) => e.status !== 'done');
+    return missing.map((e) => `${e.site}: ${e.reason ?? e.status}`).join('; ') || 'none';
+  }
+
+  private onDisconnect(site: string, reason: string): void {
+    void this.store.update(() => {
+      const s = this.findSite(site);
+      if (s) s.lastSeen = new Date().toISOString();
+    });
+    const p = this.phase;
+    if (p?.sites.get(site)?.status === 'sent') this.settle(p, site, 'dropped', `disconnected during ${p.kind} (${reason})`);
+  }
+
+  private onMessage(site: string, m: Message, payload: Buffer): void {
+    if (m.type !== 'fit_res' && m.type !== 'fit_failed' && m.type !== 'eval_res') {
+      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
+    }
+    const p = this.phase;
+    const expected = m.type === 'eval_res' ? 'evaluate' : 'fit';
+    const entry = p && p.experiment === m.experiment && p.round === m.round && p.kind === expected ? p.sites.get(site) : undefined;
+    if (!p || !entry) {
+      if (this.recentlyEnded.get(m.experiment) === m.round || (p && p.experiment === m.experiment && p.round === m.round)) {
+        this.log.info({ site, experiment: m.experiment, round: m.round, type: m.type }, 'late result ignored (phase already closed)');
+        return;
+      }
+      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `${m.type} for experiment ${m.experiment} round ${m.round}, which this site was not asked for`);
+    }
+    if (entry.status === 'done' || entry.status === 'failed') throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `duplicate ${m.type} for round ${m.round}`);
+    if (m.type === 'fit_failed') return this.settle(p, site, 'failed', m.reason);
+    if (m.type === 'eval_res') {
+      entry.numExamples = m.numExamples;
+      entry.metrics = m.metrics;
+      p.evaluations.push({ site, numExamples: m.numExamples, metrics: m.metrics });
+      return this.settle(p, site, 'done');
+    }
+    try {
+      this.aggregator.add(payload, m.numExamples);
+    } catch (err) {
+      this.settle(p, site, 'failed', (err as Error).message);
+      throw err;
+    }
+    entry.numExamples = m.numExamples;
+    entry.metrics = m.metrics;
+    p.fitMetrics.push({ numExamples: m.numExamples, metrics: m.metrics });
+    this.settle(p, site, 'done');
+  }
+}

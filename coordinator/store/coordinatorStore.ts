@@ -1,0 +1,58 @@
+/**
+ * The coordinator's persistent state: metadata in one lowdb JSON document (written atomically
+ * by lowdb's writer: temporary file + rename) and model parameters as content-addressed
+ * `.fmp` blobs named by version id. Writes are serialised; a crash leaves either the old or the
+ * new document, never half of one.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Low } from 'lowdb';
+import { JSONFilePreset } from 'lowdb/node';
+import type { ModelSpec } from '../../shared/model/modelSpec.js';
+import { loadParamsFile, saveParamsFile } from '../../shared/model/paramsFile.js';
+import { emptyStore, type StoreData } from './storeSchema.js';
+
+export class CoordinatorStore {
+  private queue: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly db: Low<StoreData>,
+    readonly dataDir: string,
+  ) {}
+
+  static async open(dataDir: string): Promise<CoordinatorStore> {
+    mkdirSync(join(dataDir, 'blobs'), { recursive: true });
+    const db = await JSONFilePreset<StoreData>(join(dataDir, 'fedmed.json'), emptyStore());
+    return new CoordinatorStore(db, dataDir);
+  }
+
+  /** The current document (mutate it, then call write()). */
+  get data(): StoreData {
+    return this.db.data;
+  }
+
+  /** Persists the document; concurrent calls are serialised. */
+  write(): Promise<void> {
+    this.queue = this.queue.then(() => this.db.write());
+    return this.queue;
+  }
+
+  /** Applies `change` to the document and persists it. */
+  async update(change: (data: StoreData) => void): Promise<void> {
+    change(this.db.data);
+    await this.write();
+  }
+
+  blobPath(versionId: string): string {
+    if (!/^[0-9a-f]{64}$/.test(versionId)) throw new RangeError(`not a version id: ${versionId}`);
+    return join(this.dataDir, 'blobs', `${versionId}.fmp`);
+  }
+
+  saveParams(versionId: string, spec: ModelSpec, params: Float32Array): void {
+    saveParamsFile(this.blobPath(versionId), spec, params);
+  }
+
+  loadParams(versionId: string, spec: ModelSpec): Float32Array {
+    return loadParamsFile(this.blobPath(versionId), spec).params;
+  }
+}

@@ -1,0 +1,92 @@
+/** The records the coordinator persists (lowdb JSON document). */
+import type { ModelSpec } from '../../shared/model/modelSpec.js';
+import type { WeightedMetrics } from '../../shared/aggregation/strategy.js';
+import type { SiteMetrics } from '../../shared/protocol/messages.js';
+import type { ExperimentConfig } from '../experimentConfig.js';
+
+export type Role = 'admin' | 'researcher';
+
+export interface SiteRecord {
+  name: string;
+  /** SHA-256 of the one-time join token (the token itself is never stored). */
+  tokenSha256: string;
+  tokenUsedAt: string | null;
+  /** Ed25519 public key (base64url), set at enrolment. */
+  publicKey: string | null;
+  createdAt: string;
+  enrolledAt: string | null;
+  revokedAt: string | null;
+  lastSeen: string | null;
+  roundsJoined: number;
+}
+
+export interface ApiTokenRecord {
+  id: string;
+  sha256: string;
+  role: Role;
+  createdAt: string;
+}
+
+export interface ExperimentRecord {
+  id: string;
+  name: string;
+  createdAt: string;
+  config: ExperimentConfig;
+  spec: ModelSpec;
+  /** Version id of the current global model. */
+  currentVersion: string;
+  roundsCompleted: number;
+}
+
+export type RoundStatus = 'running' | 'completed' | 'failed' | 'aborted';
+
+export interface RoundSiteRecord {
+  site: string;
+  phase: 'fit' | 'evaluate';
+  status: 'sent' | 'done' | 'dropped' | 'failed';
+  numExamples?: number;
+  seconds?: number;
+  metrics?: SiteMetrics;
+  reason?: string;
+}
+
+export interface RoundRecord {
+  experiment: string;
+  round: number;
+  status: RoundStatus;
+  startedAt: string;
+  endedAt: string | null;
+  reason: string | null;
+  sites: RoundSiteRecord[];
+  /** Example-weighted training metrics reported with the updates. */
+  fitMetrics: WeightedMetrics | null;
+  /** Example-weighted evaluation of the new model on the sites' local validation data. */
+  evalMetrics: WeightedMetrics | null;
+  versionId: string | null;
+  timings: Record<string, number>;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export interface VersionRecord {
+  id: string;
+  experiment: string;
+  round: number;
+  parent: string | null;
+  specHash: string;
+  paramsSha256: string;
+  createdAt: string;
+}
+
+export interface StoreData {
+  format: 'fedmed.coordinator-store/1';
+  sites: SiteRecord[];
+  apiTokens: ApiTokenRecord[];
+  experiments: ExperimentRecord[];
+  rounds: RoundRecord[];
+  versions: VersionRecord[];
+}
+
+export function emptyStore(): StoreData {
+  return { format: 'fedmed.coordinator-store/1', sites: [], apiTokens: [], experiments: [], rounds: [], versions: [] };
+}

@@ -1,0 +1,216 @@
+/**
+ * The edge's federation client: connects to the coordinator's WebSocket, verifies the
+ * coordinator's signature on the challenge with the pinned key, proves its own identity, then
+ * trains on `fit_ins` (in a worker thread, so heartbeats keep flowing) and answers `eval_ins`
+ * with metrics on its local validation data. Only the delta `local - global`, the example count
+ * and aggregate metrics leave the site. Reconnects with exponential backoff and jitter; a
+ * revoked site or a coordinator whose key does not match stops instead of retrying.
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { TfjsModel } from '../../models/tfjsModel.js';
+import { FedmedError } from '../../shared/errors.js';
+import { float32Bytes } from '../../shared/model/modelHash.js';
+import { parseModelSpec, type ModelSpec } from '../../shared/model/modelSpec.js';
+import { layoutOf } from '../../shared/model/parameterLayout.js';
+import { DEFAULT_CHANNEL_LIMITS, MessageChannel } from '../../shared/protocol/messageChannel.js';
+import { AUTH_DOMAIN, CHALLENGE_DOMAIN, PROTOCOL_VERSIONS, type Message, type MessageOf } from '../../shared/protocol/messages.js';
+import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
+import { signMessage, verifyMessage } from '../../shared/secure/identity.js';
+import type { DatasetSplits } from '../data/dataset.js';
+import { dataParallelFit } from '../training/dataParallelTrainer.js';
+import { evaluateModel } from '../training/localTrainer.js';
+import type { TrainingBackendName } from '../training/trainingBackend.js';
+import { EdgeState } from './edgeState.js';
+
+export class EdgeStopped extends FedmedError {
+  constructor(message: string) {
+    super('EDGE_STOPPED', message);
+  }
+}
+
+export interface EdgeClientOptions {
+  stateDir: string;
+  modelCacheDir?: string;
+  data: DatasetSplits;
+  /** Worker threads for local training (>= 1; training never runs on the event loop). */
+  workers?: number;
+  backend?: TrainingBackendName;
+  /** Backoff: first retry delay and cap, in ms. */
+  backoffMs?: { initial: number; max: number };
+  log?: (event: string, detail?: Record<string, unknown>) => void;
+}
+
+export class EdgeClient extends EventEmitter {
+  private readonly state: EdgeState;
+  private socket: WebSocket | null = null;
+  private channel: MessageChannel | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly cancelled = new Set<string>();
+  /** A result finished while disconnected, sent after re-authenticating if still wanted. */
+  private pending: { message: Message; payload?: Uint8Array } | null = null;
+  private readonly log: NonNullable<EdgeClientOptions['log']>;
+  readonly site: string;
+
+  constructor(private readonly o: EdgeClientOptions) {
+    super();
+    this.state = new EdgeState(o.stateDir, o.modelCacheDir);
+    this.site = this.state.load().config.site;
+    this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.channel?.close(1000, 'edge shutting down');
+    this.socket?.terminate();
+  }
+
+  private connect(): void {
+    const { config, identity, coordinatorKey } = this.state.load();
+    const url = new URL('/v1/edge', config.coordinator);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(url, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + 4, perMessageDeflate: false });
+    this.socket = socket;
+    const channel = new MessageChannel(socket);
+    this.channel = channel;
+    let ready = false;
+    socket.on('open', () => void channel.send({ type: 'hello', site: config.site, versions: [...PROTOCOL_VERSIONS] }).catch(() => {}));
+    socket.on('error', (err) => this.log('socket_error', { message: err.message }));
+    channel.onError = (err) => this.log('protocol_error', { message: err.message });
+    channel.onMessage = (m, payload) => {
+      if (m.type === 'challenge') {
+        if (!verifyMessage(coordinatorKey, m.signature, CHALLENGE_DOMAIN, config.site, m.nonce)) {
+          channel.close(CloseCode.AUTH_FAILED, 'coordinator signature does not match the pinned key');
+          this.fatal('the coordinator could not prove its identity (its key differs from the one pinned at enrolment)');
+          return;
+        }
+        void channel.send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, config.site, m.nonce) }).catch(() => {});
+        return;
+      }
+      if (m.type === 'welcome') {
+        ready = true;
+        this.attempt = 0;
+        this.log('connected', { coordinator: config.coordinator });
+        this.heartbeat = setInterval(() => void channel.send({ type: 'heartbeat', t: Date.now() }).catch(() => {}), m.heartbeatMs).unref();
+        this.flushPending();
+        this.emit('ready');
+        return;
+      }
+      if (!ready) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `${m.type} before authentication`);
+      this.handle(m, payload);
+    };
+    socket.on('close', (code, reasonBuf) => {
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      const reason = reasonBuf.toString();
+      this.log('disconnected', { code, reason });
+      this.emit('disconnected', code, reason);
+      if (this.stopped) return;
+      if (code === CloseCode.REVOKED) return this.fatal(`the coordinator revoked this site: ${reason}`);
+      if (code === CloseCode.AUTH_FAILED && ready === false && /unknown or not enrolled/.test(reason)) return this.fatal(`the coordinator does not know this site: ${reason}`);
+      const base = this.o.backoffMs ?? { initial: 500, max: 30_000 };
+      const delay = Math.min(base.max, base.initial * 2 ** this.attempt++) * (0.5 + Math.random() * 0.5);
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  private fatal(message: string): void {
+    this.stopped = true;
+    this.log('stopped', { reason: message });
+    this.emit('fatal', new EdgeStopped(message));
+  }
+
+  private handle(m: Message, payload: Buffer): void {
+    switch (m.type) {
+      case 'heartbeat':
+        return;
+      case 'round_cancel':
+        this.cancelled.add(`${m.experiment}/${m.round}`);
+        this.log('round_cancelled', { experiment: m.experiment, round: m.round, reason: m.reason });
+        return;
+      case 'fit_ins':
+        void this.fit(m, this.params(m.spec, payload));
+        return;
+      case 'eval_ins':
+        void this.evaluate(m, this.params(m.spec, payload));
+        return;
+      default:
+        throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} from the coordinator`);
+    }
+  }
+
+  /** Checks the spec and copies the global parameters out of the frame. */
+  private params(specJson: unknown, payload: Buffer): { spec: ModelSpec; params: Float32Array } {
+    const spec = parseModelSpec(specJson, 'coordinator model spec');
+    const size = layoutOf(spec).size;
+    if (payload.byteLength !== size * 4) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `global model has ${payload.byteLength} bytes, the spec needs ${size * 4}`);
+    const params = new Float32Array(size);
+    new Uint8Array(params.buffer).set(payload);
+    return { spec, params };
+  }
+
+  private async fit(m: MessageOf<'fit_ins'>, { spec, params }: { spec: ModelSpec; params: Float32Array }): Promise<void> {
+    const key = `${m.experiment}/${m.round}`;
+    const started = performance.now();
+    this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
+    let reply: { message: Message; payload?: Uint8Array };
+    try {
+      this.state.saveGlobalModel(m.modelVersion, spec, params);
+      const r = await dataParallelFit(spec, params, this.o.data.train, { ...m.config, workers: this.o.workers ?? 1, backend: this.o.backend ?? 'wasm' });
+      const delta = new Float32Array(params.length);
+      for (let i = 0; i < delta.length; i++) delta[i] = r.params[i] - params[i];
+      const last = r.history[r.history.length - 1];
+      if (!Number.isFinite(last.trainLoss) || !delta.every(Number.isFinite)) throw new Error('local training diverged (non-finite loss or parameters); try a lower learning rate');
+      reply = { message: { type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy } }, payload: float32Bytes(delta) };
+      this.log('fit_done', { experiment: m.experiment, round: m.round, seconds: (performance.now() - started) / 1000, loss: last.trainLoss });
+    } catch (err) {
+      reply = { message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: (err as Error).message.slice(0, 1000) } };
+      this.log('fit_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
+    }
+    if (this.cancelled.has(key)) return void this.log('result_discarded', { experiment: m.experiment, round: m.round, reason: 'round cancelled' });
+    this.deliver(reply);
+  }
+
+  private async evaluate(m: MessageOf<'eval_ins'>, { spec, params }: { spec: ModelSpec; params: Float32Array }): Promise<void> {
+    this.state.saveGlobalModel(m.modelVersion, spec, params);
+    const data = this.o.data.val ?? this.o.data.test;
+    const model = new TfjsModel(spec, params);
+    try {
+      const r = evaluateModel(model, data);
+      const metrics = { loss: r.loss, accuracy: r.accuracy, ...(Number.isFinite(r.auc) ? { auc: r.auc } : {}) };
+      this.deliver({ message: { type: 'eval_res', experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics } });
+      this.log('evaluated', { experiment: m.experiment, round: m.round, ...metrics });
+    } finally {
+      model.dispose();
+    }
+  }
+
+  private deliver(reply: { message: Message; payload?: Uint8Array }): void {
+    if (this.channel && !this.channel.isClosed) {
+      this.channel.send(reply.message, reply.payload).catch((err: Error) => {
+        if (err instanceof ProtocolError && err.closeCode === CloseCode.PROTOCOL_ERROR) {
+          // Our own message failed validation (e.g. a NaN loss): report the failure instead.
+          const m = reply.message as { experiment?: string; round?: number };
+          if (reply.message.type === 'fit_res' && m.experiment && m.round) this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: `invalid result: ${err.message}` } });
+          this.log('invalid_result', { reason: err.message });
+        } else this.pending = reply;
+      });
+    } else {
+      this.pending = reply; // rejoin: send after reconnecting, if the round is still open
+    }
+  }
+
+  private flushPending(): void {
+    const p = this.pending;
+    this.pending = null;
+    if (p) this.deliver(p);
+  }
+}

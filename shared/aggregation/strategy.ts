@@ -1,0 +1,63 @@
+/**
+ * The Strategy interface (Flower's shape): how sites are chosen and configured for a round, and
+ * how their results become the next global model and the round's metrics.
+ *
+ * Fit results reach a strategy already summed (`AggregatedFit`): the coordinator only ever holds
+ * the example-weighted sum of the deltas, which is what secure aggregation will give it too.
+ * Strategies that need individual updates (robust aggregators) are a later, separate interface.
+ */
+import type { FitConfig, SiteMetrics } from '../protocol/messages.js';
+
+export interface AggregatedFit {
+  /** Σ_k n_k · Δ_k over the sites that returned an update (float64 to keep precision). */
+  weightedDeltaSum: Float64Array;
+  /** Σ_k n_k. */
+  totalExamples: number;
+  /** Number of sites in the sum. */
+  sites: number;
+}
+
+export interface SiteEvaluation {
+  site: string;
+  numExamples: number;
+  metrics: SiteMetrics;
+}
+
+export interface WeightedMetrics {
+  loss: number;
+  accuracy: number;
+  auc: number | null;
+  numExamples: number;
+  sites: number;
+}
+
+export interface Strategy {
+  readonly name: string;
+  /** Sites to train in this round (from the available ones) and their training configuration. */
+  configureFit(round: number, available: string[]): { sites: string[]; config: FitConfig };
+  /** The next global parameters from the current ones and the aggregated updates. */
+  aggregateFit(round: number, current: Float32Array, fit: AggregatedFit): Float32Array;
+  /** Sites to evaluate the new model on. */
+  configureEvaluate(round: number, available: string[]): string[];
+  /** Example-weighted metrics over the sites' evaluations. */
+  aggregateEvaluate(round: number, results: SiteEvaluation[]): WeightedMetrics;
+}
+
+/** Example-weighted means of loss, accuracy and AUC (AUC over the sites that report one). */
+export function weightedMetrics(results: { numExamples: number; metrics: SiteMetrics }[]): WeightedMetrics {
+  let n = 0;
+  let loss = 0;
+  let acc = 0;
+  let aucN = 0;
+  let auc = 0;
+  for (const r of results) {
+    n += r.numExamples;
+    loss += r.numExamples * r.metrics.loss;
+    acc += r.numExamples * r.metrics.accuracy;
+    if (r.metrics.auc !== undefined && Number.isFinite(r.metrics.auc)) {
+      aucN += r.numExamples;
+      auc += r.numExamples * r.metrics.auc;
+    }
+  }
+  return { loss: n ? loss / n : NaN, accuracy: n ? acc / n : NaN, auc: aucN ? auc / aucN : null, numExamples: n, sites: results.length };
+}

@@ -1,0 +1,114 @@
+/**
+ * Message types of the edge <-> coordinator protocol, their JSON schemas, and validation.
+ * A frame's header is one of these; large binary data (parameters, deltas) rides in the frame
+ * payload. The same schema objects can be used by fastify routes.
+ *
+ * Session: edge `hello` -> coordinator `challenge` (signed by the coordinator, which the edge
+ * verifies with its pinned key) -> edge `auth` (signature with its enrolled key) -> `welcome`.
+ * Rounds: `fit_ins` (+ global params) -> `fit_res` (+ delta) or `fit_failed`; `eval_ins`
+ * (+ params) -> `eval_res`. Either side may send `heartbeat`.
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import { CloseCode, ProtocolError } from './protocolError.js';
+
+export const PROTOCOL_VERSIONS = [1] as const;
+export const AUTH_DOMAIN = 'fedmed-edge-auth-v1';
+export const CHALLENGE_DOMAIN = 'fedmed-coordinator-challenge-v1';
+
+export interface FitConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  optimizer: 'sgd' | 'adam';
+  proxMu: number;
+  seed: number;
+}
+
+export interface SiteMetrics {
+  loss: number;
+  accuracy: number;
+  auc?: number;
+}
+
+export type Message =
+  | { type: 'hello'; site: string; versions: number[] }
+  | { type: 'challenge'; version: number; nonce: string; signature: string }
+  | { type: 'auth'; signature: string }
+  | { type: 'welcome'; site: string; heartbeatMs: number }
+  | { type: 'heartbeat'; t: number }
+  | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig }
+  | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
+  | { type: 'fit_failed'; experiment: string; round: number; reason: string }
+  | { type: 'eval_ins'; experiment: string; round: number; modelVersion: string; spec: unknown }
+  | { type: 'eval_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
+  | { type: 'round_cancel'; experiment: string; round: number; reason: string };
+
+export type MessageType = Message['type'];
+export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
+
+const id = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._-]+$' };
+const b64 = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$' };
+const round = { type: 'integer', minimum: 1, maximum: 1_000_000 };
+const finite = { type: 'number' };
+const metrics = {
+  type: 'object',
+  required: ['loss', 'accuracy'],
+  additionalProperties: false,
+  properties: { loss: finite, accuracy: { type: 'number', minimum: 0, maximum: 1 }, auc: finite },
+};
+const experimentRound = { experiment: id, round };
+
+function schema(type: MessageType, properties: Record<string, unknown>, required: string[]): object {
+  return { type: 'object', additionalProperties: false, required: ['type', ...required], properties: { type: { const: type }, ...properties } };
+}
+
+export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
+  hello: schema('hello', { site: id, versions: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'integer', minimum: 1 } } }, ['site', 'versions']),
+  challenge: schema('challenge', { version: { type: 'integer', minimum: 1 }, nonce: b64, signature: b64 }, ['version', 'nonce', 'signature']),
+  auth: schema('auth', { signature: b64 }, ['signature']),
+  welcome: schema('welcome', { site: id, heartbeatMs: { type: 'integer', minimum: 100 } }, ['site', 'heartbeatMs']),
+  heartbeat: schema('heartbeat', { t: finite }, ['t']),
+  fit_ins: schema(
+    'fit_ins',
+    {
+      ...experimentRound,
+      modelVersion: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+      spec: { type: 'object' },
+      config: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['epochs', 'batchSize', 'learningRate', 'optimizer', 'proxMu', 'seed'],
+        properties: {
+          epochs: { type: 'integer', minimum: 1, maximum: 1000 },
+          batchSize: { type: 'integer', minimum: 1, maximum: 65536 },
+          learningRate: { type: 'number', exclusiveMinimum: 0 },
+          optimizer: { enum: ['sgd', 'adam'] },
+          proxMu: { type: 'number', minimum: 0 },
+          seed: { type: 'integer' },
+        },
+      },
+    },
+    ['experiment', 'round', 'modelVersion', 'spec', 'config'],
+  ),
+  fit_res: schema('fit_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics }, ['experiment', 'round', 'numExamples', 'metrics']),
+  fit_failed: schema('fit_failed', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
+  eval_ins: schema('eval_ins', { ...experimentRound, modelVersion: { type: 'string', pattern: '^[0-9a-f]{64}$' }, spec: { type: 'object' } }, ['experiment', 'round', 'modelVersion', 'spec']),
+  eval_res: schema('eval_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics }, ['experiment', 'round', 'numExamples', 'metrics']),
+  round_cancel: schema('round_cancel', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
+};
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validators = Object.fromEntries(Object.entries(MESSAGE_SCHEMAS).map(([t, s]) => [t, ajv.compile(s)])) as Record<MessageType, ValidateFunction>;
+
+/** Validates a decoded frame header; throws ProtocolError naming what is wrong. */
+export function parseMessage(header: unknown): Message {
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'message header must be a JSON object');
+  const type = (header as { type?: unknown }).type;
+  if (typeof type !== 'string' || !(type in validators)) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unknown message type ${JSON.stringify(type)?.slice(0, 40)}`);
+  const validate = validators[type as MessageType];
+  if (!validate(header)) {
+    const e = validate.errors?.[0];
+    throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `invalid ${type} message: ${e?.instancePath || '(root)'} ${e?.message ?? 'is invalid'}`);
+  }
+  return header as Message;
+}
