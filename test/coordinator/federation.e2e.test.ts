@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { TfjsModel } from '../../models/tfjsModel.js';
+import { decodeParamsFile } from '../../shared/model/paramsFile.js';
+import { encodeFrame } from '../../shared/protocol/frameCodec.js';
+import { SeededRng } from '../../shared/random/seededRng.js';
+import { loadMedmnistNpz } from '../../edge-client/data/medmnistLoader.js';
+import { evaluateModel } from '../../edge-client/training/localTrainer.js';
+import { initTrainingBackend } from '../../edge-client/training/trainingBackend.js';
+import { call, enrol, freePort, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
+import { makeTempDir } from '../helpers/paths.js';
+import { runCli } from '../helpers/runCli.js';
+
+interface RoundRec {
+  round: number;
+  status: string;
+  reason: string | null;
+  versionId: string | null;
+  evalMetrics: { accuracy: number; loss: number; numExamples: number } | null;
+  sites: { site: string; phase: string; status: string; reason?: string }[];
+}
+
+describe('federation end to end: coordinator and 3 edges as separate processes on loopback', function () {
+  this.timeout(300_000);
+  const t = makeTempDir();
+  const dataDir = join(t.dir, 'coordinator');
+  let port = 0;
+  let coord: CoordinatorProc;
+  const edges = new Map<string, Proc>();
+  const tokens = new Map<string, string>();
+  let experiment = '';
+
+  const rounds = async (): Promise<RoundRec[]> => (await call<RoundRec[]>(coord, 'GET', `/v1/experiments/${experiment}/rounds`)).body;
+  const online = async (): Promise<string[]> => (await call<{ name: string; online: boolean }[]>(coord, 'GET', '/v1/sites')).body.filter((s) => s.online).map((s) => s.name);
+  const runRounds = async (n: number): Promise<RoundRec[]> => {
+    const before = (await rounds()).length;
+    const r = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: n });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await waitFor('the rounds to end', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${experiment}`)).body.running, 180_000, 200);
+    return (await rounds()).slice(before);
+  };
+  const startEdge = (site: string): Proc => {
+    const p = spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', join(t.dir, `${site}.npz`)]);
+    edges.set(site, p);
+    return p;
+  };
+
+  before(async () => {
+    port = await freePort();
+    coord = await startCoordinator(dataDir, port);
+    // Non-IID sites: different scanner brightness and noise per hospital.
+    const profiles: Record<string, [string, string]> = { 'site-a': ['0', '0.25'], 'site-b': ['0.15', '0.3'], 'site-c': ['-0.1', '0.35'] };
+    for (const [site, [shift, noise]] of Object.entries(profiles)) {
+      const r = await runCli(['make-synthetic', '--out', join(t.dir, `${site}.npz`), '--n', '300', '--seed', String(site.charCodeAt(5)), '--shift', shift, '--noise', noise]);
+      assert.equal(r.code, 0, r.stderr);
+      tokens.set(site, await enrol(coord, site, join(t.dir, site)));
+      startEdge(site);
+    }
+    await waitFor('3 edges online', async () => (await online()).length === 3);
+    const exp = await call<{ id: string }>(coord, 'POST', '/v1/experiments', {
+      name: 'e2e',
+      model: { zoo: 'cnn-28', numClasses: 2 },
+      minFitClients: 2,
+      deadlineSeconds: 60,
+      fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' },
+    });
+    assert.equal(exp.status, 200, JSON.stringify(exp.body));
+    experiment = exp.body.id;
+  });
+
+  after(async () => {
+    for (const p of edges.values()) await stopProc(p);
+    if (coord) await stopProc(coord);
+    t.cleanup();
+  });
+
+  it('runs 3 rounds; the global model improves; metrics, versions and sites are in the API', async () => {
+    const done = await runRounds(3);
+    assert.deepEqual(done.map((r) => [r.round, r.status]), [[1, 'completed'], [2, 'completed'], [3, 'completed']], JSON.stringify(done.map((r) => r.reason)));
+    for (const r of done) {
+      assert.equal(r.sites.filter((s) => s.phase === 'fit' && s.status === 'done').length, 3);
+      assert.ok(r.evalMetrics && r.evalMetrics.numExamples > 0);
+    }
+    // Evaluate the initial and the final global model ourselves on every site's test split.
+    await initTrainingBackend('wasm');
+    const versions = (await call<{ id: string; round: number }[]>(coord, 'GET', `/v1/experiments/${experiment}/versions`)).body;
+    assert.deepEqual(versions.map((v) => v.round), [0, 1, 2, 3]);
+    const accuracy = async (versionId: string): Promise<number> => {
+      const res = await fetch(new URL(`/v1/versions/${versionId}/params`, coord.url), { headers: { authorization: `Bearer ${coord.adminToken}` } });
+      const { spec, params } = decodeParamsFile(new Uint8Array(await res.arrayBuffer()), 'download');
+      const model = new TfjsModel(spec, params);
+      let correct = 0;
+      let n = 0;
+      for (const site of ['site-a', 'site-b', 'site-c']) {
+        const m = evaluateModel(model, loadMedmnistNpz(join(t.dir, `${site}.npz`)).test);
+        correct += m.accuracy * m.numExamples;
+        n += m.numExamples;
+      }
+      model.dispose();
+      return correct / n;
+    };
+    const initial = await accuracy(versions[0].id);
+    const final = await accuracy(versions[3].id);
+    assert.ok(final > initial + 0.2 && final > 0.8, `accuracy ${initial} -> ${final}`);
+    const metrics = (await call<{ round: number; evaluate: { accuracy: number } }[]>(coord, 'GET', `/v1/experiments/${experiment}/metrics`)).body;
+    assert.equal(metrics.length, 3);
+    const sites = (await call<{ name: string; roundsJoined: number }[]>(coord, 'GET', '/v1/sites')).body;
+    assert.deepEqual(sites.map((s) => s.roundsJoined), [3, 3, 3]);
+    const docs = await fetch(new URL('/docs/json', coord.url));
+    assert.ok(JSON.stringify(await docs.json()).includes('/v1/experiments/{id}/rounds'));
+  });
+
+  it('an edge killed mid-round is dropped; the round completes with the other two and records why', async () => {
+    const victim = edges.get('site-c')!;
+    const before = victim.output().split('fit_started').length;
+    const started = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 1 });
+    await waitFor('site-c to start training', () => victim.output().split('fit_started').length > before);
+    victim.child.kill('SIGKILL');
+    await waitFor('the round to end', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${experiment}`)).body.running, 120_000, 200);
+    const r = (await rounds()).find((x) => x.round === started.body.firstRound)!;
+    assert.equal(r.status, 'completed', r.reason ?? '');
+    const c = r.sites.find((s) => s.site === 'site-c' && s.phase === 'fit')!;
+    assert.equal(c.status, 'dropped');
+    assert.match(c.reason!, /disconnected during fit/);
+    assert.equal(r.sites.filter((s) => s.phase === 'fit' && s.status === 'done').length, 2);
+    startEdge('site-c');
+    await waitFor('site-c back online', async () => (await online()).includes('site-c'));
+  });
+
+  it('a coordinator restart keeps the history; edges reconnect by themselves; the next round runs', async () => {
+    const history = await rounds();
+    await stopProc(coord, 'SIGTERM');
+    await waitFor('edges to notice', () => [...edges.values()].every((e) => e.output().includes('"event":"disconnected"')));
+    coord = await startCoordinator(dataDir, port);
+    await waitFor('3 edges to reconnect', async () => (await online()).length === 3, 90_000, 200);
+    assert.deepEqual((await rounds()).map((r) => [r.round, r.status, r.versionId]), history.map((r) => [r.round, r.status, r.versionId]));
+    const [next] = await runRounds(1);
+    assert.equal(next.status, 'completed', next.reason ?? '');
+    assert.equal(next.round, history.length + 1);
+  });
+
+  it('refuses a reused join token and a revoked site', async () => {
+    const reuse = await runCli(['edge', 'enroll', '--coordinator', coord.url, '--token', tokens.get('site-a')!, '--state-dir', join(t.dir, 'again')]);
+    assert.equal(reuse.code, 1);
+    assert.match(reuse.stderr, /join token was already used/);
+    const revoke = await runCli(['site', 'revoke', 'site-b', '--coordinator', coord.url, '--token', coord.adminToken]);
+    assert.equal(revoke.code, 0, revoke.stderr);
+    const code = await edges.get('site-b')!.exited;
+    assert.equal(code, 1);
+    assert.match(edges.get('site-b')!.output(), /revoked/);
+    assert.deepEqual((await online()).sort(), ['site-a', 'site-c']);
+    // Even with its key, the revoked site cannot authenticate again.
+    const again = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'site-b'), '--data', join(t.dir, 'site-b.npz')]);
+    assert.equal(await again.exited, 1);
+    assert.match(again.output(), /revoked/);
+  });
+
+  it('survives thousands of random and mutated frames, then serves a normal round', async () => {
+    const rng = new SeededRng(42);
+    const valid = [
+      encodeFrame({ type: 'hello', site: 'site-a', versions: [1] }),
+      encodeFrame({ type: 'auth', signature: 'A'.repeat(86) }),
+      encodeFrame({ type: 'fit_res', experiment, round: 1, numExamples: 5, metrics: { loss: 1, accuracy: 0.5 } }, new Uint8Array(64)),
+      encodeFrame({ type: 'chunked', transfer: 1, totalBytes: 1e9, sha256: 'a'.repeat(64), chunks: 3, message: { type: 'heartbeat', t: 1 } }),
+    ];
+    const mutate = (): Buffer => {
+      const kind = rng.int(4);
+      if (kind === 0) return Buffer.from(Array.from({ length: rng.int(200) }, () => rng.int(256)));
+      const f = Buffer.from(valid[rng.int(valid.length)]);
+      if (kind === 1) for (let i = 0; i < 1 + rng.int(8); i++) f[rng.int(f.length)] = rng.int(256);
+      if (kind === 2) return f.subarray(0, rng.int(f.length));
+      if (kind === 3) f.writeUInt32LE(rng.int(2 ** 32), 0);
+      return f;
+    };
+    const wsUrl = coord.url.replace('http', 'ws') + '/v1/edge';
+    let sent = 0;
+    const closes = new Map<number, number>();
+    for (let batch = 0; batch < 60; batch++) {
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          const ws = new WebSocket(wsUrl);
+          await new Promise<void>((resolve) => {
+            ws.on('open', () => {
+              // A few frames per connection: the first invalid one closes it.
+              for (let k = 0; k < 3; k++) ws.send(mutate());
+              sent += 3;
+            });
+            ws.on('close', (code) => {
+              closes.set(code, (closes.get(code) ?? 0) + 1);
+              resolve();
+            });
+            ws.on('error', () => {});
+            setTimeout(() => ws.terminate(), 5_000);
+          });
+        }),
+      );
+    }
+    assert.ok(sent >= 3000, `sent ${sent}`);
+    assert.ok((closes.get(4000) ?? 0) > 500, JSON.stringify([...closes]));
+    const health = await fetch(new URL('/healthz', coord.url));
+    assert.equal(health.status, 200);
+    const [r] = await runRounds(1);
+    assert.equal(r.status, 'completed', r.reason ?? '');
+    assert.equal(r.sites.filter((s) => s.phase === 'fit' && s.status === 'done').length, 2);
+  });
+});
