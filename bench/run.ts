@@ -8,16 +8,20 @@ import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchInference } from './inferenceLatency.js';
+import { benchRound } from './roundBenchmark.js';
+import { median } from './stats.js';
 import { benchTraining } from './trainingThroughput.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } } });
+const { values, positionals } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } }, allowPositionals: true });
+// `npm run bench -- round` runs only the round benchmark (positional form of --only).
+const only = values.only ?? positionals[0];
 const quick = values.quick ?? false;
 const started = new Date().toISOString();
 const result: Record<string, unknown> = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` },
   started,
 };
-if (!values.only || values.only === 'training') {
+if (!only || only === 'training') {
   result.trainingCnn28Batch32 = await benchTraining(
     [
       { backend: 'tensorflow-gpu' },
@@ -35,8 +39,15 @@ if (!values.only || values.only === 'training') {
     },
   );
 }
-if (!values.only || values.only === 'inference') {
+if (!only || only === 'inference') {
   result.inferenceCnn28 = await benchInference({ calls: quick ? 200 : 2000, repeats: quick ? 2 : 5 });
+}
+if (!only || only === 'round') {
+  // d = 1000*1000 + 1000 + 1000*2 + 2 = 1,003,002 parameters, N = 10 edges.
+  const runs = [];
+  const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
+  for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses }));
+  result.roundFedAvg10Edges1M = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

@@ -1,6 +1,5 @@
 /** `fedmed coordinator start`: runs the coordinator until SIGTERM/SIGINT. */
 import { Command } from 'commander';
-import { startCoordinator } from '../coordinator/coordinatorServer.js';
 import { intOption } from './parseNumber.js';
 
 export function coordinatorCommand(): Command {
@@ -15,6 +14,7 @@ export function coordinatorCommand(): Command {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug)', 'info')
     .action(async (flags: { dataDir: string; host: string; port: number; tlsCert?: string; tlsKey?: string; logLevel: string }) => {
+      const { startCoordinator } = await import('../coordinator/coordinatorServer.js');
       const c = await startCoordinator({ dataDir: flags.dataDir, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel });
       // One machine-readable line for scripts and tests: where it listens and where the admin token is.
       process.stdout.write(`${JSON.stringify({ event: 'listening', url: c.url, adminTokenFile: `${flags.dataDir}/admin.token` })}\n`);

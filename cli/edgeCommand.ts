@@ -1,9 +1,7 @@
 /** `fedmed edge enroll|start`: a hospital's edge node joining and serving the federation. */
 import { Command, Option } from 'commander';
-import { loadDataset } from '../edge-client/data/loadDataset.js';
-import { EdgeClient } from '../edge-client/federation/edgeClient.js';
 import { enrollSite } from '../edge-client/federation/enrollment.js';
-import { initTrainingBackend, TRAINING_BACKENDS, type TrainingBackendName } from '../edge-client/training/trainingBackend.js';
+import { TRAINING_BACKENDS, type TrainingBackendName } from '../edge-client/training/trainingBackendNames.js';
 import { intOption } from './parseNumber.js';
 
 export function edgeCommand(): Command {
@@ -29,6 +27,10 @@ export function edgeCommand(): Command {
     .option('--seed <n>', 'seed of the local train/val/test split (CSV and PNG data)', intOption('--seed'), 1)
     .option('--binarize-label', 'CSV: label = 1 when > 0')
     .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean }) => {
+      // Loaded here: these pull in tfjs, which other commands do not need.
+      const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
+      const { loadDataset } = await import('../edge-client/data/loadDataset.js');
+      const { EdgeClient } = await import('../edge-client/federation/edgeClient.js');
       await initTrainingBackend(flags.backend);
       const data = loadDataset(flags.data, { seed: flags.seed, csv: { binarizeLabel: flags.binarizeLabel } });
       const client = new EdgeClient({ stateDir: flags.stateDir, modelCacheDir: flags.modelCache, data, workers: flags.workers, backend: flags.backend });

@@ -7,6 +7,8 @@
 import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 
+const BLOCK = 8192;
+
 export class PlainAggregator {
   private sum = new Float64Array(0);
   private scratch = new Float32Array(0);
@@ -30,14 +32,33 @@ export class PlainAggregator {
   add(payload: Uint8Array, numExamples: number): void {
     const n = this.sum.length;
     if (payload.byteLength !== n * 4) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `update has ${payload.byteLength} bytes; this model needs ${n} float32 values (${n * 4} bytes)`);
-    // Copy into an aligned buffer (the payload sits at an arbitrary offset in the frame).
-    new Uint8Array(this.scratch.buffer).set(payload);
-    const delta = this.scratch;
-    for (let i = 0; i < n; i++) {
-      if (!Number.isFinite(delta[i])) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `update value ${i} is not finite (${delta[i]})`);
+    // Frames put payloads at 4-byte offsets (frameCodec pads headers): view them in place;
+    // otherwise copy into an aligned scratch buffer.
+    let delta: Float32Array;
+    if (payload.byteOffset % 4 === 0) delta = new Float32Array(payload.buffer, payload.byteOffset, n);
+    else {
+      new Uint8Array(this.scratch.buffer).set(payload);
+      delta = this.scratch;
     }
+    // Validate the whole update before touching the sum (a refused update must leave no trace).
+    // Checked block by block (each block is then added while still in cache) with one float64
+    // sum per block: it is NaN or ±Infinity exactly when some value is (float32 values cannot
+    // overflow it). Blocks already added are subtracted again if a later block is bad, which
+    // restores the sum to within float64 rounding (far below the float32 model's precision).
     const sum = this.sum;
-    for (let i = 0; i < n; i++) sum[i] += numExamples * delta[i];
+    const w = numExamples;
+    for (let start = 0; start < n; start += BLOCK) {
+      const end = Math.min(n, start + BLOCK);
+      let check = 0;
+      for (let i = start; i < end; i++) check += delta[i];
+      if (!Number.isFinite(check)) {
+        for (let i = 0; i < start; i++) sum[i] -= w * delta[i];
+        let bad = start;
+        while (Number.isFinite(delta[bad])) bad++;
+        throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `update value ${bad} is not finite (${delta[bad]})`);
+      }
+      for (let i = start; i < end; i++) sum[i] += w * delta[i];
+    }
     this.examples += numExamples;
     this.count++;
   }

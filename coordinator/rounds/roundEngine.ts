@@ -150,6 +150,7 @@ export class RoundEngine {
 
   private async runRound(exp: ExperimentRecord, run: { stop: boolean; reason: string }): Promise<RoundRecord> {
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const strategy = strategyFor(exp.config);
     const round = this.nextRound(exp.id);
     const available = this.gateway.readySites();
@@ -201,9 +202,10 @@ export class RoundEngine {
     const next = strategy.aggregateFit(round, current, agg);
     record.timings.aggregateMs = performance.now() - t1;
     const versionId = modelVersionId(exp.spec, next);
-    this.store.saveParams(versionId, exp.spec, next);
+    const nextSha256 = paramsSha256(next);
+    this.store.saveParams(versionId, exp.spec, next, nextSha256);
     await this.store.update((d) => {
-      d.versions.push({ id: versionId, experiment: exp.id, round, parent: exp.currentVersion, specHash: specHash(exp.spec), paramsSha256: paramsSha256(next), createdAt: new Date().toISOString() });
+      d.versions.push({ id: versionId, experiment: exp.id, round, parent: exp.currentVersion, specHash: specHash(exp.spec), paramsSha256: nextSha256, createdAt: new Date().toISOString() });
       exp.currentVersion = versionId;
       exp.roundsCompleted++;
       record.versionId = versionId;
@@ -211,6 +213,10 @@ export class RoundEngine {
     });
     this.params.set(exp.id, next);
     record.timings.persistedMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    // CPU the coordinator process spent on the round so far (all its threads), to tell its own
+    // cost apart from waiting for the edges and the network.
+    record.timings.coordinatorCpuMs = (cpu.user + cpu.system) / 1000;
 
     // Evaluation phase (failures here do not fail the round: the version is already published).
     const evalSites = strategy.configureEvaluate(round, this.gateway.readySites());
@@ -236,17 +242,20 @@ export class RoundEngine {
       record.sites.push(entry);
     }
     const before = sites.map((s) => this.gateway.bytes(s));
+    const t0 = performance.now();
     await Promise.all(
       sites.map((site) =>
         this.gateway.sendEncoded(site, frames).catch((err: Error) => this.settle(phase, site, 'dropped', `could not send: ${err.message}`)),
       ),
     );
+    record.timings[`${kind}SendMs`] = performance.now() - t0;
     this.checkDone(phase);
     const deadline = setTimeout(() => {
       for (const [site, e] of phase.sites) if (e.status === 'sent') this.settle(phase, site, 'dropped', `missed the ${exp.config.deadlineSeconds} s deadline`, true);
       resolveDone();
     }, exp.config.deadlineSeconds * 1000);
     await finished;
+    record.timings[`${kind}CollectMs`] = performance.now() - t0;
     clearTimeout(deadline);
     this.phase = null;
     // Tell sites still working that this phase is over (their results would be ignored).

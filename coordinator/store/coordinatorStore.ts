@@ -48,8 +48,8 @@ export class CoordinatorStore {
     return join(this.dataDir, 'blobs', `${versionId}.fmp`);
   }
 
-  saveParams(versionId: string, spec: ModelSpec, params: Float32Array): void {
-    saveParamsFile(this.blobPath(versionId), spec, params);
+  saveParams(versionId: string, spec: ModelSpec, params: Float32Array, sha256?: string): void {
+    saveParamsFile(this.blobPath(versionId), spec, params, { sha256 });
   }
 
   loadParams(versionId: string, spec: ModelSpec): Float32Array {

@@ -8,12 +8,14 @@
  * could not be used is reported with its reason; the one that runs is always reported.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BackendError, errorMessage, UsageError } from '../../shared/errors.js';
+import { BackendError, errorMessage } from '../../shared/errors.js';
+export { parseTrainingBackend } from './trainingBackendNames.js';
 import { registerOnnxruntimeConvKernels } from './onnxruntimeConvKernels.js';
 import { registerWasmTrainingKernels } from './wasmKernels.js';
 
-export const TRAINING_BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
-export type TrainingBackendName = (typeof TRAINING_BACKENDS)[number];
+import { TRAINING_BACKENDS, type TrainingBackendName } from './trainingBackendNames.js';
+
+export { TRAINING_BACKENDS, type TrainingBackendName } from './trainingBackendNames.js';
 
 export interface BackendAttempt {
   backend: TrainingBackendName;
@@ -53,11 +55,6 @@ const selections = new Map<TrainingBackendName | 'default', TrainingBackendInfo>
 // Production mode: skips tfjs' debug checks and its "install tfjs-node" console banner (we report
 // the backend ourselves).
 tf.env().set('PROD', true);
-
-export function parseTrainingBackend(text: string): TrainingBackendName {
-  if (!(TRAINING_BACKENDS as readonly string[]).includes(text)) throw new UsageError(`unknown training backend "${text}"; choose one of ${TRAINING_BACKENDS.join(', ')}`);
-  return text as TrainingBackendName;
-}
 
 /**
  * Makes tfjs run on the preferred backend, or the first of the default order that loads.

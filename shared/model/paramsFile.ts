@@ -32,7 +32,8 @@ export interface ParamsHeader {
   sha256: string;
 }
 
-export function encodeParamsFile(spec: ModelSpec, params: Float32Array): Buffer {
+/** `known.sha256`: the params' SHA-256 when the caller already computed it (saves a pass). */
+export function encodeParamsFile(spec: ModelSpec, params: Float32Array, known: { sha256?: string } = {}): Buffer {
   const layout = layoutOf(spec);
   if (params.length !== layout.size) throw new ParamsError(`cannot save: model "${spec.name}" has ${layout.size} parameters, the vector has ${params.length}`);
   const header: ParamsHeader = {
@@ -42,7 +43,7 @@ export function encodeParamsFile(spec: ModelSpec, params: Float32Array): Buffer 
     spec,
     specHash: hashSpec(spec),
     layout: layout.entries,
-    sha256: paramsSha256(params),
+    sha256: known.sha256 ?? paramsSha256(params),
   };
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const lengthBytes = Buffer.alloc(4);
@@ -101,8 +102,8 @@ export function decodeParamsFile(bytes: Uint8Array, source: string, expected?: M
 }
 
 /** Writes a params file atomically (temporary file + rename): readers never see half a file. */
-export function saveParamsFile(path: string, spec: ModelSpec, params: Float32Array): void {
-  writeFileAtomic(path, encodeParamsFile(spec, params));
+export function saveParamsFile(path: string, spec: ModelSpec, params: Float32Array, known: { sha256?: string } = {}): void {
+  writeFileAtomic(path, encodeParamsFile(spec, params, known));
 }
 
 export function loadParamsFile(path: string, expected?: ModelSpec): { spec: ModelSpec; params: Float32Array } {

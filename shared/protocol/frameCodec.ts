@@ -18,9 +18,15 @@ export interface DecodedFrame {
   payload: Buffer;
 }
 
-/** One allocation: length prefix, header and payload copied into a single buffer. */
+/**
+ * One allocation: length prefix, header and payload copied into a single buffer. The header is
+ * padded with spaces (valid JSON whitespace) so that the payload starts at a multiple of 4 bytes:
+ * a receiver can then view float32 data in place instead of copying it.
+ */
 export function encodeFrame(header: object, payload?: Uint8Array): Buffer {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  let text = JSON.stringify(header);
+  text += ' '.repeat((4 - ((4 + Buffer.byteLength(text)) % 4)) % 4);
+  const json = Buffer.from(text, 'utf8');
   const payloadLength = payload?.byteLength ?? 0;
   const frame = Buffer.allocUnsafe(4 + json.length + payloadLength);
   frame.writeUInt32LE(json.length, 0);

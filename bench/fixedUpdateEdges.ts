@@ -1,0 +1,37 @@
+/**
+ * Benchmark helper process: N edges in one process that speak the real protocol (enrolled
+ * keys, challenge-response, frames) but answer every `fit_ins` at once with a fixed update,
+ * so a benchmark measures the coordinator and the network, not training.
+ *   node dist/bench/fixedUpdateEdges.js URL STATE_JSON
+ * STATE_JSON: [{ site, privateKeyPem }]; prints "ready" when all are authenticated.
+ */
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { float32Bytes } from '../shared/model/modelHash.js';
+import { DEFAULT_CHANNEL_LIMITS, MessageChannel } from '../shared/protocol/messageChannel.js';
+import { AUTH_DOMAIN, PROTOCOL_VERSIONS } from '../shared/protocol/messages.js';
+import { signMessage } from '../shared/secure/identity.js';
+
+const [url, stateFile] = process.argv.slice(2);
+const sites = JSON.parse(readFileSync(stateFile, 'utf8')) as { site: string; privateKeyPem: string }[];
+let ready = 0;
+let update: Uint8Array | null = null;
+
+for (const { site, privateKeyPem } of sites) {
+  const key = createPrivateKey(privateKeyPem);
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/edge`, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + 4, perMessageDeflate: false });
+  const channel = new MessageChannel(ws);
+  ws.on('open', () => void channel.send({ type: 'hello', site, versions: [...PROTOCOL_VERSIONS] }));
+  channel.onMessage = (m, payload) => {
+    if (m.type === 'challenge') void channel.send({ type: 'auth', signature: signMessage(key, AUTH_DOMAIN, site, m.nonce) });
+    else if (m.type === 'welcome') {
+      if (++ready === sites.length) process.stdout.write('ready\n');
+    } else if (m.type === 'fit_ins') {
+      // The same small fixed delta for everyone, allocated once.
+      if (!update || update.byteLength !== payload.byteLength) update = float32Bytes(new Float32Array(payload.byteLength / 4).fill(1e-3));
+      void channel.send({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: 100, metrics: { loss: 0.5, accuracy: 0.5 } }, update);
+    }
+  };
+  ws.on('error', (err) => process.stderr.write(`${site}: ${err.message}\n`));
+}

@@ -1,0 +1,120 @@
+/**
+ * Round time of plain FedAvg (configure -> aggregated version persisted) for N edges and a
+ * d-parameter model, all on loopback, with edges that send fixed updates (no training); plus
+ * the coordinator's peak RSS (VmHWM). The coordinator and the edges are separate processes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateIdentity } from '../shared/secure/identity.js';
+import { median, round } from './stats.js';
+
+export interface RoundBenchResult {
+  edges: number;
+  edgeProcesses: number;
+  parameters: number;
+  roundsMeasured: number;
+  /** configure -> aggregated version persisted, per round (ms). */
+  roundMs: number[];
+  medianRoundMs: number;
+  /** Whole round including the bookkeeping after persisting (ms). */
+  medianTotalMs: number;
+  coordinatorPeakRssMB: number;
+  bytesPerRound: number;
+  /** Medians of the coordinator's phase timings (ms since the round started). */
+  phases: Record<string, number>;
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const cli = join(here, '../cli/fedmed.js');
+
+function waitForLine(child: ChildProcess, match: (line: string) => boolean, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}: ${buf}`)), 60_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n').find(match);
+      if (line) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${what}: process exited with ${code}: ${buf}`)));
+  });
+}
+
+export async function benchRound(o: { edges: number; hidden: number; features: number; rounds: number; edgeProcesses: number }): Promise<RoundBenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'fedmed-bench-round-'));
+  // FEDMED_BENCH_COORDINATOR_FLAGS: extra node flags for the coordinator (e.g. --cpu-prof).
+  const nodeFlags = process.env.FEDMED_BENCH_COORDINATOR_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const coord = spawn(process.execPath, [...nodeFlags, cli, 'coordinator', 'start', '--data-dir', join(dir, 'coord'), '--port', '0', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const edgeProcs: ChildProcess[] = [];
+  try {
+    const url = (JSON.parse(await waitForLine(coord, (l) => l.includes('"listening"'), 'the coordinator')) as { url: string }).url;
+    const token = readFileSync(join(dir, 'coord', 'admin.token'), 'utf8').trim();
+    const post = async <T>(path: string, body: unknown, auth = true): Promise<T> => {
+      const res = await fetch(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as T;
+    };
+    const get = async <T>(path: string): Promise<T> => (await (await fetch(new URL(path, url), { headers: { authorization: `Bearer ${token}` } })).json()) as T;
+    const state: { site: string; privateKeyPem: string }[] = [];
+    for (let i = 0; i < o.edges; i++) {
+      const site = `bench-${i}`;
+      const { token: join_ } = await post<{ token: string }>('/v1/sites', { name: site });
+      const id = generateIdentity();
+      await post('/v1/enroll', { token: join_, publicKey: id.publicKeyB64 }, false);
+      state.push({ site, privateKeyPem: id.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string });
+    }
+    // The simulated edges run in `edgeProcesses` processes (each serving a share of the sites).
+    for (let p = 0; p < o.edgeProcesses; p++) {
+      const file = join(dir, `edges-${p}.json`);
+      writeFileSync(file, JSON.stringify(state.filter((_, i) => i % o.edgeProcesses === p)));
+      const child = spawn(process.execPath, [join(here, 'fixedUpdateEdges.js'), url, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+      edgeProcs.push(child);
+      await waitForLine(child, (l) => l === 'ready', 'the edges');
+    }
+    const exp = await post<{ id: string; parameters: number }>('/v1/experiments', {
+      name: 'bench-round',
+      model: { zoo: 'mlp-tabular', numFeatures: o.features, hidden: [o.hidden], numClasses: 2 },
+      minFitClients: o.edges,
+      fractionEvaluate: 0,
+      minEvaluateClients: 0,
+      deadlineSeconds: 60,
+    });
+    await post(`/v1/experiments/${exp.id}/rounds`, { rounds: o.rounds + 1 });
+    type Rec = { status: string; reason: string | null; timings: Record<string, number>; bytesSent: number; bytesReceived: number };
+    let recs: Rec[] = [];
+    for (;;) {
+      const e = await get<{ running: boolean }>(`/v1/experiments/${exp.id}`);
+      recs = await get<Rec[]>(`/v1/experiments/${exp.id}/rounds`);
+      if (!e.running) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const bad = recs.find((r) => r.status !== 'completed');
+    if (bad) throw new Error(`a benchmark round did not complete: ${bad.reason}`);
+    const measured = recs.slice(1); // the first round warms up JIT and buffers
+    const status = readFileSync(`/proc/${coord.pid}/status`, 'utf8');
+    const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    return {
+      edges: o.edges,
+      edgeProcesses: o.edgeProcesses,
+      parameters: exp.parameters,
+      roundsMeasured: measured.length,
+      roundMs: measured.map((r) => round(r.timings.persistedMs, 1)),
+      medianRoundMs: round(median(measured.map((r) => r.timings.persistedMs)), 1),
+      medianTotalMs: round(median(measured.map((r) => r.timings.totalMs)), 1),
+      coordinatorPeakRssMB: round(hwmKb / 1024, 1),
+      bytesPerRound: measured[0]?.bytesSent + measured[0]?.bytesReceived,
+      phases: Object.fromEntries(['configureMs', 'fitSendMs', 'fitCollectMs', 'fitMs', 'aggregateMs', 'persistedMs', 'coordinatorCpuMs'].map((k) => [k, round(median(measured.map((r) => r.timings[k])), 1)])),
+    };
+  } finally {
+    for (const e of edgeProcs) e.kill('SIGKILL');
+    coord.kill('SIGTERM');
+    await new Promise((r) => coord.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
