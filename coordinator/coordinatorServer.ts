@@ -48,7 +48,14 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   acquireDataDirLock(o.dataDir);
   const identity = loadOrCreateCoordinatorIdentity(o.dataDir);
   const https = o.tlsCert ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey!) } : null;
-  const app = Fastify({ logger: { level: o.logLevel ?? 'info' }, bodyLimit: 4 * 1024 * 1024, ...(https ? { https } : {}) });
+  const app = Fastify({
+    logger: { level: o.logLevel ?? 'info' },
+    bodyLimit: 4 * 1024 * 1024,
+    // Unknown fields in a request body are an error (fastify's default silently drops them,
+    // which would hide a researcher's typo in an experiment config).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    ...(https ? { https } : {}),
+  });
   await app.register(swagger, { openapi: { info: { title: 'fedmed coordinator API', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } } });
   const sites = new SiteRegistry(store);
   const tokens = new ApiTokens(store);

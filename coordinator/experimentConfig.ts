@@ -6,6 +6,7 @@
 import { zooModel } from '../models/zoo.js';
 import { ModelSpecError } from '../shared/errors.js';
 import { parseModelSpec, type ModelSpec } from '../shared/model/modelSpec.js';
+import { FIT_CONFIG_PROPERTIES } from '../shared/protocol/messages.js';
 
 export interface ExperimentConfig {
   name: string;
@@ -54,11 +55,11 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
       additionalProperties: false,
       default: {},
       properties: {
-        epochs: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
-        batchSize: { type: 'integer', minimum: 1, maximum: 65536, default: 32 },
-        learningRate: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
-        optimizer: { enum: ['sgd', 'adam'], default: 'adam' },
-        proxMu: { type: 'number', minimum: 0, default: 0 },
+        epochs: { ...FIT_CONFIG_PROPERTIES.epochs, default: 1 },
+        batchSize: { ...FIT_CONFIG_PROPERTIES.batchSize, default: 32 },
+        learningRate: { ...FIT_CONFIG_PROPERTIES.learningRate, default: 0.001 },
+        optimizer: { ...FIT_CONFIG_PROPERTIES.optimizer, default: 'adam' },
+        proxMu: { ...FIT_CONFIG_PROPERTIES.proxMu, default: 0 },
       },
     },
   },

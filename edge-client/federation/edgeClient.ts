@@ -83,10 +83,12 @@ export class EdgeClient extends EventEmitter {
     const channel = new MessageChannel(socket);
     this.channel = channel;
     let ready = false;
+    let lastHeard = Date.now();
     socket.on('open', () => void channel.send({ type: 'hello', site: config.site, versions: [...PROTOCOL_VERSIONS] }).catch(() => {}));
     socket.on('error', (err) => this.log('socket_error', { message: err.message }));
     channel.onError = (err) => this.log('protocol_error', { message: err.message });
     channel.onMessage = (m, payload) => {
+      lastHeard = Date.now();
       if (m.type === 'challenge') {
         if (!verifyMessage(coordinatorKey, m.signature, CHALLENGE_DOMAIN, config.site, m.nonce)) {
           channel.close(CloseCode.AUTH_FAILED, 'coordinator signature does not match the pinned key');
@@ -100,7 +102,12 @@ export class EdgeClient extends EventEmitter {
         ready = true;
         this.attempt = 0;
         this.log('connected', { coordinator: config.coordinator });
-        this.heartbeat = setInterval(() => void channel.send({ type: 'heartbeat', t: Date.now() }).catch(() => {}), m.heartbeatMs).unref();
+        this.heartbeat = setInterval(() => {
+          // A coordinator that went silent (crash, network partition) is given up on, so that
+          // reconnection starts instead of waiting for TCP to notice.
+          if (Date.now() - lastHeard > 6 * m.heartbeatMs) return void socket.terminate();
+          void channel.send({ type: 'heartbeat', t: Date.now() }).catch(() => {});
+        }, m.heartbeatMs).unref();
         this.flushPending();
         this.emit('ready');
         return;

@@ -58,6 +58,19 @@ const metrics = {
 };
 const experimentRound = { experiment: id, round };
 
+/**
+ * Local training hyper-parameters: the same schema validates `fit_ins.config` on the wire and
+ * the `fit` block of an experiment created through the REST API (there without `seed`, which
+ * the strategy derives per round).
+ */
+export const FIT_CONFIG_PROPERTIES = {
+  epochs: { type: 'integer', minimum: 1, maximum: 1000 },
+  batchSize: { type: 'integer', minimum: 1, maximum: 65536 },
+  learningRate: { type: 'number', exclusiveMinimum: 0 },
+  optimizer: { enum: ['sgd', 'adam'] },
+  proxMu: { type: 'number', minimum: 0 },
+} as const;
+
 function schema(type: MessageType, properties: Record<string, unknown>, required: string[]): object {
   return { type: 'object', additionalProperties: false, required: ['type', ...required], properties: { type: { const: type }, ...properties } };
 }
@@ -78,14 +91,7 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
         type: 'object',
         additionalProperties: false,
         required: ['epochs', 'batchSize', 'learningRate', 'optimizer', 'proxMu', 'seed'],
-        properties: {
-          epochs: { type: 'integer', minimum: 1, maximum: 1000 },
-          batchSize: { type: 'integer', minimum: 1, maximum: 65536 },
-          learningRate: { type: 'number', exclusiveMinimum: 0 },
-          optimizer: { enum: ['sgd', 'adam'] },
-          proxMu: { type: 'number', minimum: 0 },
-          seed: { type: 'integer' },
-        },
+        properties: { ...FIT_CONFIG_PROPERTIES, seed: { type: 'integer' } },
       },
     },
     ['experiment', 'round', 'modelVersion', 'spec', 'config'],

@@ -156,6 +156,31 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     assert.match(again.output(), /revoked/);
   });
 
+  it('answers bad REST requests with 4xx and a message: no token, wrong role, invalid bodies, bad join tokens', async () => {
+    const researcher = (await call<{ token: string }>(coord, 'POST', '/v1/tokens', { role: 'researcher' })).body.token;
+    const noToken = await fetch(new URL('/v1/sites', coord.url));
+    assert.equal(noToken.status, 401);
+    const forbidden = await call<{ message: string }>(coord, 'POST', '/v1/sites', { name: 'x' }, researcher);
+    assert.equal(forbidden.status, 403);
+    assert.match(forbidden.body.message, /admin role/);
+    const badBody = await call<{ message: string }>(coord, 'POST', '/v1/experiments', { name: 'x', model: { zoo: 'cnn-28' }, colour: 'red' }, researcher);
+    assert.equal(badBody.status, 400);
+    assert.match(badBody.body.message, /additional properties/);
+    const badModel = await call<{ message: string }>(coord, 'POST', '/v1/experiments', { name: 'x', model: { zoo: 'resnet-900' } }, researcher);
+    assert.equal(badModel.status, 400);
+    assert.match(badModel.body.message, /unknown model "resnet-900"/);
+    const badRounds = await call(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 0 }, researcher);
+    assert.equal(badRounds.status, 400);
+    const unknown = await call<{ message: string }>(coord, 'POST', '/v1/experiments/exp-nope/rounds', { rounds: 1 }, researcher);
+    assert.equal(unknown.status, 404);
+    const badEnroll = await fetch(new URL('/v1/enroll', coord.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'fmj_nope', publicKey: 'x' }) });
+    assert.equal(badEnroll.status, 401);
+    const badKey = await call<{ message: string }>(coord, 'POST', '/v1/sites', { name: 'site-z' });
+    const enrollBadKey = await fetch(new URL('/v1/enroll', coord.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: (badKey.body as unknown as { token: string }).token, publicKey: 'not-a-key' }) });
+    assert.equal(enrollBadKey.status, 400);
+    assert.equal((await fetch(new URL('/healthz', coord.url))).status, 200);
+  });
+
   it('survives thousands of random and mutated frames, then serves a normal round', async () => {
     const rng = new SeededRng(42);
     const valid = [

@@ -14,8 +14,8 @@ export interface Proc {
   exited: Promise<number | null>;
 }
 
-export function spawnCli(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -50,8 +50,8 @@ export interface CoordinatorProc extends Proc {
   adminToken: string;
 }
 
-export async function startCoordinator(dataDir: string, port: number): Promise<CoordinatorProc> {
-  const p = spawnCli(['coordinator', 'start', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn']);
+export async function startCoordinator(dataDir: string, port: number, extraArgs: string[] = []): Promise<CoordinatorProc> {
+  const p = spawnCli(['coordinator', 'start', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', ...extraArgs]);
   const line = await waitFor('the coordinator to listen', () => {
     if (p.child.exitCode !== null) throw new Error(`coordinator exited: ${p.output()}`);
     return p.output().split('\n').find((l) => l.includes('"event":"listening"'));

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { freePort, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
+import { makeTempDir } from '../helpers/paths.js';
+import { runCli } from '../helpers/runCli.js';
+
+describe('federation over TLS: https API and wss edge connection', function () {
+  this.timeout(120_000);
+  const t = makeTempDir();
+  let coord: CoordinatorProc | null = null;
+  let edge: Proc | null = null;
+  after(async () => {
+    if (edge) await stopProc(edge);
+    if (coord) await stopProc(coord);
+    t.cleanup();
+  });
+
+  it('enrols a site and connects its edge over wss with a certificate the edge trusts', async function () {
+    const cert = join(t.dir, 'cert.pem');
+    const key = join(t.dir, 'key.pem');
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    } catch {
+      if (process.env.CI) throw new Error('openssl is needed to make the test certificate');
+      this.skip(); // no openssl on this developer machine
+    }
+    coord = await startCoordinator(join(t.dir, 'coord'), await freePort(), ['--tls-cert', cert, '--tls-key', key]);
+    assert.match(coord.url, /^https:/);
+    const env = { NODE_EXTRA_CA_CERTS: cert };
+    const add = await runCli(['site', 'add', 'tls-site', '--coordinator', coord.url, '--token', coord.adminToken, '--json'], { env });
+    assert.equal(add.code, 0, add.stderr);
+    const { token } = JSON.parse(add.stdout) as { token: string };
+    const enrol = await runCli(['edge', 'enroll', '--coordinator', coord.url, '--token', token, '--state-dir', join(t.dir, 'edge')], { env });
+    assert.equal(enrol.code, 0, enrol.stderr);
+    const npz = join(t.dir, 'd.npz');
+    assert.equal((await runCli(['make-synthetic', '--out', npz, '--n', '50'])).code, 0);
+    edge = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'edge'), '--data', npz], env);
+    await waitFor('the edge to connect over wss', () => edge!.output().includes('"event":"connected"'));
+    const status = await runCli(['status', '--json', '--coordinator', coord.url, '--token', coord.adminToken], { env });
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal((JSON.parse(status.stdout) as { sites: { name: string; online: boolean }[] }).sites[0].online, true);
+    // Without trusting the certificate, the CLI refuses to talk to the coordinator.
+    const untrusted = await runCli(['status', '--coordinator', coord.url, '--token', coord.adminToken]);
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /cannot reach the coordinator/);
+  });
+});
