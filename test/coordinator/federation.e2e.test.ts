@@ -156,6 +156,17 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     assert.match(again.output(), /revoked/);
   });
 
+  it('stopping an experiment aborts its open round and publishes nothing', async () => {
+    const versionsBefore = (await call<unknown[]>(coord, 'GET', `/v1/experiments/${experiment}/versions`)).body.length;
+    const started = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 3 });
+    await waitFor('the round to be running', async () => (await rounds()).some((r) => r.round === started.body.firstRound && r.status === 'running'));
+    assert.deepEqual((await call(coord, 'POST', `/v1/experiments/${experiment}/stop`)).body, { stopped: true });
+    await waitFor('the run to end', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${experiment}`)).body.running);
+    const r = (await rounds()).filter((x) => x.round >= started.body.firstRound);
+    assert.deepEqual(r.map((x) => [x.status, x.reason]), [['aborted', 'stopped by the researcher']]);
+    assert.equal((await call<unknown[]>(coord, 'GET', `/v1/experiments/${experiment}/versions`)).body.length, versionsBefore);
+  });
+
   it('answers bad REST requests with 4xx and a message: no token, wrong role, invalid bodies, bad join tokens', async () => {
     const researcher = (await call<{ token: string }>(coord, 'POST', '/v1/tokens', { role: 'researcher' })).body.token;
     const noToken = await fetch(new URL('/v1/sites', coord.url));
