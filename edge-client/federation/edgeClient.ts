@@ -18,7 +18,7 @@ import { AUTH_DOMAIN, CHALLENGE_DOMAIN, PROTOCOL_VERSIONS, type Message, type Me
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import { signMessage, verifyMessage } from '../../shared/secure/identity.js';
 import type { DatasetSplits } from '../data/dataset.js';
-import { dataParallelFit } from '../training/dataParallelTrainer.js';
+import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
 import { evaluateModel } from '../training/localTrainer.js';
 import type { TrainingBackendName } from '../training/trainingBackend.js';
 import { EdgeState } from './edgeState.js';
@@ -53,12 +53,15 @@ export class EdgeClient extends EventEmitter {
   /** A result finished while disconnected, sent after re-authenticating if still wanted. */
   private pending: { message: Message; payload?: Uint8Array } | null = null;
   private readonly log: NonNullable<EdgeClientOptions['log']>;
+  /** Training workers kept across rounds (starting one costs about a second). */
+  private readonly trainer: DataParallelTrainer;
   readonly site: string;
 
   constructor(private readonly o: EdgeClientOptions) {
     super();
     this.state = new EdgeState(o.stateDir, o.modelCacheDir);
     this.site = this.state.load().config.site;
+    this.trainer = new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
   }
 
@@ -72,6 +75,7 @@ export class EdgeClient extends EventEmitter {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.channel?.close(1000, 'edge shutting down');
     this.socket?.terminate();
+    await this.trainer.close();
   }
 
   private connect(): void {
@@ -131,6 +135,7 @@ export class EdgeClient extends EventEmitter {
 
   private fatal(message: string): void {
     this.stopped = true;
+    void this.trainer.close();
     this.log('stopped', { reason: message });
     this.emit('fatal', new EdgeStopped(message));
   }
@@ -171,7 +176,7 @@ export class EdgeClient extends EventEmitter {
     let reply: { message: Message; payload?: Uint8Array };
     try {
       this.state.saveGlobalModel(m.modelVersion, spec, params);
-      const r = await dataParallelFit(spec, params, this.o.data.train, { ...m.config, workers: this.o.workers ?? 1, backend: this.o.backend ?? 'wasm' });
+      const r = await this.trainer.fit(spec, params, this.o.data.train, m.config);
       const delta = new Float32Array(params.length);
       for (let i = 0; i < delta.length; i++) delta[i] = r.params[i] - params[i];
       const last = r.history[r.history.length - 1];

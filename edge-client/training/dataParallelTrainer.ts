@@ -26,36 +26,69 @@ interface WorkerHandle {
   send(req: WorkerRequest): void;
 }
 
-export async function dataParallelFit(
-  spec: ModelSpec,
-  globalParams: Float32Array,
-  data: Dataset,
-  options: LocalFitOptions & { workers: number; backend: TrainingBackendName },
-): Promise<LocalFitResult> {
-  checkFitOptions(options);
-  checkData(spec, data);
-  const n = data.y.length;
-  const layout = layoutOf(spec);
-  const sab = (values: number): SharedArrayBuffer => new SharedArrayBuffer(values * 4);
-  const xBuf = sab(data.x.length);
-  new Float32Array(xBuf).set(data.x);
-  const yBuf = sab(n);
-  new Int32Array(yBuf).set(data.y);
-  // Two averaged-gradient buffers, alternating by step: workers apply step t-1's buffer while
-  // the main thread will write step t's into the other one (no race, no extra round trip).
-  const avgBufs = [sab(layout.size), sab(layout.size)];
-  const avgs = avgBufs.map((b) => new Float32Array(b));
-  const outBuf = sab(layout.size);
-  const out = new Float32Array(outBuf);
-  const maxShard = Math.ceil(options.batchSize / options.workers);
-  const handles: WorkerHandle[] = [];
-  try {
-    for (let w = 0; w < options.workers; w++) {
+export interface DataParallelOptions {
+  workers: number;
+  backend: TrainingBackendName;
+}
+
+/**
+ * A pool of training workers that stays up between fits (an edge trains once per round; starting
+ * a worker costs about a second of tfjs/wasm/onnxruntime initialisation).
+ */
+export class DataParallelTrainer {
+  private handles: WorkerHandle[] = [];
+  private busy = false;
+
+  constructor(private readonly o: DataParallelOptions) {}
+
+  async fit(spec: ModelSpec, globalParams: Float32Array, data: Dataset, options: LocalFitOptions): Promise<LocalFitResult> {
+    checkFitOptions(options);
+    checkData(spec, data);
+    if (this.busy) throw new BackendError('this trainer is already running a fit');
+    this.busy = true;
+    try {
+      return await this.run(spec, globalParams, data, options);
+    } catch (err) {
+      await this.close(); // a failed worker or protocol error: start fresh next time
+      throw err;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    const handles = this.handles;
+    this.handles = [];
+    for (const h of handles) {
+      h.send({ type: 'close' });
+      await h.worker.terminate();
+    }
+  }
+
+  private async run(spec: ModelSpec, globalParams: Float32Array, data: Dataset, options: LocalFitOptions): Promise<LocalFitResult> {
+    const n = data.y.length;
+    const layout = layoutOf(spec);
+    const sab = (values: number): SharedArrayBuffer => new SharedArrayBuffer(values * 4);
+    const xBuf = sab(data.x.length);
+    new Float32Array(xBuf).set(data.x);
+    const yBuf = sab(n);
+    new Int32Array(yBuf).set(data.y);
+    // Two averaged-gradient buffers, alternating by step: workers apply step t-1's buffer while
+    // the main thread will write step t's into the other one (no race, no extra round trip).
+    const avgBufs = [sab(layout.size), sab(layout.size)];
+    const avgs = avgBufs.map((b) => new Float32Array(b));
+    const outBuf = sab(layout.size);
+    const out = new Float32Array(outBuf);
+    const maxShard = Math.ceil(options.batchSize / this.o.workers);
+    while (this.handles.length < this.o.workers) this.handles.push(spawn());
+    const handles = this.handles;
+    handles.forEach((h, w) => {
       const gradBuf = sab(layout.size);
+      h.grad = new Float32Array(gradBuf);
       const init: GradientWorkerInit = {
         spec,
         params: globalParams,
-        backend: options.backend,
+        backend: this.o.backend,
         x: xBuf,
         y: yBuf,
         exampleShape: data.exampleShape,
@@ -67,8 +100,8 @@ export async function dataParallelFit(
         augment: options.augment,
         augmentSeed: (options.seed ?? 0) * 1000 + w + 1,
       };
-      handles.push(spawn(init, new Float32Array(gradBuf)));
-    }
+      h.send({ type: 'init', init });
+    });
     for (const h of handles) await expect(h, 'ready');
 
     const evalModel = options.validation ? new TfjsModel(spec, globalParams) : null;
@@ -123,20 +156,30 @@ export async function dataParallelFit(
         snapshot: (reuse) => fetchParams(reuse),
       });
       const params = loop.selected?.params ?? (await fetchParams());
-      return fitResult(loop, params, n, options, options.backend, handles.length);
+      return fitResult(loop, params, n, options, this.o.backend, handles.length);
     } finally {
       evalModel?.dispose();
-    }
-  } finally {
-    for (const h of handles) {
-      h.send({ type: 'close' });
-      await h.worker.terminate();
     }
   }
 }
 
-function spawn(init: GradientWorkerInit, grad: Float32Array): WorkerHandle {
-  const worker = new Worker(new URL('./gradientWorker.js', import.meta.url), { workerData: init });
+/** One fit on a fresh pool that is closed afterwards. */
+export async function dataParallelFit(
+  spec: ModelSpec,
+  globalParams: Float32Array,
+  data: Dataset,
+  options: LocalFitOptions & DataParallelOptions,
+): Promise<LocalFitResult> {
+  const trainer = new DataParallelTrainer(options);
+  try {
+    return await trainer.fit(spec, globalParams, data, options);
+  } finally {
+    await trainer.close();
+  }
+}
+
+function spawn(): WorkerHandle {
+  const worker = new Worker(new URL('./gradientWorker.js', import.meta.url));
   const queue: WorkerReply[] = [];
   const waiters: ((r: WorkerReply) => void)[] = [];
   const deliver = (r: WorkerReply): void => {
@@ -151,7 +194,7 @@ function spawn(init: GradientWorkerInit, grad: Float32Array): WorkerHandle {
   });
   return {
     worker,
-    grad,
+    grad: new Float32Array(0),
     next: () => new Promise((resolve) => (queue.length ? resolve(queue.shift()!) : waiters.push(resolve))),
     send: (req) => worker.postMessage(req),
   };

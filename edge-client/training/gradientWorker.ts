@@ -1,10 +1,11 @@
 /**
- * Worker thread of the data-parallel trainer (dataParallelTrainer.ts). It holds a replica of
- * the model and its optimizer; for each step it computes the gradient of its shard of the
- * batch into shared memory, then applies the averaged gradient that the main thread wrote.
- * All replicas apply the same averaged gradients with the same optimizer, so they stay equal.
+ * Worker thread of the data-parallel trainer (dataParallelTrainer.ts). It lives across fits
+ * (`init` sets up each one) and holds a replica of the model and its optimizer. For each step it
+ * computes the gradient of its shard of the batch into shared memory, then applies the averaged
+ * gradient the main thread wrote. All replicas apply the same averaged gradients with the same
+ * optimizer, so they stay equal.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { TfjsModel } from '../../models/tfjsModel.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { ImageAugmenter, type AugmentOptions } from './augmentation.js';
@@ -33,6 +34,8 @@ export interface GradientWorkerInit {
 }
 
 export type WorkerRequest =
+  /** (Re)initialise for a fit: model, optimizer, data and shared buffers. */
+  | { type: 'init'; init: GradientWorkerInit }
   /** applyAvg: index of the averaged gradient to apply before this step, or -1. */
   | { type: 'step'; indices: Int32Array; batchSize: number; applyAvg: number }
   | { type: 'apply'; avg: number }
@@ -40,64 +43,95 @@ export type WorkerRequest =
   | { type: 'close' };
 
 export type WorkerReply =
-  | { type: 'ready'; backend: string; convKernels: string }
+  | { type: 'ready' }
   | { type: 'grads'; loss: number; correct: number; count: number }
   | { type: 'applied' }
   | { type: 'params' }
   | { type: 'error'; message: string };
 
-async function main(): Promise<void> {
-  const init = workerData as GradientWorkerInit;
-  const port = parentPort!;
-  const info = await initTrainingBackend(init.backend, { threads: 1, log: () => {} });
-  const model = new TfjsModel(init.spec, init.params);
-  const step = new TrainingStep(model, init.step);
-  const data = { x: new Float32Array(init.x), y: new Int32Array(init.y), exampleShape: init.exampleShape };
-  const size = init.exampleShape.reduce((a, b) => a * b, 1);
-  const grad = new Float32Array(init.grad);
-  const avg = init.avg.map((b) => new Float32Array(b));
-  const out = new Float32Array(init.out);
-  const batchX = new Float32Array(init.maxShard * size);
-  const batchY = new Int32Array(init.maxShard);
-  const augmenter = init.augment ? new ImageAugmenter(init.exampleShape, init.augment, init.augmentSeed) : null;
-  port.postMessage({ type: 'ready', backend: info.name, convKernels: info.convKernels } satisfies WorkerReply);
-  port.on('message', (req: WorkerRequest) => {
-    try {
-      switch (req.type) {
-        case 'step': {
-          if (req.applyAvg >= 0) step.applyFlatGradients(avg[req.applyAvg]);
-          const b = req.indices.length;
-          if (b === 0) {
-            grad.fill(0);
-            port.postMessage({ type: 'grads', loss: 0, correct: 0, count: 0 } satisfies WorkerReply);
-            return;
-          }
-          gatherBatch(data, req.indices, batchX, batchY);
-          augmenter?.apply(batchX, b);
-          const r = step.gradients(batchX.subarray(0, b * size), batchY.subarray(0, b), init.exampleShape, b / req.batchSize, grad);
-          port.postMessage({ type: 'grads', loss: r.loss, correct: r.correct, count: b } satisfies WorkerReply);
-          return;
-        }
-        case 'apply':
-          step.applyFlatGradients(avg[req.avg]);
-          port.postMessage({ type: 'applied' } satisfies WorkerReply);
-          return;
-        case 'params':
-          model.getParams(out);
-          port.postMessage({ type: 'params' } satisfies WorkerReply);
-          return;
-        case 'close':
-          step.dispose();
-          model.dispose();
-          port.close();
-          return;
-      }
-    } catch (err) {
-      port.postMessage({ type: 'error', message: (err as Error).message } satisfies WorkerReply);
-    }
-  });
+interface FitState {
+  init: GradientWorkerInit;
+  model: TfjsModel;
+  step: TrainingStep;
+  data: { x: Float32Array; y: Int32Array; exampleShape: number[] };
+  size: number;
+  grad: Float32Array;
+  avg: Float32Array[];
+  out: Float32Array;
+  batchX: Float32Array;
+  batchY: Int32Array;
+  augmenter: ImageAugmenter | null;
 }
 
-main().catch((err: unknown) => {
-  parentPort?.postMessage({ type: 'error', message: (err as Error).message } satisfies WorkerReply);
+function setUp(init: GradientWorkerInit): FitState {
+  const model = new TfjsModel(init.spec, init.params);
+  return {
+    init,
+    model,
+    step: new TrainingStep(model, init.step),
+    data: { x: new Float32Array(init.x), y: new Int32Array(init.y), exampleShape: init.exampleShape },
+    size: init.exampleShape.reduce((a, b) => a * b, 1),
+    grad: new Float32Array(init.grad),
+    avg: init.avg.map((b) => new Float32Array(b)),
+    out: new Float32Array(init.out),
+    batchX: new Float32Array(init.maxShard * init.exampleShape.reduce((a, b) => a * b, 1)),
+    batchY: new Int32Array(init.maxShard),
+    augmenter: init.augment ? new ImageAugmenter(init.exampleShape, init.augment, init.augmentSeed) : null,
+  };
+}
+
+function tearDown(s: FitState | null): void {
+  s?.step.dispose();
+  s?.model.dispose();
+}
+
+const port = parentPort!;
+let state: FitState | null = null;
+let backendReady: Promise<unknown> | null = null;
+
+port.on('message', async (req: WorkerRequest) => {
+  try {
+    if (req.type === 'init') {
+      backendReady ??= initTrainingBackend(req.init.backend, { threads: 1, log: () => {} });
+      await backendReady;
+      tearDown(state);
+      state = setUp(req.init);
+      port.postMessage({ type: 'ready' } satisfies WorkerReply);
+      return;
+    }
+    if (req.type === 'close') {
+      tearDown(state);
+      state = null;
+      port.close();
+      return;
+    }
+    const s = state;
+    if (!s) throw new Error(`"${req.type}" before "init"`);
+    switch (req.type) {
+      case 'step': {
+        if (req.applyAvg >= 0) s.step.applyFlatGradients(s.avg[req.applyAvg]);
+        const b = req.indices.length;
+        if (b === 0) {
+          s.grad.fill(0);
+          port.postMessage({ type: 'grads', loss: 0, correct: 0, count: 0 } satisfies WorkerReply);
+          return;
+        }
+        gatherBatch(s.data, req.indices, s.batchX, s.batchY);
+        s.augmenter?.apply(s.batchX, b);
+        const r = s.step.gradients(s.batchX.subarray(0, b * s.size), s.batchY.subarray(0, b), s.init.exampleShape, b / req.batchSize, s.grad);
+        port.postMessage({ type: 'grads', loss: r.loss, correct: r.correct, count: b } satisfies WorkerReply);
+        return;
+      }
+      case 'apply':
+        s.step.applyFlatGradients(s.avg[req.avg]);
+        port.postMessage({ type: 'applied' } satisfies WorkerReply);
+        return;
+      case 'params':
+        s.model.getParams(s.out);
+        port.postMessage({ type: 'params' } satisfies WorkerReply);
+        return;
+    }
+  } catch (err) {
+    port.postMessage({ type: 'error', message: (err as Error).message } satisfies WorkerReply);
+  }
 });

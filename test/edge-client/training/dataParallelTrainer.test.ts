@@ -3,7 +3,7 @@ import { zooModel } from '../../../models/zoo.js';
 import { initParams } from '../../../shared/model/initParams.js';
 import { stratifiedSplit, type Dataset } from '../../../edge-client/data/dataset.js';
 import { syntheticImages } from '../../../edge-client/data/syntheticImages.js';
-import { dataParallelFit } from '../../../edge-client/training/dataParallelTrainer.js';
+import { DataParallelTrainer, dataParallelFit } from '../../../edge-client/training/dataParallelTrainer.js';
 import { localFit } from '../../../edge-client/training/localTrainer.js';
 import { initTrainingBackend } from '../../../edge-client/training/trainingBackend.js';
 
@@ -38,6 +38,23 @@ describe('edge-client/training/dataParallelTrainer (worker threads)', function (
       assert.equal(parallel.numExamples, train.y.length);
     });
   }
+
+  it('a trainer keeps its workers across fits, also for a different model, with the same results', async () => {
+    const opts = { epochs: 1, batchSize: 20, learningRate: 0.1, optimizer: 'sgd' as const, seed: 2 };
+    const trainer = new DataParallelTrainer({ workers: 2, backend: 'wasm' });
+    try {
+      const first = await trainer.fit(spec, params, train, opts);
+      const logreg = zooModel('logreg', { numFeatures: 784, numClasses: 3 });
+      const other = await trainer.fit(logreg, initParams(logreg, 1), train, opts);
+      const again = await trainer.fit(spec, params, train, opts);
+      assert.equal(other.params.length, 784 * 3 + 3);
+      assert.deepEqual(again.params, first.params);
+      const fresh = await localFit(spec, params, train, opts);
+      for (let i = 0; i < params.length; i++) assert.ok(Math.abs(first.params[i] - fresh.params[i]) < 1e-4);
+    } finally {
+      await trainer.close();
+    }
+  });
 
   it('localFit({ workers: 3 }) trains a CNN on worker threads with validation and model selection', async () => {
     const cnn = zooModel('cnn-28', { numClasses: 3 });
