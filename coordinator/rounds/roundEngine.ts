@@ -6,7 +6,7 @@
  * at least `minFitClients` updates, otherwise it fails with the reason and publishes nothing.
  */
 import { FedAvg } from '../../shared/aggregation/fedAvg.js';
-import type { SiteEvaluation, Strategy } from '../../shared/aggregation/strategy.js';
+import { weightedMetrics, type SiteEvaluation, type Strategy } from '../../shared/aggregation/strategy.js';
 import { FedmedError } from '../../shared/errors.js';
 import { float32Bytes, modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
 import { encodeMessage } from '../../shared/protocol/messageChannel.js';
@@ -68,7 +68,7 @@ export class RoundEngine {
     gateway.events = {
       onMessage: (site, m, p) => this.onMessage(site, m, p),
       onDisconnect: (site, reason) => this.onDisconnect(site, reason),
-      onConnect: (site) => void this.store.update(() => void (this.findSite(site) && (this.findSite(site)!.lastSeen = new Date().toISOString()))),
+      onConnect: (site) => this.touch(site),
     };
   }
 
@@ -197,7 +197,7 @@ export class RoundEngine {
     if (agg.sites < exp.config.minFitClients) {
       return finish('failed', `only ${agg.sites} of ${sites.length} site(s) returned an update (dropped: ${this.describeMissing(fit)}); the round needs at least ${exp.config.minFitClients}`);
     }
-    record.fitMetrics = strategy.aggregateEvaluate(round, fit.fitMetrics.map((m, i) => ({ site: String(i), ...m })));
+    record.fitMetrics = weightedMetrics(fit.fitMetrics);
     const t1 = performance.now();
     const next = strategy.aggregateFit(round, current, agg);
     record.timings.aggregateMs = performance.now() - t1;
@@ -294,11 +294,14 @@ export class RoundEngine {
     return missing.map((e) => `${e.site}: ${e.reason ?? e.status}`).join('; ') || 'none';
   }
 
+  /** Records that a site was just seen (connected or disconnected). */
+  private touch(site: string): void {
+    const s = this.findSite(site);
+    if (s) void this.store.update(() => void (s.lastSeen = new Date().toISOString()));
+  }
+
   private onDisconnect(site: string, reason: string): void {
-    void this.store.update(() => {
-      const s = this.findSite(site);
-      if (s) s.lastSeen = new Date().toISOString();
-    });
+    this.touch(site);
     const p = this.phase;
     if (p?.sites.get(site)?.status === 'sent') this.settle(p, site, 'dropped', `disconnected during ${p.kind} (${reason})`);
   }
