@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchInference } from './inferenceLatency.js';
+import { benchPrivacy } from './privacyBenchmark.js';
 import { benchRound } from './roundBenchmark.js';
 import { median } from './stats.js';
 import { benchTraining } from './trainingThroughput.js';
@@ -41,6 +42,9 @@ if (!only || only === 'training') {
 }
 if (!only || only === 'inference') {
   result.inferenceCnn28 = await benchInference({ calls: quick ? 200 : 2000, repeats: quick ? 2 : 5 });
+}
+if (!only || only === 'privacy') {
+  result.privacy = await benchPrivacy(quick ? 2 : 5);
 }
 if (!only || only === 'round') {
   // d = 1000*1000 + 1000 + 1000*2 + 2 = 1,003,002 parameters, N = 10 edges.

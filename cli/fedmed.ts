@@ -15,6 +15,7 @@ import { coordinatorCommand } from './coordinatorCommand.js';
 import { edgeCommand } from './edgeCommand.js';
 import { experimentCommand, roundCommand, statusCommand, tokenCommand } from './researchCommands.js';
 import { siteCommand } from './siteCommand.js';
+import { privacyCommand } from './privacyCommand.js';
 
 const program = new Command('fedmed')
   .description('fedmed: federated learning for hospital edge nodes')
@@ -34,6 +35,7 @@ program.addCommand(experimentCommand());
 program.addCommand(roundCommand());
 program.addCommand(statusCommand());
 program.addCommand(tokenCommand());
+program.addCommand(privacyCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -11,7 +11,7 @@ describe('cli: the fedmed command in child processes', function () {
   after(() => t.cleanup());
 
   it('--help works on every command', async () => {
-    for (const args of [['--help'], ['train', '--help'], ['export-onnx', '--help'], ['infer', '--help'], ['zoo', '--help'], ['make-synthetic', '--help']]) {
+    for (const args of [['--help'], ['train', '--help'], ['export-onnx', '--help'], ['infer', '--help'], ['zoo', '--help'], ['make-synthetic', '--help'], ['coordinator', 'start', '--help'], ['site', 'add', '--help'], ['edge', 'start', '--help'], ['experiment', 'create', '--help'], ['round', 'start', '--help'], ['status', '--help'], ['privacy', 'epsilon', '--help']]) {
       const r = await runCli(args);
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stdout, /Usage: fedmed/);
@@ -60,6 +60,18 @@ describe('cli: the fedmed command in child processes', function () {
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     if (real) assert.ok(report.test.accuracy > 0.7, `Cleveland logreg accuracy ${report.test.accuracy}`);
+  });
+
+  it('privacy epsilon and noise agree with the accountant (Abadi et al. setting)', async () => {
+    let r = await runCli(['privacy', 'epsilon', '--noise-multiplier', '4', '--sampling-rate', '0.01', '--steps', '10000', '--delta', '1e-5', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const { epsilon, order } = JSON.parse(r.stdout) as { epsilon: number; order: number };
+    assert.ok(Math.abs(epsilon - 1.04) < 0.01 && order > 1);
+    r = await runCli(['privacy', 'noise', '--target-epsilon', String(epsilon), '--sampling-rate', '0.01', '--steps', '10000', '--delta', '1e-5', '--json']);
+    assert.ok(Math.abs((JSON.parse(r.stdout) as { noiseMultiplier: number }).noiseMultiplier - 4) < 0.01);
+    r = await runCli(['privacy', 'epsilon', '--noise-multiplier', '4', '--sampling-rate', '1.5', '--steps', '10', '--delta', '1e-5']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /sampling rate q must be in \(0, 1\]/);
   });
 
   const failures: [string, string[], RegExp][] = [
