@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { enrollSite } from '../edge-client/federation/enrollment.js';
 import { TRAINING_BACKENDS, type TrainingBackendName } from '../edge-client/training/trainingBackendNames.js';
-import { intOption } from './parseNumber.js';
+import { floatOption, intOption } from './parseNumber.js';
 
 export function edgeCommand(): Command {
   const cmd = new Command('edge').description('run a hospital edge node');
@@ -26,14 +26,18 @@ export function edgeCommand(): Command {
     .addOption(new Option('--backend <name>', 'tfjs training backend').choices([...TRAINING_BACKENDS]).default('wasm'))
     .option('--seed <n>', 'seed of the local train/val/test split (CSV and PNG data)', intOption('--seed'), 1)
     .option('--binarize-label', 'CSV: label = 1 when > 0')
-    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean }) => {
+    .option('--privacy-budget <epsilon>', "the site's total privacy budget ε; rounds without DP or beyond it are refused", floatOption('--privacy-budget'))
+    .option('--privacy-budget-per-experiment <epsilon>', 'optional per-experiment limit', floatOption('--privacy-budget-per-experiment'))
+    .option('--privacy-delta <delta>', 'δ at which the budget is counted', floatOption('--privacy-delta'), 1e-5)
+    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number }) => {
       // Loaded here: these pull in tfjs, which other commands do not need.
       const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
       const { loadDataset } = await import('../edge-client/data/loadDataset.js');
       const { EdgeClient } = await import('../edge-client/federation/edgeClient.js');
       await initTrainingBackend(flags.backend);
       const data = loadDataset(flags.data, { seed: flags.seed, csv: { binarizeLabel: flags.binarizeLabel } });
-      const client = new EdgeClient({ stateDir: flags.stateDir, modelCacheDir: flags.modelCache, data, workers: flags.workers, backend: flags.backend });
+      const budget = flags.privacyBudget === undefined ? undefined : { epsilon: flags.privacyBudget, delta: flags.privacyDelta, perExperiment: flags.privacyBudgetPerExperiment };
+      const client = new EdgeClient({ stateDir: flags.stateDir, modelCacheDir: flags.modelCache, data, workers: flags.workers, backend: flags.backend, budget });
       const done = new Promise<void>((resolve, reject) => {
         client.on('fatal', reject);
         const stop = (): void => void client.stop().then(resolve);

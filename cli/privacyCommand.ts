@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { computeEpsilon, noiseForEpsilon } from '../shared/privacy/rdpAccountant.js';
+import { api, resolveTarget, type ApiTarget } from './apiClient.js';
 import { floatOption, intOption } from './parseNumber.js';
 
 interface Common {
@@ -37,5 +38,17 @@ export function privacyCommand(): Command {
       else console.log(`noise multiplier z = ${z.toFixed(4)}`);
     },
   );
+  cmd
+    .command('status')
+    .description("the federation's privacy ledger: ε spent per experiment")
+    .option('--coordinator <url>', 'coordinator URL (or FEDMED_COORDINATOR)')
+    .option('--token <token>', 'API token (or FEDMED_TOKEN)')
+    .option('--json', 'print JSON')
+    .action(async (flags: ApiTarget & { json?: boolean }) => {
+      const s = await api<{ experiments: { id: string; name: string; privacy: { enabled: boolean; mode: string; epsilon: number; delta: number; noiseMultiplier: number; rounds: unknown[] } }[] }>(resolveTarget(flags), 'GET', '/v1/status');
+      const rows = s.experiments.map((e) => ({ id: e.id, name: e.name, ...e.privacy }));
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(rows)}\n`);
+      for (const r of rows) console.log(r.enabled ? `${r.id} "${r.name}": ${r.mode} DP, z = ${r.noiseMultiplier.toFixed(3)}, ε = ${r.epsilon.toFixed(4)} at δ = ${r.delta} after ${r.rounds.length} charged round(s)` : `${r.id} "${r.name}": no differential privacy`);
+    });
   return cmd;
 }

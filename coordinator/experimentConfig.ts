@@ -7,6 +7,8 @@ import { zooModel } from '../models/zoo.js';
 import { ModelSpecError } from '../shared/errors.js';
 import { parseModelSpec, type ModelSpec } from '../shared/model/modelSpec.js';
 import { FIT_CONFIG_PROPERTIES } from '../shared/protocol/messages.js';
+import { checkPrivacyConfig, PRIVACY_CONFIG_SCHEMA, type PrivacyConfig } from '../shared/privacy/privacyConfig.js';
+import { noiseForEpsilon } from '../shared/privacy/rdpAccountant.js';
 
 export interface ExperimentConfig {
   name: string;
@@ -23,6 +25,8 @@ export interface ExperimentConfig {
   /** Seconds a site has to return its update (and its evaluation). */
   deadlineSeconds: number;
   fit: { epochs: number; batchSize: number; learningRate: number; optimizer: 'sgd' | 'adam'; proxMu: number };
+  /** Differential privacy (client level); absent = none. */
+  privacy?: PrivacyConfig;
 }
 
 export const EXPERIMENT_CONFIG_SCHEMA = {
@@ -50,6 +54,7 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
     fractionEvaluate: { type: 'number', minimum: 0, maximum: 1, default: 1 },
     minEvaluateClients: { type: 'integer', minimum: 0, default: 1 },
     deadlineSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 86400, default: 600 },
+    privacy: PRIVACY_CONFIG_SCHEMA,
     fit: {
       type: 'object',
       additionalProperties: false,
@@ -71,4 +76,17 @@ export function experimentSpec(config: ExperimentConfig): ModelSpec {
   if (m.spec !== undefined) return parseModelSpec(m.spec, `experiment "${config.name}" model.spec`);
   if (!m.zoo) throw new ModelSpecError(`experiment "${config.name}": model needs "zoo" (e.g. "cnn-28") or "spec"`);
   return zooModel(m.zoo, { numClasses: m.numClasses, numFeatures: m.numFeatures, hidden: m.hidden });
+}
+
+/**
+ * Checks the privacy block and fixes the noise multiplier: a target ε over the planned rounds
+ * (at the configured sampling fraction) is turned into z once, at creation.
+ */
+export function resolvePrivacy(config: ExperimentConfig): void {
+  const p = config.privacy;
+  if (!p) return;
+  checkPrivacyConfig(p);
+  if (p.noiseMultiplier === undefined) {
+    p.noiseMultiplier = noiseForEpsilon({ targetEpsilon: p.targetEpsilon!, samplingRate: config.fractionFit, steps: p.plannedRounds!, delta: p.delta });
+  }
 }

@@ -12,7 +12,8 @@ import { encodeParamsFile } from '../../shared/model/paramsFile.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { CloseCode } from '../../shared/protocol/protocolError.js';
 import type { ApiTokens } from '../apiTokens.js';
-import { EXPERIMENT_CONFIG_SCHEMA, experimentSpec, type ExperimentConfig } from '../experimentConfig.js';
+import { EXPERIMENT_CONFIG_SCHEMA, experimentSpec, resolvePrivacy, type ExperimentConfig } from '../experimentConfig.js';
+import { experimentPrivacy } from '../rounds/privacyLedger.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { RoundEngine } from '../rounds/roundEngine.js';
 import type { SiteRegistry } from '../siteRegistry.js';
@@ -96,6 +97,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
   app.post<{ Body: ExperimentConfig }>('/v1/experiments', { ...researcher, schema: { body: EXPERIMENT_CONFIG_SCHEMA } }, async (req) => {
     const config = req.body;
     const spec = experimentSpec(config);
+    resolvePrivacy(config);
     const params = initParams(spec, config.initSeed);
     const versionId = modelVersionId(spec, params);
     d.store.saveParams(versionId, spec, params);
@@ -124,6 +126,11 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
       .filter((r) => r.experiment === req.params.id)
       .map((r) => ({ round: r.round, status: r.status, fit: r.fitMetrics, evaluate: r.evalMetrics, sites: r.sites.filter((s) => s.phase === 'evaluate' && s.metrics).map((s) => ({ site: s.site, numExamples: s.numExamples, ...s.metrics })) })),
   );
+  app.get<{ Params: { id: string } }>('/v1/experiments/:id/privacy', reader, async (req, reply) => {
+    const e = d.store.data.experiments.find((x) => x.id === req.params.id);
+    if (!e) return reply.code(404).send({ error: 'not found', message: `no experiment ${req.params.id}` });
+    return experimentPrivacy(e, d.store.data.rounds);
+  });
   app.get<{ Params: { id: string } }>('/v1/experiments/:id/versions', reader, async (req) => d.store.data.versions.filter((v) => v.experiment === req.params.id));
   app.get<{ Params: { id: string } }>('/v1/versions/:id/params', reader, async (req, reply) => {
     const v = d.store.data.versions.find((x) => x.id === req.params.id);
@@ -138,7 +145,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     experiments: d.store.data.experiments.map((e) => {
       const rounds = d.store.data.rounds.filter((r) => r.experiment === e.id);
       const last = rounds[rounds.length - 1];
-      return { ...experimentView(e.id), lastRound: last ? { round: last.round, status: last.status, reason: last.reason, evaluate: last.evalMetrics } : null };
+      return { ...experimentView(e.id), privacy: experimentPrivacy(e, d.store.data.rounds), lastRound: last ? { round: last.round, status: last.status, reason: last.reason, evaluate: last.evalMetrics } : null };
     }),
   }));
 }

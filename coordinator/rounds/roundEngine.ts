@@ -17,6 +17,16 @@ import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import type { ExperimentRecord, RoundRecord, RoundSiteRecord } from '../store/storeSchema.js';
 import { PlainAggregator } from './plainAggregator.js';
+import { experimentPrivacy } from './privacyLedger.js';
+import { siteNoiseStddev, type RoundPrivacy } from '../../shared/privacy/privacyConfig.js';
+import { fillGaussian } from '../../shared/privacy/gaussianNoise.js';
+
+/** Central DP: N(0, stddev²) added to the sum of the clipped updates, from the CSPRNG. */
+function addCentralNoise(sum: Float64Array, stddev: number): void {
+  const noise = new Float64Array(sum.length);
+  fillGaussian(noise, stddev);
+  for (let i = 0; i < sum.length; i++) sum[i] += noise[i];
+}
 
 export class RoundError extends FedmedError {
   constructor(
@@ -59,6 +69,8 @@ export class RoundEngine {
   /** Rounds recently finished per experiment, to recognise late (not malicious) results. */
   private readonly recentlyEnded = new Map<string, number>();
   private readonly params = new Map<string, Float32Array>();
+  /** Whether the open round averages updates with equal weights (DP) or by example counts. */
+  private equalWeights = false;
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -186,19 +198,38 @@ export class RoundEngine {
       return finish('failed', `only ${available.length} site(s) online (${available.join(', ') || 'none'}); the round needs at least ${exp.config.minFitClients}`);
     }
     const current = this.currentParams(exp);
+    const dp = exp.config.privacy;
+    const privacy: RoundPrivacy | undefined = dp
+      ? {
+          mode: dp.mode,
+          clip: dp.clip,
+          noiseMultiplier: dp.noiseMultiplier!,
+          noiseStddev: siteNoiseStddev(dp, dp.noiseMultiplier!, sites.length),
+          samplingRate: sites.length / available.length,
+          delta: dp.delta,
+        }
+      : undefined;
+    if (privacy) record.privacy = { mode: privacy.mode, noiseMultiplier: privacy.noiseMultiplier, samplingRate: privacy.samplingRate, clip: privacy.clip, delta: privacy.delta, charged: false };
+    this.equalWeights = privacy !== undefined; // DP: equal weights bound each site's influence
     record.timings.configureMs = performance.now() - t0;
 
     // Fit phase.
     this.aggregator.reset(current.length);
-    const fit = await this.collect('fit', exp, record, sites, encodeMessage({ type: 'fit_ins', experiment: exp.id, round, modelVersion: exp.currentVersion, spec: exp.spec, config }, float32Bytes(current), this.gateway.chunkBytes), run);
+    const fit = await this.collect('fit', exp, record, sites, encodeMessage({ type: 'fit_ins', experiment: exp.id, round, modelVersion: exp.currentVersion, spec: exp.spec, config, ...(privacy ? { privacy } : {}) }, float32Bytes(current), this.gateway.chunkBytes), run);
+    const agg = this.aggregator.result();
+    if (record.privacy && agg.sites > 0) {
+      // Updates were released to the coordinator: this round counts against the budget.
+      record.privacy.charged = true;
+      record.privacy.epsilon = experimentPrivacy(exp, this.store.data.rounds).epsilon ?? undefined;
+    }
     record.timings.fitMs = performance.now() - t0 - record.timings.configureMs;
     if (run.stop) return finish('aborted', run.reason);
-    const agg = this.aggregator.result();
     if (agg.sites < exp.config.minFitClients) {
       return finish('failed', `only ${agg.sites} of ${sites.length} site(s) returned an update (dropped: ${this.describeMissing(fit)}); the round needs at least ${exp.config.minFitClients}`);
     }
     record.fitMetrics = weightedMetrics(fit.fitMetrics);
     const t1 = performance.now();
+    if (privacy?.mode === 'central') addCentralNoise(agg.weightedDeltaSum, privacy.noiseMultiplier * privacy.clip);
     const next = strategy.aggregateFit(round, current, agg);
     record.timings.aggregateMs = performance.now() - t1;
     const versionId = modelVersionId(exp.spec, next);
@@ -329,7 +360,7 @@ export class RoundEngine {
       return this.settle(p, site, 'done');
     }
     try {
-      this.aggregator.add(payload, m.numExamples);
+      this.aggregator.add(payload, this.equalWeights ? 1 : m.numExamples);
     } catch (err) {
       this.settle(p, site, 'failed', (err as Error).message);
       throw err;

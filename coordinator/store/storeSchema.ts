@@ -64,6 +64,8 @@ export interface RoundRecord {
   evalMetrics: WeightedMetrics | null;
   versionId: string | null;
   timings: Record<string, number>;
+  /** DP parameters of the round and whether its releases were charged to the ledger. */
+  privacy?: { mode: string; noiseMultiplier: number; samplingRate: number; clip: number; delta: number; charged: boolean; epsilon?: number };
   bytesSent: number;
   bytesReceived: number;
 }

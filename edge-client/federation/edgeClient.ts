@@ -22,6 +22,9 @@ import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
 import { evaluateModel } from '../training/localTrainer.js';
 import type { TrainingBackendName } from '../training/trainingBackend.js';
 import { EdgeState } from './edgeState.js';
+import { PrivacyLedger, type PrivacyBudget } from './privacyLedger.js';
+import { clipToNorm } from '../../shared/privacy/clipping.js';
+import { addGaussianNoise } from '../../shared/privacy/gaussianNoise.js';
 
 export class EdgeStopped extends FedmedError {
   constructor(message: string) {
@@ -36,6 +39,12 @@ export interface EdgeClientOptions {
   /** Worker threads for local training (>= 1; training never runs on the event loop). */
   workers?: number;
   backend?: TrainingBackendName;
+  /**
+   * The site's privacy budget. With one, the site refuses rounds that are not differentially
+   * private or that would exceed it (by its own accounting). Without one, DP rounds are still
+   * recorded in the site's ledger but not limited.
+   */
+  budget?: PrivacyBudget;
   /** Backoff: first retry delay and cap, in ms. */
   backoffMs?: { initial: number; max: number };
   log?: (event: string, detail?: Record<string, unknown>) => void;
@@ -55,6 +64,7 @@ export class EdgeClient extends EventEmitter {
   private readonly log: NonNullable<EdgeClientOptions['log']>;
   /** Training workers kept across rounds (starting one costs about a second). */
   private readonly trainer: DataParallelTrainer;
+  private readonly ledger: PrivacyLedger;
   readonly site: string;
 
   constructor(private readonly o: EdgeClientOptions) {
@@ -62,6 +72,7 @@ export class EdgeClient extends EventEmitter {
     this.state = new EdgeState(o.stateDir, o.modelCacheDir);
     this.site = this.state.load().config.site;
     this.trainer = new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
+    this.ledger = new PrivacyLedger(o.stateDir, o.budget ?? { epsilon: Infinity, delta: 1e-5 });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
   }
 
@@ -174,6 +185,11 @@ export class EdgeClient extends EventEmitter {
     const started = performance.now();
     this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
     let reply: { message: Message; payload?: Uint8Array };
+    const refusal = this.privacyRefusal(m);
+    if (refusal) {
+      this.log('fit_refused', { experiment: m.experiment, round: m.round, reason: refusal });
+      return this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: refusal } });
+    }
     try {
       this.state.saveGlobalModel(m.modelVersion, spec, params);
       const r = await this.trainer.fit(spec, params, this.o.data.train, m.config);
@@ -181,6 +197,13 @@ export class EdgeClient extends EventEmitter {
       for (let i = 0; i < delta.length; i++) delta[i] = r.params[i] - params[i];
       const last = r.history[r.history.length - 1];
       if (!Number.isFinite(last.trainLoss) || !delta.every(Number.isFinite)) throw new Error('local training diverged (non-finite loss or parameters); try a lower learning rate');
+      if (m.privacy) {
+        // Clip the whole update to C, add this site's share of the noise (CSPRNG), then record
+        // the release in the site's own ledger before anything leaves.
+        clipToNorm(delta, m.privacy.clip);
+        if (m.privacy.noiseStddev > 0) addGaussianNoise(delta, m.privacy.noiseStddev);
+        this.ledger.charge(m.experiment, m.round, m.privacy);
+      }
       reply = { message: { type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy } }, payload: float32Bytes(delta) };
       this.log('fit_done', { experiment: m.experiment, round: m.round, seconds: (performance.now() - started) / 1000, loss: last.trainLoss });
     } catch (err) {
@@ -189,6 +212,17 @@ export class EdgeClient extends EventEmitter {
     }
     if (this.cancelled.has(key)) return void this.log('result_discarded', { experiment: m.experiment, round: m.round, reason: 'round cancelled' });
     this.deliver(reply);
+  }
+
+  /** Why this site will not take part in a round, by its own privacy accounting; or null. */
+  private privacyRefusal(m: MessageOf<'fit_ins'>): string | null {
+    if (!m.privacy) return this.o.budget ? 'this site requires differential privacy (a privacy budget is configured) and the experiment has none' : null;
+    return this.ledger.refusal(m.experiment, m.round, m.privacy);
+  }
+
+  /** ε this site has spent (all experiments), at its budget's δ. */
+  privacySpent(): number {
+    return this.ledger.spent();
   }
 
   private async evaluate(m: MessageOf<'eval_ins'>, { spec, params }: { spec: ModelSpec; params: Float32Array }): Promise<void> {

@@ -10,6 +10,7 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CloseCode, ProtocolError } from './protocolError.js';
+import { ROUND_PRIVACY_SCHEMA, type RoundPrivacy } from '../privacy/privacyConfig.js';
 
 export const PROTOCOL_VERSIONS = [1] as const;
 export const AUTH_DOMAIN = 'fedmed-edge-auth-v1';
@@ -36,7 +37,7 @@ export type Message =
   | { type: 'auth'; signature: string }
   | { type: 'welcome'; site: string; heartbeatMs: number }
   | { type: 'heartbeat'; t: number }
-  | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig }
+  | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig; privacy?: RoundPrivacy }
   | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
   | { type: 'fit_failed'; experiment: string; round: number; reason: string }
   | { type: 'eval_ins'; experiment: string; round: number; modelVersion: string; spec: unknown }
@@ -93,6 +94,7 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
         required: ['epochs', 'batchSize', 'learningRate', 'optimizer', 'proxMu', 'seed'],
         properties: { ...FIT_CONFIG_PROPERTIES, seed: { type: 'integer' } },
       },
+      privacy: ROUND_PRIVACY_SCHEMA,
     },
     ['experiment', 'round', 'modelVersion', 'spec', 'config'],
   ),

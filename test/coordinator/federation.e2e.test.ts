@@ -241,3 +241,51 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     assert.equal(r.sites.filter((s) => s.phase === 'fit' && s.status === 'done').length, 2);
   });
 });
+
+describe('differential privacy end to end: distributed mode, a site that runs out of budget refuses', function () {
+  this.timeout(300_000);
+  const t = makeTempDir();
+  let coord: CoordinatorProc;
+  const edges: Proc[] = [];
+
+  after(async () => {
+    for (const p of edges) await stopProc(p);
+    if (coord) await stopProc(coord);
+    t.cleanup();
+  });
+
+  it('3 edges, 5 rounds: site-c (budget ε = 3.5 at z = 2) takes part twice, then refuses visibly; the others continue', async () => {
+    coord = await startCoordinator(join(t.dir, 'coordinator'), await freePort());
+    for (const site of ['site-a', 'site-b', 'site-c']) {
+      assert.equal((await runCli(['make-synthetic', '--out', join(t.dir, `${site}.npz`), '--n', '200', '--seed', String(site.charCodeAt(5))])).code, 0);
+      await enrol(coord, site, join(t.dir, site));
+      const budget = site === 'site-c' ? ['--privacy-budget', '3.5'] : ['--privacy-budget', '100'];
+      edges.push(spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', join(t.dir, `${site}.npz`), ...budget]));
+    }
+    await waitFor('3 edges online', async () => (await call<{ online: boolean }[]>(coord, 'GET', '/v1/sites')).body.filter((s) => s.online).length === 3);
+    const exp = await call<{ id: string }>(coord, 'POST', '/v1/experiments', {
+      name: 'dp-e2e',
+      model: { zoo: 'cnn-28', numClasses: 2 },
+      minFitClients: 2,
+      deadlineSeconds: 60,
+      fit: { epochs: 1, batchSize: 32, learningRate: 0.001, optimizer: 'adam' },
+      privacy: { mode: 'distributed', clip: 1, noiseMultiplier: 2, delta: 1e-5, maxDropouts: 1 },
+    });
+    assert.equal(exp.status, 200, JSON.stringify(exp.body));
+    await call(coord, 'POST', `/v1/experiments/${exp.body.id}/rounds`, { rounds: 5 });
+    await waitFor('5 rounds', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${exp.body.id}`)).body.running, 240_000, 300);
+    const rounds = (await call<RoundRec[]>(coord, 'GET', `/v1/experiments/${exp.body.id}/rounds`)).body;
+    assert.deepEqual(rounds.map((r) => r.status), ['completed', 'completed', 'completed', 'completed', 'completed']);
+    const c = rounds.map((r) => r.sites.find((s) => s.site === 'site-c' && s.phase === 'fit')!);
+    assert.deepEqual(c.map((s) => s.status), ['done', 'done', 'failed', 'failed', 'failed']);
+    for (const s of c.slice(2)) assert.match(s.reason!, /privacy budget exhausted/);
+    for (const r of rounds) assert.equal(r.sites.filter((s) => s.phase === 'fit' && s.status === 'done' && s.site !== 'site-c').length, 2);
+    // The federation ledger: ε grows with every charged round and is visible in the API and the CLI.
+    const privacy = (await call<{ epsilon: number; rounds: { epsilon: number }[] }>(coord, 'GET', `/v1/experiments/${exp.body.id}/privacy`)).body;
+    assert.equal(privacy.rounds.length, 5);
+    for (let i = 1; i < 5; i++) assert.ok(privacy.rounds[i].epsilon > privacy.rounds[i - 1].epsilon);
+    const cli = await runCli(['privacy', 'status', '--json', '--coordinator', coord.url, '--token', coord.adminToken]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.ok(Math.abs((JSON.parse(cli.stdout) as { epsilon: number }[])[0].epsilon - privacy.epsilon) < 1e-12);
+  });
+});
