@@ -9,6 +9,7 @@ import { parseModelSpec, type ModelSpec } from '../shared/model/modelSpec.js';
 import { FIT_CONFIG_PROPERTIES } from '../shared/protocol/messages.js';
 import { checkPrivacyConfig, PRIVACY_CONFIG_SCHEMA, type PrivacyConfig } from '../shared/privacy/privacyConfig.js';
 import { noiseForEpsilon } from '../shared/privacy/rdpAccountant.js';
+import { updateNoiseMultiplier } from '../shared/privacy/adaptiveClipping.js';
 
 export interface ExperimentConfig {
   name: string;
@@ -89,4 +90,6 @@ export function resolvePrivacy(config: ExperimentConfig): void {
   if (p.noiseMultiplier === undefined) {
     p.noiseMultiplier = noiseForEpsilon({ targetEpsilon: p.targetEpsilon!, samplingRate: config.fractionFit, steps: p.plannedRounds!, delta: p.delta });
   }
+  // Fail now, not at round 1, if the count noise leaves nothing for the update noise.
+  if (p.adaptiveClipping?.countStddev !== undefined) updateNoiseMultiplier(p.noiseMultiplier, p.adaptiveClipping.countStddev);
 }

@@ -18,8 +18,16 @@ import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import type { ExperimentRecord, RoundRecord, RoundSiteRecord } from '../store/storeSchema.js';
 import { PlainAggregator } from './plainAggregator.js';
 import { experimentPrivacy } from './privacyLedger.js';
-import { siteNoiseStddev, type RoundPrivacy } from '../../shared/privacy/privacyConfig.js';
+import { siteNoiseShare, siteNoiseStddev, type RoundPrivacy } from '../../shared/privacy/privacyConfig.js';
+import { defaultCountStddev, nextClip, updateNoiseMultiplier } from '../../shared/privacy/adaptiveClipping.js';
 import { fillGaussian } from '../../shared/privacy/gaussianNoise.js';
+
+/** One N(0, stddev²) sample from the CSPRNG. */
+function gaussian(stddev: number): number {
+  const x = new Float64Array(1);
+  fillGaussian(x, stddev);
+  return x[0];
+}
 
 /** Central DP: N(0, stddev²) added to the sum of the clipped updates, from the CSPRNG. */
 function addCentralNoise(sum: Float64Array, stddev: number): void {
@@ -48,6 +56,8 @@ interface Phase {
   evaluations: SiteEvaluation[];
   numExamples: Map<string, number>;
   fitMetrics: { numExamples: number; metrics: { loss: number; accuracy: number; auc?: number } }[];
+  /** Adaptive clipping: sum of the sites' noised (b − 1/2) reports. */
+  clipIndicatorSum: number;
   done: () => void;
 }
 
@@ -199,14 +209,20 @@ export class RoundEngine {
     }
     const current = this.currentParams(exp);
     const dp = exp.config.privacy;
+    // With adaptive clipping the count of unclipped updates takes part of the noise budget:
+    // the update noise uses z_Δ, the accounting keeps z.
+    const clip = exp.clip ?? dp?.clip ?? 0;
+    const countStddev = dp?.adaptiveClipping ? (dp.adaptiveClipping.countStddev ?? defaultCountStddev(sites.length, dp.noiseMultiplier!)) : 0;
+    const deltaZ = dp ? (dp.adaptiveClipping ? updateNoiseMultiplier(dp.noiseMultiplier!, countStddev) : dp.noiseMultiplier!) : 0;
     const privacy: RoundPrivacy | undefined = dp
       ? {
           mode: dp.mode,
-          clip: dp.clip,
+          clip,
           noiseMultiplier: dp.noiseMultiplier!,
-          noiseStddev: siteNoiseStddev(dp, dp.noiseMultiplier!, sites.length),
+          noiseStddev: siteNoiseStddev({ ...dp, clip }, deltaZ, sites.length),
           samplingRate: sites.length / available.length,
           delta: dp.delta,
+          ...(dp.adaptiveClipping ? { countNoiseStddev: siteNoiseShare(dp, countStddev, sites.length) } : {}),
         }
       : undefined;
     if (privacy) record.privacy = { mode: privacy.mode, noiseMultiplier: privacy.noiseMultiplier, samplingRate: privacy.samplingRate, clip: privacy.clip, delta: privacy.delta, charged: false };
@@ -229,7 +245,14 @@ export class RoundEngine {
     }
     record.fitMetrics = weightedMetrics(fit.fitMetrics);
     const t1 = performance.now();
-    if (privacy?.mode === 'central') addCentralNoise(agg.weightedDeltaSum, privacy.noiseMultiplier * privacy.clip);
+    if (privacy?.mode === 'central') addCentralNoise(agg.weightedDeltaSum, deltaZ * privacy.clip);
+    if (dp?.adaptiveClipping && record.privacy) {
+      let indicators = fit.clipIndicatorSum;
+      if (privacy?.mode === 'central') indicators += gaussian(countStddev);
+      const unclipped = Math.min(1, Math.max(0, indicators / agg.sites + 0.5)); // sites report b − 1/2
+      record.privacy.unclippedFraction = unclipped;
+      record.privacy.nextClip = nextClip(clip, unclipped, dp.adaptiveClipping);
+    }
     const next = strategy.aggregateFit(round, current, agg);
     record.timings.aggregateMs = performance.now() - t1;
     const versionId = modelVersionId(exp.spec, next);
@@ -239,6 +262,7 @@ export class RoundEngine {
       d.versions.push({ id: versionId, experiment: exp.id, round, parent: exp.currentVersion, specHash: specHash(exp.spec), paramsSha256: nextSha256, createdAt: new Date().toISOString() });
       exp.currentVersion = versionId;
       exp.roundsCompleted++;
+      if (record.privacy?.nextClip !== undefined) exp.clip = record.privacy.nextClip;
       record.versionId = versionId;
       for (const s of record.sites) if (s.phase === 'fit' && s.status === 'done') this.findSite(s.site)!.roundsJoined++;
     });
@@ -264,7 +288,7 @@ export class RoundEngine {
   private async collect(kind: Phase['kind'], exp: ExperimentRecord, record: RoundRecord, sites: string[], frames: Buffer[], run: { stop: boolean }): Promise<Phase> {
     let resolveDone!: () => void;
     const finished = new Promise<void>((r) => (resolveDone = r));
-    const phase: Phase = { kind, experiment: exp.id, round: record.round, record, sites: new Map(), evaluations: [], numExamples: new Map(), fitMetrics: [], done: resolveDone };
+    const phase: Phase = { kind, experiment: exp.id, round: record.round, record, sites: new Map(), evaluations: [], numExamples: new Map(), fitMetrics: [], clipIndicatorSum: 0, done: resolveDone };
     this.phase = phase;
     const now = Date.now();
     for (const site of sites) {
@@ -368,6 +392,7 @@ export class RoundEngine {
     entry.numExamples = m.numExamples;
     entry.metrics = m.metrics;
     p.fitMetrics.push({ numExamples: m.numExamples, metrics: m.metrics });
+    p.clipIndicatorSum += m.clipIndicator ?? 0;
     this.settle(p, site, 'done');
   }
 }

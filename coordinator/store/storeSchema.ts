@@ -36,6 +36,8 @@ export interface ExperimentRecord {
   /** Version id of the current global model. */
   currentVersion: string;
   roundsCompleted: number;
+  /** Adaptive clipping: the clip norm for the next round (absent: the configured clip). */
+  clip?: number;
 }
 
 export type RoundStatus = 'running' | 'completed' | 'failed' | 'aborted';
@@ -65,7 +67,7 @@ export interface RoundRecord {
   versionId: string | null;
   timings: Record<string, number>;
   /** DP parameters of the round and whether its releases were charged to the ledger. */
-  privacy?: { mode: string; noiseMultiplier: number; samplingRate: number; clip: number; delta: number; charged: boolean; epsilon?: number };
+  privacy?: { mode: string; noiseMultiplier: number; samplingRate: number; clip: number; delta: number; charged: boolean; epsilon?: number; unclippedFraction?: number; nextClip?: number };
   bytesSent: number;
   bytesReceived: number;
 }

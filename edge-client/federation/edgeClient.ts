@@ -24,7 +24,7 @@ import type { TrainingBackendName } from '../training/trainingBackend.js';
 import { EdgeState } from './edgeState.js';
 import { PrivacyLedger, type PrivacyBudget } from './privacyLedger.js';
 import { clipToNorm } from '../../shared/privacy/clipping.js';
-import { addGaussianNoise } from '../../shared/privacy/gaussianNoise.js';
+import { addGaussianNoise, fillGaussian } from '../../shared/privacy/gaussianNoise.js';
 
 export class EdgeStopped extends FedmedError {
   constructor(message: string) {
@@ -197,14 +197,24 @@ export class EdgeClient extends EventEmitter {
       for (let i = 0; i < delta.length; i++) delta[i] = r.params[i] - params[i];
       const last = r.history[r.history.length - 1];
       if (!Number.isFinite(last.trainLoss) || !delta.every(Number.isFinite)) throw new Error('local training diverged (non-finite loss or parameters); try a lower learning rate');
+      let clipIndicator: number | undefined;
       if (m.privacy) {
         // Clip the whole update to C, add this site's share of the noise (CSPRNG), then record
         // the release in the site's own ledger before anything leaves.
-        clipToNorm(delta, m.privacy.clip);
+        const { norm } = clipToNorm(delta, m.privacy.clip);
         if (m.privacy.noiseStddev > 0) addGaussianNoise(delta, m.privacy.noiseStddev);
+        if (m.privacy.countNoiseStddev !== undefined) {
+          // Adaptive clipping: report b − 1/2 (sensitivity 1/2) with this site's noise share.
+          const noise = new Float64Array(1);
+          if (m.privacy.countNoiseStddev > 0) fillGaussian(noise, m.privacy.countNoiseStddev);
+          clipIndicator = (norm <= m.privacy.clip ? 0.5 : -0.5) + noise[0];
+        }
         this.ledger.charge(m.experiment, m.round, m.privacy);
       }
-      reply = { message: { type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy } }, payload: float32Bytes(delta) };
+      reply = {
+        message: { type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy }, ...(clipIndicator !== undefined ? { clipIndicator } : {}) },
+        payload: float32Bytes(delta),
+      };
       this.log('fit_done', { experiment: m.experiment, round: m.round, seconds: (performance.now() - started) / 1000, loss: last.trainLoss });
     } catch (err) {
       reply = { message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: (err as Error).message.slice(0, 1000) } };

@@ -11,6 +11,7 @@
  * sensitivity); the noise multiplier z is given or derived from a target ε over planned rounds.
  */
 import { PrivacyParameterError, requireDelta, requirePositive } from './privacyErrors.js';
+import { ADAPTIVE_CLIPPING_SCHEMA, type AdaptiveClippingConfig } from './adaptiveClipping.js';
 
 export type PrivacyMode = 'central' | 'distributed' | 'local';
 
@@ -25,6 +26,8 @@ export interface PrivacyConfig {
   delta: number;
   /** distributed mode: dropouts the noise must survive (default 0). */
   maxDropouts?: number;
+  /** Let the clip norm track a quantile of the update norms (`clip` is then the initial value). */
+  adaptiveClipping?: AdaptiveClippingConfig;
 }
 
 /** The privacy part of a round's instructions to a site. */
@@ -37,6 +40,8 @@ export interface RoundPrivacy {
   /** The round's sampling rate (sites asked / sites available). */
   samplingRate: number;
   delta: number;
+  /** Adaptive clipping: stddev of the noise this site adds to its clipped/not-clipped bit. */
+  countNoiseStddev?: number;
 }
 
 export const PRIVACY_CONFIG_SCHEMA = {
@@ -51,6 +56,7 @@ export const PRIVACY_CONFIG_SCHEMA = {
     plannedRounds: { type: 'integer', minimum: 1 },
     delta: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
     maxDropouts: { type: 'integer', minimum: 0 },
+    adaptiveClipping: ADAPTIVE_CLIPPING_SCHEMA,
   },
 } as const;
 
@@ -65,6 +71,7 @@ export const ROUND_PRIVACY_SCHEMA = {
     noiseStddev: { type: 'number', minimum: 0 },
     samplingRate: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
     delta: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+    countNoiseStddev: { type: 'number', minimum: 0 },
   },
 } as const;
 
@@ -76,12 +83,19 @@ export function checkPrivacyConfig(p: PrivacyConfig): void {
   if (p.targetEpsilon !== undefined && p.plannedRounds === undefined) throw new PrivacyParameterError('"targetEpsilon" needs "plannedRounds" to calibrate the noise');
 }
 
-/** The noise one of `sampledSites` sites adds in this mode. */
-export function siteNoiseStddev(p: { mode: PrivacyMode; clip: number; maxDropouts?: number }, noiseMultiplier: number, sampledSites: number): number {
-  const full = noiseMultiplier * p.clip;
+/**
+ * The share one of `sampledSites` sites adds in this mode, for a total noise of `full` stddev
+ * (0 in central mode, where the coordinator adds it).
+ */
+export function siteNoiseShare(p: { mode: PrivacyMode; maxDropouts?: number }, full: number, sampledSites: number): number {
   if (p.mode === 'central') return 0;
   if (p.mode === 'local') return full;
   const survivors = sampledSites - (p.maxDropouts ?? 0);
   if (survivors < 1) throw new PrivacyParameterError(`distributed DP: ${sampledSites} sampled sites cannot tolerate ${p.maxDropouts} dropouts`);
   return full / Math.sqrt(survivors);
+}
+
+/** The update noise one site adds: z·C split as the mode says. */
+export function siteNoiseStddev(p: { mode: PrivacyMode; clip: number; maxDropouts?: number }, noiseMultiplier: number, sampledSites: number): number {
+  return siteNoiseShare(p, noiseMultiplier * p.clip, sampledSites);
 }

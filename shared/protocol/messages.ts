@@ -38,7 +38,8 @@ export type Message =
   | { type: 'welcome'; site: string; heartbeatMs: number }
   | { type: 'heartbeat'; t: number }
   | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig; privacy?: RoundPrivacy }
-  | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
+  /** clipIndicator: adaptive clipping's noised bit (1 = the update fitted under the clip). */
+  | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics; clipIndicator?: number }
   | { type: 'fit_failed'; experiment: string; round: number; reason: string }
   | { type: 'eval_ins'; experiment: string; round: number; modelVersion: string; spec: unknown }
   | { type: 'eval_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
@@ -98,7 +99,7 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
     },
     ['experiment', 'round', 'modelVersion', 'spec', 'config'],
   ),
-  fit_res: schema('fit_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics }, ['experiment', 'round', 'numExamples', 'metrics']),
+  fit_res: schema('fit_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics, clipIndicator: finite }, ['experiment', 'round', 'numExamples', 'metrics']),
   fit_failed: schema('fit_failed', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
   eval_ins: schema('eval_ins', { ...experimentRound, modelVersion: { type: 'string', pattern: '^[0-9a-f]{64}$' }, spec: { type: 'object' } }, ['experiment', 'round', 'modelVersion', 'spec']),
   eval_res: schema('eval_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics }, ['experiment', 'round', 'numExamples', 'metrics']),

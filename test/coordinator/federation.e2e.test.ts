@@ -288,4 +288,24 @@ describe('differential privacy end to end: distributed mode, a site that runs ou
     assert.equal(cli.code, 0, cli.stderr);
     assert.ok(Math.abs((JSON.parse(cli.stdout) as { epsilon: number }[])[0].epsilon - privacy.epsilon) < 1e-12);
   });
+
+  it('adaptive clipping (central mode): the clip norm moves between rounds and is recorded', async () => {
+    const ok = await call<{ id: string }>(coord, 'POST', '/v1/experiments', {
+      name: 'dp-adaptive',
+      model: { zoo: 'cnn-28', numClasses: 2 },
+      minFitClients: 2,
+      deadlineSeconds: 60,
+      fit: { epochs: 1, batchSize: 32, learningRate: 0.001, optimizer: 'adam' },
+      privacy: { mode: 'central', clip: 100, noiseMultiplier: 0.8, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.5 } },
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    await call(coord, 'POST', `/v1/experiments/${ok.body.id}/rounds`, { rounds: 2 });
+    await waitFor('2 rounds', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${ok.body.id}`)).body.running, 120_000, 300);
+    const rounds = (await call<{ status: string; privacy: { clip: number; nextClip: number; unclippedFraction: number } }[]>(coord, 'GET', `/v1/experiments/${ok.body.id}/rounds`)).body;
+    assert.deepEqual(rounds.map((r) => r.status), ['completed', 'completed']);
+    // With a huge initial clip every update fits: the clip shrinks, round by round.
+    assert.equal(rounds[0].privacy.clip, 100);
+    assert.ok(rounds[0].privacy.nextClip < 100);
+    assert.equal(rounds[1].privacy.clip, rounds[0].privacy.nextClip);
+  });
 });
