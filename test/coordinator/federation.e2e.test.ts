@@ -8,7 +8,7 @@ import { SeededRng } from '../../shared/random/seededRng.js';
 import { loadMedmnistNpz } from '../../edge-client/data/medmnistLoader.js';
 import { evaluateModel } from '../../edge-client/training/localTrainer.js';
 import { initTrainingBackend } from '../../edge-client/training/trainingBackend.js';
-import { call, enrol, freePort, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
+import { call, createExperiment, enrol, freePort, onlineSites, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
 
@@ -32,7 +32,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
   let experiment = '';
 
   const rounds = async (): Promise<RoundRec[]> => (await call<RoundRec[]>(coord, 'GET', `/v1/experiments/${experiment}/rounds`)).body;
-  const online = async (): Promise<string[]> => (await call<{ name: string; online: boolean }[]>(coord, 'GET', '/v1/sites')).body.filter((s) => s.online).map((s) => s.name);
+  const online = (): Promise<string[]> => onlineSites(coord);
   const runRounds = async (n: number): Promise<RoundRec[]> => {
     const before = (await rounds()).length;
     const r = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: n });
@@ -58,15 +58,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
       startEdge(site);
     }
     await waitFor('3 edges online', async () => (await online()).length === 3);
-    const exp = await call<{ id: string }>(coord, 'POST', '/v1/experiments', {
-      name: 'e2e',
-      model: { zoo: 'cnn-28', numClasses: 2 },
-      minFitClients: 2,
-      deadlineSeconds: 60,
-      fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' },
-    });
-    assert.equal(exp.status, 200, JSON.stringify(exp.body));
-    experiment = exp.body.id;
+    experiment = await createExperiment(coord, { name: 'e2e', fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' } });
   });
 
   after(async () => {
@@ -262,16 +254,8 @@ describe('differential privacy end to end: distributed mode, a site that runs ou
       const budget = site === 'site-c' ? ['--privacy-budget', '3.5'] : ['--privacy-budget', '100'];
       edges.push(spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', join(t.dir, `${site}.npz`), ...budget]));
     }
-    await waitFor('3 edges online', async () => (await call<{ online: boolean }[]>(coord, 'GET', '/v1/sites')).body.filter((s) => s.online).length === 3);
-    const exp = await call<{ id: string }>(coord, 'POST', '/v1/experiments', {
-      name: 'dp-e2e',
-      model: { zoo: 'cnn-28', numClasses: 2 },
-      minFitClients: 2,
-      deadlineSeconds: 60,
-      fit: { epochs: 1, batchSize: 32, learningRate: 0.001, optimizer: 'adam' },
-      privacy: { mode: 'distributed', clip: 1, noiseMultiplier: 2, delta: 1e-5, maxDropouts: 1 },
-    });
-    assert.equal(exp.status, 200, JSON.stringify(exp.body));
+    await waitFor('3 edges online', async () => (await onlineSites(coord)).length === 3);
+    const exp = { body: { id: await createExperiment(coord, { name: 'dp-e2e', privacy: { mode: 'distributed', clip: 1, noiseMultiplier: 2, delta: 1e-5, maxDropouts: 1 } }) } };
     await call(coord, 'POST', `/v1/experiments/${exp.body.id}/rounds`, { rounds: 5 });
     await waitFor('5 rounds', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${exp.body.id}`)).body.running, 240_000, 300);
     const rounds = (await call<RoundRec[]>(coord, 'GET', `/v1/experiments/${exp.body.id}/rounds`)).body;
@@ -290,15 +274,7 @@ describe('differential privacy end to end: distributed mode, a site that runs ou
   });
 
   it('adaptive clipping (central mode): the clip norm moves between rounds and is recorded', async () => {
-    const ok = await call<{ id: string }>(coord, 'POST', '/v1/experiments', {
-      name: 'dp-adaptive',
-      model: { zoo: 'cnn-28', numClasses: 2 },
-      minFitClients: 2,
-      deadlineSeconds: 60,
-      fit: { epochs: 1, batchSize: 32, learningRate: 0.001, optimizer: 'adam' },
-      privacy: { mode: 'central', clip: 100, noiseMultiplier: 0.8, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.5 } },
-    });
-    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    const ok = { body: { id: await createExperiment(coord, { name: 'dp-adaptive', privacy: { mode: 'central', clip: 100, noiseMultiplier: 0.8, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.5 } } }) } };
     await call(coord, 'POST', `/v1/experiments/${ok.body.id}/rounds`, { rounds: 2 });
     await waitFor('2 rounds', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${ok.body.id}`)).body.running, 120_000, 300);
     const rounds = (await call<{ status: string; privacy: { clip: number; nextClip: number; unclippedFraction: number } }[]>(coord, 'GET', `/v1/experiments/${ok.body.id}/rounds`)).body;

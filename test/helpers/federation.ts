@@ -78,3 +78,21 @@ export async function stopProc(p: Proc, signal: NodeJS.Signals = 'SIGTERM'): Pro
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
   return p.exited;
 }
+
+/** Sites with an authenticated connection right now. */
+export async function onlineSites(c: CoordinatorProc): Promise<string[]> {
+  return (await call<{ name: string; online: boolean }[]>(c, 'GET', '/v1/sites')).body.filter((s) => s.online).map((s) => s.name);
+}
+
+/** Creates an experiment with the tests' usual settings (cnn-28, 2 classes, minFit 2) plus `overrides`. */
+export async function createExperiment(c: CoordinatorProc, overrides: Record<string, unknown>): Promise<string> {
+  const res = await call<{ id: string }>(c, 'POST', '/v1/experiments', {
+    model: { zoo: 'cnn-28', numClasses: 2 },
+    minFitClients: 2,
+    deadlineSeconds: 60,
+    fit: { epochs: 1, batchSize: 32, learningRate: 0.001, optimizer: 'adam' },
+    ...overrides,
+  });
+  if (res.status !== 200) throw new Error(`experiment not created: ${JSON.stringify(res.body)}`);
+  return res.body.id;
+}
