@@ -120,6 +120,23 @@ export function epsilonFromRdp(rdp: ArrayLike<number>, orders: readonly number[]
  * Accumulates the privacy cost of a sequence of rounds (each: sampling rate, noise multiplier,
  * number of steps) and reports (ε, δ).
  */
+/**
+ * Per-step RDP vectors at the default orders, memoised: ledgers are rebuilt from their rounds on
+ * every status request and every site refusal check, and rounds repeat the same (q, z).
+ */
+const memo = new Map<string, Float64Array>();
+function perStepRdp(q: number, z: number, orders: readonly number[]): Float64Array {
+  if (orders !== DEFAULT_ORDERS) return rdpSubsampledGaussian(q, z, orders);
+  const key = `${q}|${z}`;
+  let v = memo.get(key);
+  if (!v) {
+    v = rdpSubsampledGaussian(q, z, orders);
+    if (memo.size >= 4096) memo.clear(); // bounded: parameters rarely vary this much
+    memo.set(key, v);
+  }
+  return v;
+}
+
 export class RdpAccountant {
   /** Steps taken per distinct (q, z); RDP is linear in steps, so it is summed only when asked. */
   private readonly events = new Map<string, { q: number; z: number; steps: number; perStep: Float64Array }>();
@@ -136,7 +153,7 @@ export class RdpAccountant {
     const key = `${q}|${z}`;
     let entry = this.events.get(key);
     if (!entry) {
-      entry = { q, z, steps: 0, perStep: rdpSubsampledGaussian(q, z, this.orders) };
+      entry = { q, z, steps: 0, perStep: perStepRdp(q, z, this.orders) };
       this.events.set(key, entry);
     }
     entry.steps += steps;
