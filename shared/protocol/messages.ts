@@ -7,10 +7,17 @@
  * verifies with its pinned key) -> edge `auth` (signature with its enrolled key) -> `welcome`.
  * Rounds: `fit_ins` (+ global params) -> `fit_res` (+ delta) or `fit_failed`; `eval_ins`
  * (+ params) -> `eval_res`. Either side may send `heartbeat`.
+ *
+ * SecAgg+ rounds (`fit_ins.security.mode = "secagg"`) add, between fit_ins and fit_res:
+ * `secagg_keys` (site's signed X25519 keys) -> `secagg_roster` (its neighbours' keys) ->
+ * `secagg_shares` (sealed Shamir shares for each neighbour) -> `secagg_relay` (the boxes meant
+ * for this site); `fit_res` then carries the masked vector (signed); after the fit phase
+ * `secagg_unmask` (who survived, who dropped) -> `secagg_unmask_res` (the shares that permits).
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CloseCode, ProtocolError } from './protocolError.js';
 import { ROUND_PRIVACY_SCHEMA, type RoundPrivacy } from '../privacy/privacyConfig.js';
+import { SECAGG_ROUND_SCHEMA, type SecAggRoundParams } from '../secure/secagg/secaggParams.js';
 
 export const PROTOCOL_VERSIONS = [1] as const;
 export const AUTH_DOMAIN = 'fedmed-edge-auth-v1';
@@ -37,13 +44,42 @@ export type Message =
   | { type: 'auth'; signature: string }
   | { type: 'welcome'; site: string; heartbeatMs: number }
   | { type: 'heartbeat'; t: number }
-  | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig; privacy?: RoundPrivacy }
-  /** clipIndicator: adaptive clipping's noised bit (1 = the update fitted under the clip). */
-  | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics; clipIndicator?: number }
+  | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig; privacy?: RoundPrivacy; security?: SecAggRoundParams }
+  /**
+   * clipIndicator: adaptive clipping's noised bit (1 = the update fitted under the clip).
+   * signature: SecAgg+ only — the site's Ed25519 signature over this header and the masked payload.
+   */
+  | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics; clipIndicator?: number; signature?: string }
   | { type: 'fit_failed'; experiment: string; round: number; reason: string }
   | { type: 'eval_ins'; experiment: string; round: number; modelVersion: string; spec: unknown }
   | { type: 'eval_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
-  | { type: 'round_cancel'; experiment: string; round: number; reason: string };
+  | { type: 'round_cancel'; experiment: string; round: number; reason: string }
+  | ({ type: 'secagg_keys' } & SecAggSession & SecAggKeys & { signature: string })
+  | ({ type: 'secagg_roster' } & SecAggSession & { threshold: number; members: SecAggMember[] })
+  | ({ type: 'secagg_shares' } & SecAggSession & { boxes: { to: string; box: string }[]; signature: string })
+  | ({ type: 'secagg_relay' } & SecAggSession & { boxes: { from: string; box: string }[] })
+  | ({ type: 'secagg_unmask' } & SecAggSession & { survivors: string[]; dropped: string[] })
+  | ({ type: 'secagg_unmask_res' } & SecAggSession & { seedShares: { of: string; share: string }[]; keyShares: { of: string; share: string }[]; signature: string });
+
+export interface SecAggSession {
+  experiment: string;
+  round: number;
+  session: string;
+}
+
+/** A site's advertised keys: for sealing shares (c), for pairwise masks (s), and a commitment to its self-mask seed. */
+export interface SecAggKeys {
+  cPk: string;
+  sPk: string;
+  seedCommitment: string;
+}
+
+/** One roster entry: a site's signed keys and its enrolled identity key (to check the signature). */
+export interface SecAggMember extends SecAggKeys {
+  site: string;
+  identityKey: string;
+  signature: string;
+}
 
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
@@ -59,6 +95,14 @@ const metrics = {
   properties: { loss: finite, accuracy: { type: 'number', minimum: 0, maximum: 1 }, auc: finite },
 };
 const experimentRound = { experiment: id, round };
+const key32 = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' };
+const signature = { type: 'string', pattern: '^[A-Za-z0-9_-]{86}$' };
+const session = { ...experimentRound, session: SECAGG_ROUND_SCHEMA.properties.session };
+const sessionRequired = ['experiment', 'round', 'session'];
+const keysProperties = { cPk: key32, sPk: key32, seedCommitment: key32 };
+const siteList = { type: 'array', maxItems: 255, uniqueItems: true, items: id };
+const shareList = { type: 'array', maxItems: 255, items: { type: 'object', additionalProperties: false, required: ['of', 'share'], properties: { of: id, share: { type: 'string', pattern: '^[A-Za-z0-9_-]{44}$' } } } };
+const box = { type: 'string', pattern: '^[A-Za-z0-9_-]{126}$' };
 
 /**
  * Local training hyper-parameters: the same schema validates `fit_ins.config` on the wire and
@@ -96,14 +140,34 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
         properties: { ...FIT_CONFIG_PROPERTIES, seed: { type: 'integer' } },
       },
       privacy: ROUND_PRIVACY_SCHEMA,
+      security: SECAGG_ROUND_SCHEMA,
     },
     ['experiment', 'round', 'modelVersion', 'spec', 'config'],
   ),
-  fit_res: schema('fit_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics, clipIndicator: finite }, ['experiment', 'round', 'numExamples', 'metrics']),
+  fit_res: schema('fit_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics, clipIndicator: finite, signature }, ['experiment', 'round', 'numExamples', 'metrics']),
   fit_failed: schema('fit_failed', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
   eval_ins: schema('eval_ins', { ...experimentRound, modelVersion: { type: 'string', pattern: '^[0-9a-f]{64}$' }, spec: { type: 'object' } }, ['experiment', 'round', 'modelVersion', 'spec']),
   eval_res: schema('eval_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics }, ['experiment', 'round', 'numExamples', 'metrics']),
   round_cancel: schema('round_cancel', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
+  secagg_keys: schema('secagg_keys', { ...session, ...keysProperties, signature }, [...sessionRequired, 'cPk', 'sPk', 'seedCommitment', 'signature']),
+  secagg_roster: schema(
+    'secagg_roster',
+    {
+      ...session,
+      threshold: { type: 'integer', minimum: 2, maximum: 255 },
+      members: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 255,
+        items: { type: 'object', additionalProperties: false, required: ['site', 'identityKey', 'cPk', 'sPk', 'seedCommitment', 'signature'], properties: { site: id, identityKey: key32, ...keysProperties, signature } },
+      },
+    },
+    [...sessionRequired, 'threshold', 'members'],
+  ),
+  secagg_shares: schema('secagg_shares', { ...session, boxes: { type: 'array', maxItems: 254, items: { type: 'object', additionalProperties: false, required: ['to', 'box'], properties: { to: id, box } } }, signature }, [...sessionRequired, 'boxes', 'signature']),
+  secagg_relay: schema('secagg_relay', { ...session, boxes: { type: 'array', maxItems: 254, items: { type: 'object', additionalProperties: false, required: ['from', 'box'], properties: { from: id, box } } } }, [...sessionRequired, 'boxes']),
+  secagg_unmask: schema('secagg_unmask', { ...session, survivors: siteList, dropped: siteList }, [...sessionRequired, 'survivors', 'dropped']),
+  secagg_unmask_res: schema('secagg_unmask_res', { ...session, seedShares: shareList, keyShares: shareList, signature }, [...sessionRequired, 'seedShares', 'keyShares', 'signature']),
 };
 
 const ajv = new Ajv({ allErrors: false, strict: true });

@@ -1,0 +1,113 @@
+/**
+ * SecAgg+ parameters: the experiment's `secagg` block, the per-round values the coordinator
+ * sends in `fit_ins`, and the checks that make the protocol sound — the integer sum cannot wrap
+ * and the reconstruction threshold is a strict majority of every share group.
+ *
+ * Encoding (see fixedPoint.ts): values clipped to [−range, range] become signed integers
+ * q ∈ [−L, L], L = 2^(bits−1) − 1; a site sends w·q with its weight w ≤ maxWeight, so
+ * |Σ_k w_k q_k| ≤ n · maxWeight · L, which must stay below 2^31 (minus a margin for integer
+ * DP noise) for the int32 reading of the Z_2^32 sum to be exact.
+ */
+import { SecAggConfigError } from './secaggErrors.js';
+
+/** Experiment configuration (all optional; defaults below). */
+export interface SecAggConfig {
+  /** Quantisation bits per value (sign included), 2–24. */
+  bits?: number;
+  /** Values are clipped to [−range, range] before quantisation. */
+  range?: number;
+  /** Neighbours per site in the SecAgg+ graph (even); default: complete graph up to 20 sites, else 2⌈1.5·log2 n⌉. */
+  neighbours?: number;
+  /** Shares needed to reconstruct a secret; default a majority of each share group (neighbours + the site). */
+  threshold?: number;
+  /** Seconds each key phase (advertise, share, unmask) waits for missing sites. */
+  phaseTimeoutSeconds?: number;
+}
+
+export const SECAGG_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    bits: { type: 'integer', minimum: 2, maximum: 24 },
+    range: { type: 'number', exclusiveMinimum: 0 },
+    neighbours: { type: 'integer', minimum: 2, maximum: 254 },
+    threshold: { type: 'integer', minimum: 2, maximum: 255 },
+    phaseTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 3600 },
+  },
+} as const;
+
+export const SECAGG_DEFAULTS = { bits: 16, range: 1, phaseTimeoutSeconds: 30 } as const;
+
+/** What every site of a round needs to encode and mask its update (sent in fit_ins). */
+export interface SecAggRoundParams {
+  mode: 'secagg';
+  /** Random per-round session id: salts every key derivation and is signed into every message. */
+  session: string;
+  bits: number;
+  range: number;
+  /** Weights (example counts) above this are capped; 1 when DP asks for equal weights. */
+  maxWeight: number;
+  /** Standard deviation of the integer (discrete Gaussian) noise each site adds, in quantisation steps; 0 = none. */
+  noiseStddev: number;
+}
+
+export const SECAGG_ROUND_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['mode', 'session', 'bits', 'range', 'maxWeight', 'noiseStddev'],
+  properties: {
+    mode: { const: 'secagg' },
+    session: { type: 'string', pattern: '^[A-Za-z0-9_-]{22,64}$' },
+    bits: { type: 'integer', minimum: 2, maximum: 24 },
+    range: { type: 'number', exclusiveMinimum: 0 },
+    maxWeight: { type: 'integer', minimum: 1, maximum: 2 ** 31 },
+    noiseStddev: { type: 'number', minimum: 0 },
+  },
+} as const;
+
+const INT32_MAX = 2 ** 31 - 1;
+/** Integer DP noise is kept within this many standard deviations of the sum (P(exceed) < 1e-50). */
+const NOISE_TAIL_SIGMAS = 16;
+
+export function quantLevels(bits: number): number {
+  return 2 ** (bits - 1) - 1;
+}
+
+/** Largest weight that keeps the sum of `sites` encoded vectors (plus noise) from wrapping. */
+export function maxWeightFor(sites: number, bits: number, noiseStddevTotal = 0): number {
+  const room = INT32_MAX - NOISE_TAIL_SIGMAS * noiseStddevTotal;
+  return Math.floor(room / (sites * quantLevels(bits)));
+}
+
+/** Throws SecAggConfigError naming the problem when the sum of `sites` vectors could wrap. */
+export function checkNoWrap(sites: number, p: Pick<SecAggRoundParams, 'bits' | 'maxWeight' | 'noiseStddev'>): void {
+  const bound = sites * p.maxWeight * quantLevels(p.bits) + NOISE_TAIL_SIGMAS * p.noiseStddev * Math.sqrt(sites);
+  if (!(bound <= INT32_MAX)) {
+    throw new SecAggConfigError(`SecAgg+ sum of ${sites} sites could wrap: ${sites} × weight ${p.maxWeight} × ${quantLevels(p.bits)} levels (+ noise margin) = ${bound.toExponential(3)} > 2^31 − 1; lower "bits" or the number of sites`);
+  }
+}
+
+/** Neighbours per site for n participants (n − 1 = complete graph). */
+export function neighboursFor(n: number, configured?: number): number {
+  if (n < 2) return 0;
+  const k = configured ?? (n <= 21 ? n - 1 : 2 * Math.ceil(1.5 * Math.log2(n)));
+  return Math.min(n - 1, k);
+}
+
+/** Reconstruction threshold for share groups of `holders` (= neighbours + 1) members. */
+export function thresholdFor(holders: number, configured?: number): number {
+  const t = configured ?? Math.floor(holders / 2) + 1;
+  checkThreshold(t, holders);
+  return t;
+}
+
+/**
+ * A strict majority of each share group and no more than the group: below a majority, a
+ * coordinator colluding with fewer sites than promised could reconstruct both secrets of a site.
+ */
+export function checkThreshold(t: number, holders: number): void {
+  if (!Number.isInteger(t) || t <= holders / 2 || t > holders) {
+    throw new SecAggConfigError(`SecAgg+ threshold ${t} must be a strict majority of the ${holders} holders of each site's shares (${Math.floor(holders / 2) + 1}–${holders})`);
+  }
+  if (holders > 255) throw new SecAggConfigError(`SecAgg+ share groups hold at most 255 shares (GF(2^8) Shamir); got ${holders}; lower "neighbours"`);
+}
