@@ -10,6 +10,7 @@ import { FIT_CONFIG_PROPERTIES } from '../shared/protocol/messages.js';
 import { checkPrivacyConfig, PRIVACY_CONFIG_SCHEMA, type PrivacyConfig } from '../shared/privacy/privacyConfig.js';
 import { noiseForEpsilon } from '../shared/privacy/rdpAccountant.js';
 import { updateNoiseMultiplier } from '../shared/privacy/adaptiveClipping.js';
+import { SECAGG_CONFIG_SCHEMA, type SecAggConfig } from '../shared/secure/secagg/secaggParams.js';
 
 export interface ExperimentConfig {
   name: string;
@@ -28,6 +29,10 @@ export interface ExperimentConfig {
   fit: { epochs: number; batchSize: number; learningRate: number; optimizer: 'sgd' | 'adam'; proxMu: number };
   /** Differential privacy (client level); absent = none. */
   privacy?: PrivacyConfig;
+  /** How updates reach the coordinator: in the clear, or masked by SecAgg+ (it only learns their sum). */
+  security?: 'plain' | 'secagg';
+  /** SecAgg+ parameters (security "secagg"). */
+  secagg?: SecAggConfig;
 }
 
 export const EXPERIMENT_CONFIG_SCHEMA = {
@@ -56,6 +61,8 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
     minEvaluateClients: { type: 'integer', minimum: 0, default: 1 },
     deadlineSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 86400, default: 600 },
     privacy: PRIVACY_CONFIG_SCHEMA,
+    security: { enum: ['plain', 'secagg'], default: 'plain' },
+    secagg: SECAGG_CONFIG_SCHEMA,
     fit: {
       type: 'object',
       additionalProperties: false,

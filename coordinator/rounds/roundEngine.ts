@@ -21,6 +21,12 @@ import { experimentPrivacy } from './privacyLedger.js';
 import { siteNoiseShare, siteNoiseStddev, type RoundPrivacy } from '../../shared/privacy/privacyConfig.js';
 import { defaultCountStddev, nextClip, updateNoiseMultiplier } from '../../shared/privacy/adaptiveClipping.js';
 import { fillGaussian } from '../../shared/privacy/gaussianNoise.js';
+import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
+import { SecAggAbort, SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
+import { maxWeightFor, quantLevels, SECAGG_DEFAULTS, type SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
+import { newSession } from '../../shared/secure/secagg/secaggServer.js';
+import { PlainAggregation, type FitAggregation } from './fitAggregation.js';
+import { SecAggDriver } from './secAggDriver.js';
 
 /** One N(0, stddev²) sample from the CSPRNG. */
 function gaussian(stddev: number): number {
@@ -81,6 +87,8 @@ export class RoundEngine {
   private readonly params = new Map<string, Float32Array>();
   /** Whether the open round averages updates with equal weights (DP) or by example counts. */
   private equalWeights = false;
+  /** The open round's aggregation (plain or SecAgg+); outlives the fit phase for unmasking. */
+  private aggregation: { experiment: string; round: number; impl: FitAggregation } | null = null;
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -230,18 +238,44 @@ export class RoundEngine {
     record.timings.configureMs = performance.now() - t0;
 
     // Fit phase.
-    this.aggregator.reset(current.length);
-    const fit = await this.collect('fit', exp, record, sites, encodeMessage({ type: 'fit_ins', experiment: exp.id, round, modelVersion: exp.currentVersion, spec: exp.spec, config, ...(privacy ? { privacy } : {}) }, float32Bytes(current), this.gateway.chunkBytes), run);
-    const agg = this.aggregator.result();
-    if (record.privacy && agg.sites > 0) {
-      // Updates were released to the coordinator: this round counts against the budget.
+    let aggregation: FitAggregation;
+    try {
+      aggregation = this.fitAggregation(exp, round, sites, current.length, privacy);
+    } catch (err) {
+      return finish('failed', (err as Error).message);
+    }
+    this.aggregation = { experiment: exp.id, round, impl: aggregation };
+    const charge = () => {
+      // Updates (or their secure sum) were released to the coordinator: the round counts against the budget.
+      if (!record.privacy) return;
       record.privacy.charged = true;
       record.privacy.epsilon = experimentPrivacy(exp, this.store.data.rounds).epsilon ?? undefined;
-    }
-    record.timings.fitMs = performance.now() - t0 - record.timings.configureMs;
-    if (run.stop) return finish('aborted', run.reason);
-    if (agg.sites < exp.config.minFitClients) {
-      return finish('failed', `only ${agg.sites} of ${sites.length} site(s) returned an update (dropped: ${this.describeMissing(fit)}); the round needs at least ${exp.config.minFitClients}`);
+    };
+    let agg: AggregatedFit;
+    let fit: Phase;
+    try {
+      fit = await this.collect('fit', exp, record, sites, encodeMessage({ type: 'fit_ins', experiment: exp.id, round, modelVersion: exp.currentVersion, spec: exp.spec, config, ...(privacy ? { privacy } : {}), ...aggregation.fitInsFields() }, float32Bytes(current), this.gateway.chunkBytes), run);
+      const received = [...fit.sites.values()].filter((e) => e.status === 'done').length;
+      if (aggregation.security === 'plain' && received > 0) charge();
+      record.timings.fitMs = performance.now() - t0 - record.timings.configureMs;
+      if (run.stop) return finish('aborted', run.reason);
+      const aborted = aggregation.failure();
+      if (aborted) return finish('failed', `secure aggregation aborted: ${aborted}`);
+      if (received < exp.config.minFitClients) {
+        return finish('failed', `only ${received} of ${sites.length} site(s) returned an update (dropped: ${this.describeMissing(fit)}); the round needs at least ${exp.config.minFitClients}`);
+      }
+      try {
+        agg = await aggregation.finish();
+      } catch (err) {
+        if (err instanceof SecAggAbort) return finish('failed', `secure aggregation aborted: ${err.message}`);
+        throw err;
+      } finally {
+        const described = aggregation.describe();
+        if (described) record.security = { mode: aggregation.security, ...described };
+      }
+      if (aggregation.security !== 'plain') charge();
+    } finally {
+      this.aggregation = null;
     }
     record.fitMetrics = weightedMetrics(fit.fitMetrics);
     const t1 = performance.now();
@@ -282,6 +316,40 @@ export class RoundEngine {
       record.timings.evaluateMs = performance.now() - te;
     }
     return finish('completed', null);
+  }
+
+  /** The round's aggregation: in the clear, or SecAgg+ with the experiment's parameters. */
+  private fitAggregation(exp: ExperimentRecord, round: number, sites: string[], size: number, privacy: RoundPrivacy | undefined): FitAggregation {
+    if ((exp.config.security ?? 'plain') === 'plain') {
+      this.aggregator.reset(size);
+      return new PlainAggregation(this.aggregator);
+    }
+    const sa = { ...SECAGG_DEFAULTS, ...exp.config.secagg };
+    // Distributed DP: each site's noise share is added as integers (quantisation steps).
+    const noiseStddev = privacy?.mode === 'distributed' ? privacy.noiseStddev / (sa.range / quantLevels(sa.bits)) : 0;
+    const maxWeight = this.equalWeights ? 1 : maxWeightFor(sites.length, sa.bits, noiseStddev * Math.sqrt(sites.length));
+    if (maxWeight < 1) throw new RoundError(`SecAgg+ with ${sites.length} sites at ${sa.bits} bits leaves no room for weights or noise without wrapping; lower secagg.bits`);
+    const params: SecAggRoundParams = { mode: 'secagg', session: newSession(), bits: sa.bits, range: sa.range, maxWeight, noiseStddev };
+    return new SecAggDriver({
+      experiment: exp.id,
+      round,
+      sites,
+      params,
+      config: sa,
+      identityKey: (site) => this.findSite(site)?.publicKey ?? '',
+      size,
+      phaseTimeoutMs: Math.min(sa.phaseTimeoutSeconds, exp.config.deadlineSeconds) * 1000,
+      hooks: {
+        send: (site, m) => this.gateway.send(site, m),
+        drop: (site, reason) => {
+          const p = this.phase;
+          if (p?.kind === 'fit' && p.sites.get(site)?.status === 'sent') this.settle(p, site, 'dropped', reason, true);
+          else this.log.warn({ experiment: exp.id, round, site, reason }, 'site dropped from secure aggregation');
+        },
+        endPhase: () => this.phase?.done(),
+        log: this.log,
+      },
+    });
   }
 
   /** Sends one phase's instructions and waits for every site's answer, a dropout, or the deadline. */
@@ -335,7 +403,10 @@ export class RoundEngine {
     e.status = status;
     e.seconds = (Date.now() - e.sentAt) / 1000;
     if (reason) e.reason = reason;
-    if (status === 'dropped' || status === 'failed') this.log.warn({ experiment: phase.experiment, round: phase.round, phase: phase.kind, site, reason }, `site ${status}`);
+    if (status === 'dropped' || status === 'failed') {
+      this.log.warn({ experiment: phase.experiment, round: phase.round, phase: phase.kind, site, reason }, `site ${status}`);
+      if (phase.kind === 'fit') this.aggregation?.impl.siteGone(site);
+    }
     if (cancel) void this.gateway.send(site, { type: 'round_cancel', experiment: phase.experiment, round: phase.round, reason: reason ?? 'dropped' }).catch(() => {});
     this.checkDone(phase);
   }
@@ -359,9 +430,29 @@ export class RoundEngine {
     this.touch(site);
     const p = this.phase;
     if (p?.sites.get(site)?.status === 'sent') this.settle(p, site, 'dropped', `disconnected during ${p.kind} (${reason})`);
+    else this.aggregation?.impl.siteGone(site); // e.g. during SecAgg+ unmasking, after the fit phase
+  }
+
+  /** SecAgg+ key, share and unmask messages go to the open round's aggregation. */
+  private onSecAggMessage(site: string, m: Extract<Message, { type: `secagg_${string}` }>): void {
+    const a = this.aggregation;
+    if (!a || a.experiment !== m.experiment || a.round !== m.round) {
+      if (this.recentlyEnded.get(m.experiment) === m.round) return void this.log.info({ site, experiment: m.experiment, round: m.round, type: m.type }, 'late SecAgg+ message ignored (round closed)');
+      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `${m.type} for experiment ${m.experiment} round ${m.round}, which is not the open secure round`);
+    }
+    try {
+      a.impl.onProtocolMessage(site, m);
+    } catch (err) {
+      if (!(err instanceof SecAggProtocolError)) throw err;
+      const p = this.phase;
+      if (p?.kind === 'fit' && p.sites.get(site)?.status === 'sent') this.settle(p, site, 'failed', err.message);
+      else a.impl.siteGone(site);
+      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, err.message);
+    }
   }
 
   private onMessage(site: string, m: Message, payload: Buffer): void {
+    if (m.type === 'secagg_keys' || m.type === 'secagg_shares' || m.type === 'secagg_unmask_res') return this.onSecAggMessage(site, m);
     if (m.type !== 'fit_res' && m.type !== 'fit_failed' && m.type !== 'eval_res') {
       throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
     }
@@ -384,10 +475,11 @@ export class RoundEngine {
       return this.settle(p, site, 'done');
     }
     try {
-      this.aggregator.add(payload, this.equalWeights ? 1 : m.numExamples);
+      if (!this.aggregation) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'fit_res outside a fit phase');
+      this.aggregation.impl.addResult(site, m, payload, this.equalWeights ? 1 : m.numExamples);
     } catch (err) {
       this.settle(p, site, 'failed', (err as Error).message);
-      throw err;
+      throw err instanceof SecAggProtocolError ? new ProtocolError(CloseCode.PROTOCOL_ERROR, err.message) : err;
     }
     entry.numExamples = m.numExamples;
     entry.metrics = m.metrics;

@@ -68,6 +68,8 @@ export interface RoundRecord {
   timings: Record<string, number>;
   /** DP parameters of the round and whether its releases were charged to the ledger. */
   privacy?: { mode: string; noiseMultiplier: number; samplingRate: number; clip: number; delta: number; charged: boolean; epsilon?: number; unclippedFraction?: number; nextClip?: number };
+  /** Secure aggregation of the round (absent = plain): threshold, contributors, phase timings. */
+  security?: { mode: string } & Record<string, unknown>;
   bytesSent: number;
   bytesReceived: number;
 }

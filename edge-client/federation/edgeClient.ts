@@ -25,6 +25,7 @@ import { EdgeState } from './edgeState.js';
 import { PrivacyLedger, type PrivacyBudget } from './privacyLedger.js';
 import { clipToNorm } from '../../shared/privacy/clipping.js';
 import { addGaussianNoise, fillGaussian } from '../../shared/privacy/gaussianNoise.js';
+import { EdgeSecAggSession } from './secAggSession.js';
 
 export class EdgeStopped extends FedmedError {
   constructor(message: string) {
@@ -59,6 +60,8 @@ export class EdgeClient extends EventEmitter {
   private retryTimer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly cancelled = new Set<string>();
+  /** Open SecAgg+ sessions by experiment/round. */
+  private readonly secure = new Map<string, EdgeSecAggSession>();
   /** A result finished while disconnected, sent after re-authenticating if still wanted. */
   private pending: { message: Message; payload?: Uint8Array } | null = null;
   private readonly log: NonNullable<EdgeClientOptions['log']>;
@@ -134,6 +137,9 @@ export class EdgeClient extends EventEmitter {
       if (this.heartbeat) clearInterval(this.heartbeat);
       const reason = reasonBuf.toString();
       this.log('disconnected', { code, reason });
+      // Masks cannot be resumed on a new connection: the coordinator counts this site as dropped.
+      for (const session of this.secure.values()) session.cancel('connection lost during the secure round');
+      this.secure.clear();
       this.emit('disconnected', code, reason);
       if (this.stopped) return;
       if (code === CloseCode.REVOKED) return this.fatal(`the coordinator revoked this site: ${reason}`);
@@ -157,6 +163,8 @@ export class EdgeClient extends EventEmitter {
         return;
       case 'round_cancel':
         this.cancelled.add(`${m.experiment}/${m.round}`);
+        this.secure.get(`${m.experiment}/${m.round}`)?.cancel(`round cancelled: ${m.reason}`);
+        this.secure.delete(`${m.experiment}/${m.round}`);
         this.log('round_cancelled', { experiment: m.experiment, round: m.round, reason: m.reason });
         return;
       case 'fit_ins':
@@ -165,6 +173,21 @@ export class EdgeClient extends EventEmitter {
       case 'eval_ins':
         void this.evaluate(m, this.params(m.spec, payload));
         return;
+      case 'secagg_roster':
+      case 'secagg_relay':
+      case 'secagg_unmask': {
+        const key = `${m.experiment}/${m.round}`;
+        const session = this.secure.get(key);
+        if (!session) return void this.log('secagg_ignored', { type: m.type, experiment: m.experiment, round: m.round, reason: 'no open secure session for this round' });
+        session.onMessage(m).then(
+          () => m.type === 'secagg_unmask' && this.secure.delete(key),
+          (err: Error) => {
+            this.secure.delete(key);
+            this.log('secagg_refused', { type: m.type, experiment: m.experiment, round: m.round, reason: err.message });
+          },
+        );
+        return;
+      }
       default:
         throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} from the coordinator`);
     }
@@ -190,7 +213,14 @@ export class EdgeClient extends EventEmitter {
       this.log('fit_refused', { experiment: m.experiment, round: m.round, reason: refusal });
       return this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: refusal } });
     }
+    let secure: EdgeSecAggSession | undefined;
     try {
+      if (m.security) {
+        // Key exchange runs while the model trains.
+        secure = new EdgeSecAggSession(this.site, m, m.security, this.state.load().identity.privateKey, (msg) => this.channel ? this.channel.send(msg) : Promise.reject(new Error('not connected')));
+        this.secure.set(key, secure);
+        await secure.start();
+      }
       this.state.saveGlobalModel(m.modelVersion, spec, params);
       const r = await this.trainer.fit(spec, params, this.o.data.train, m.config);
       const delta = new Float32Array(params.length);
@@ -202,7 +232,9 @@ export class EdgeClient extends EventEmitter {
         // Clip the whole update to C, add this site's share of the noise (CSPRNG), then record
         // the release in the site's own ledger before anything leaves.
         const { norm } = clipToNorm(delta, m.privacy.clip);
-        if (m.privacy.noiseStddev > 0) addGaussianNoise(delta, m.privacy.noiseStddev);
+        // Under SecAgg+, distributed noise is added as integers after quantisation instead.
+        const integerNoise = secure !== undefined && m.privacy.mode === 'distributed';
+        if (m.privacy.noiseStddev > 0 && !integerNoise) addGaussianNoise(delta, m.privacy.noiseStddev);
         if (m.privacy.countNoiseStddev !== undefined) {
           // Adaptive clipping: report b − 1/2 (sensitivity 1/2) with this site's noise share.
           const noise = new Float64Array(1);
@@ -211,12 +243,16 @@ export class EdgeClient extends EventEmitter {
         }
         this.ledger.charge(m.experiment, m.round, m.privacy);
       }
-      reply = {
-        message: { type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy }, ...(clipIndicator !== undefined ? { clipIndicator } : {}) },
-        payload: float32Bytes(delta),
-      };
+      const header = { experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy }, ...(clipIndicator !== undefined ? { clipIndicator } : {}) };
+      if (secure) {
+        const masked = await secure.maskedResult(delta, r.numExamples, header);
+        if (masked.clipped > 0) this.log('secagg_values_clipped', { experiment: m.experiment, round: m.round, clipped: masked.clipped, range: secure.params.range });
+        reply = masked;
+      } else reply = { message: { type: 'fit_res', ...header }, payload: float32Bytes(delta) };
       this.log('fit_done', { experiment: m.experiment, round: m.round, seconds: (performance.now() - started) / 1000, loss: last.trainLoss });
     } catch (err) {
+      secure?.cancel('local failure');
+      this.secure.delete(key);
       reply = { message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: (err as Error).message.slice(0, 1000) } };
       this.log('fit_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
     }
@@ -267,6 +303,8 @@ export class EdgeClient extends EventEmitter {
   private flushPending(): void {
     const p = this.pending;
     this.pending = null;
+    // A masked input belongs to a secure session that ended with the old connection.
+    if (p?.message.type === 'fit_res' && p.message.signature) return void this.log('result_discarded', { reason: 'secure round interrupted by a reconnection' });
     if (p) this.deliver(p);
   }
 }

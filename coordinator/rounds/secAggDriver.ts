@@ -1,0 +1,150 @@
+/**
+ * Drives one SecAgg+ round over the edge gateway: closes each key phase when every expected
+ * site answered or its timeout passed (dropping the rest), sends rosters, relays share boxes,
+ * collects masked inputs (as `fit_res`), then after the fit phase runs the unmask phase and
+ * decodes the aggregate. The protocol logic itself is in shared/secure/secagg/secaggServer.ts.
+ */
+import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
+import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import { decodeSum } from '../../shared/secure/secagg/fixedPoint.js';
+import { SecAggAbort, SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
+import type { SecAggConfig, SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
+import { SecAggServer, type VectorObserver } from '../../shared/secure/secagg/secaggServer.js';
+import type { FitAggregation, FitAggregationHooks } from './fitAggregation.js';
+
+export interface SecAggDriverOptions {
+  experiment: string;
+  round: number;
+  sites: string[];
+  params: SecAggRoundParams;
+  config: SecAggConfig;
+  identityKey: (site: string) => string;
+  /** Model parameters (the vector carries one more word: the weight). */
+  size: number;
+  phaseTimeoutMs: number;
+  hooks: FitAggregationHooks;
+  observe?: VectorObserver;
+}
+
+export class SecAggDriver implements FitAggregation {
+  readonly security = 'secagg' as const;
+  private readonly server: SecAggServer;
+  private readonly gone = new Set<string>();
+  private abort: SecAggAbort | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private unmaskDone: (() => void) | null = null;
+  private readonly t0 = performance.now();
+  private readonly timings: Record<string, number> = {};
+
+  constructor(private readonly o: SecAggDriverOptions) {
+    this.server = new SecAggServer({ experiment: o.experiment, round: o.round, params: o.params, config: o.config, sites: o.sites, identityKey: o.identityKey, vectorLength: o.size + 1, observe: o.observe });
+    this.armTimer();
+  }
+
+  fitInsFields() {
+    return { security: this.o.params };
+  }
+
+  private waiting(): string[] {
+    return this.server.waitingFor().filter((s) => !this.gone.has(s));
+  }
+
+  private armTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    const phase = this.server.phase;
+    if (phase !== 'keys' && phase !== 'shares' && phase !== 'unmask') return;
+    this.timer = setTimeout(() => {
+      for (const site of this.waiting()) {
+        this.gone.add(site);
+        this.server.dropped(site);
+        this.o.hooks.drop(site, `sent no SecAgg+ ${phase} message within ${this.o.phaseTimeoutMs / 1000} s`);
+      }
+      this.advance();
+    }, this.o.phaseTimeoutMs);
+    this.timer.unref();
+  }
+
+  /** Closes the current key phase once nobody is missing; a failure aborts the round. */
+  private advance(): void {
+    try {
+      if (this.abort) return;
+      const phase = this.server.phase;
+      if (this.waiting().length > 0) return;
+      if (phase === 'keys') {
+        const rosters = this.server.closeKeys();
+        this.timings.secaggKeysMs = performance.now() - this.t0;
+        this.broadcast(rosters);
+      } else if (phase === 'shares') {
+        const relays = this.server.closeShares();
+        this.timings.secaggSharesMs = performance.now() - this.t0;
+        this.broadcast(relays);
+      } else if (phase === 'unmask') {
+        this.unmaskDone?.();
+        return;
+      } else return;
+      this.armTimer();
+    } catch (err) {
+      if (!(err instanceof SecAggAbort || err instanceof SecAggProtocolError || (err as { code?: string }).code === 'SECAGG_CONFIG')) throw err;
+      this.abort = new SecAggAbort((err as Error).message);
+      if (this.timer) clearTimeout(this.timer);
+      this.unmaskDone?.();
+      this.o.hooks.endPhase();
+    }
+  }
+
+  private broadcast(messages: Map<string, Message>): void {
+    for (const [site, m] of messages) {
+      if (this.gone.has(site)) continue;
+      this.o.hooks.send(site, m).catch((err: Error) => this.o.hooks.drop(site, `could not send ${m.type}: ${err.message}`));
+    }
+  }
+
+  addResult(site: string, m: MessageOf<'fit_res'>, payload: Uint8Array): void {
+    this.server.receiveMasked(site, m, payload);
+  }
+
+  onProtocolMessage(site: string, m: Message): void {
+    if (m.type === 'secagg_keys') this.server.receiveKeys(site, m);
+    else if (m.type === 'secagg_shares') this.server.receiveShares(site, m);
+    else if (m.type === 'secagg_unmask_res') this.server.receiveUnmask(site, m);
+    else throw new SecAggProtocolError(`unexpected ${m.type} from ${site}`, site);
+    this.advance();
+  }
+
+  siteGone(site: string): void {
+    if (this.gone.has(site)) return;
+    this.gone.add(site);
+    this.server.dropped(site);
+    this.advance();
+  }
+
+  async finish(): Promise<AggregatedFit> {
+    try {
+      if (this.abort) throw this.abort;
+      if (this.server.phase !== 'masked') throw new SecAggAbort(`the fit phase closed during SecAgg+ phase "${this.server.phase}"`);
+      const requests = this.server.closeMasked();
+      const t = performance.now();
+      const done = new Promise<void>((resolve) => (this.unmaskDone = resolve));
+      this.broadcast(requests);
+      for (const s of this.gone) this.server.dropped(s);
+      this.armTimer();
+      this.advance();
+      await done;
+      if (this.abort) throw this.abort;
+      const sum = await this.server.finish();
+      this.timings.secaggUnmaskMs = performance.now() - t;
+      const { weightedSum, totalWeight } = decodeSum(sum, this.o.params);
+      return { weightedDeltaSum: weightedSum, totalExamples: totalWeight, sites: this.server.contributors().length };
+    } finally {
+      if (this.timer) clearTimeout(this.timer);
+    }
+  }
+
+  failure(): string | null {
+    return this.abort?.message ?? null;
+  }
+
+  describe() {
+    return { threshold: this.server.threshold, contributors: this.server.contributors().length, ...this.timings };
+  }
+}

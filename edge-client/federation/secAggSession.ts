@@ -1,0 +1,74 @@
+/**
+ * The edge's side of one SecAgg+ round, wired to its connection: advertises keys as soon as
+ * `fit_ins` arrives (so key exchange overlaps local training), answers the roster with sealed
+ * shares, opens the relayed boxes, and — once training is done and the relay is in — encodes,
+ * masks and signs the update. Unmask requests are answered only with what the protocol permits
+ * (see SecAggClient). A reconnection ends the session: masks cannot be resumed safely.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import { encodeUpdate } from '../../shared/secure/secagg/fixedPoint.js';
+import { SecAggClient } from '../../shared/secure/secagg/secaggClient.js';
+import { SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
+import type { SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
+
+export class EdgeSecAggSession {
+  private readonly client: SecAggClient;
+  private readonly relayed: Promise<void>;
+  private relayDone!: () => void;
+  private relayFailed!: (err: Error) => void;
+
+  constructor(
+    site: string,
+    m: MessageOf<'fit_ins'>,
+    readonly params: SecAggRoundParams,
+    identity: KeyObject,
+    private readonly send: (message: Message) => Promise<void>,
+  ) {
+    this.client = new SecAggClient(site, { experiment: m.experiment, round: m.round }, params, identity);
+    this.relayed = new Promise<void>((resolve, reject) => {
+      this.relayDone = resolve;
+      this.relayFailed = reject;
+    });
+    this.relayed.catch(() => {}); // observed by maskedResult
+  }
+
+  /** Phase 0: advertise this round's keys. */
+  start(): Promise<void> {
+    return this.send(this.client.keys());
+  }
+
+  /** Roster, relay and unmask messages. Throws SecAggProtocolError for one to refuse. */
+  async onMessage(m: MessageOf<'secagg_roster' | 'secagg_relay' | 'secagg_unmask'>): Promise<void> {
+    try {
+      if (m.type === 'secagg_roster') await this.send(await this.client.shares(m));
+      else if (m.type === 'secagg_relay') {
+        this.client.receive(m);
+        this.relayDone();
+      } else await this.send(this.client.unmask(m));
+    } catch (err) {
+      if (m.type !== 'secagg_unmask') this.relayFailed(err as Error);
+      throw err;
+    }
+  }
+
+  /** The round was cancelled or the connection lost: stop waiting. */
+  cancel(reason: string): void {
+    this.relayFailed(new SecAggProtocolError(reason));
+  }
+
+  /**
+   * Encodes the (clipped, possibly noised) update with this site's bounded weight, waits for the
+   * share relay, masks it and signs the result. Returns the fit_res header and payload.
+   */
+  async maskedResult(values: Float32Array, numExamples: number, header: Omit<MessageOf<'fit_res'>, 'type' | 'signature'>): Promise<{ message: MessageOf<'fit_res'>; payload: Uint8Array; clipped: number }> {
+    const weight = Math.min(numExamples, this.params.maxWeight);
+    const { words, clipped } = encodeUpdate(values, weight, this.params);
+    await this.relayed;
+    const masked = this.client.mask(words);
+    const payload = new Uint8Array(masked.buffer, masked.byteOffset, masked.byteLength);
+    const message: MessageOf<'fit_res'> = { type: 'fit_res', ...header };
+    message.signature = this.client.signResult(message, payload);
+    return { message, payload, clipped };
+  }
+}

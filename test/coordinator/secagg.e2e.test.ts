@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { TfjsModel } from '../../models/tfjsModel.js';
+import { decodeParamsFile } from '../../shared/model/paramsFile.js';
+import { loadMedmnistNpz } from '../../edge-client/data/medmnistLoader.js';
+import { evaluateModel } from '../../edge-client/training/localTrainer.js';
+import { initTrainingBackend } from '../../edge-client/training/trainingBackend.js';
+import { call, createExperiment, enrol, freePort, onlineSites, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
+import { makeTempDir } from '../helpers/paths.js';
+import { runCli } from '../helpers/runCli.js';
+
+interface RoundRec {
+  round: number;
+  status: string;
+  reason: string | null;
+  versionId: string | null;
+  security?: { mode: string; threshold: number; contributors: number };
+  sites: { site: string; phase: string; status: string; reason?: string }[];
+}
+
+describe('secure aggregation end to end: SecAgg+ with 5 edges as processes on loopback', function () {
+  this.timeout(300_000);
+  const t = makeTempDir();
+  const dataDir = join(t.dir, 'coordinator');
+  let coord: CoordinatorProc;
+  const edges = new Map<string, Proc>();
+  const names = ['site-a', 'site-b', 'site-c', 'site-d', 'site-e'];
+
+  before(async () => {
+    coord = await startCoordinator(dataDir, await freePort());
+    for (const [i, site] of names.entries()) {
+      const r = await runCli(['make-synthetic', '--out', join(t.dir, `${site}.npz`), '--n', '200', '--seed', String(10 + i), '--shift', String((i - 2) * 0.05), '--noise', '0.3']);
+      assert.equal(r.code, 0, r.stderr);
+      await enrol(coord, site, join(t.dir, site));
+      edges.set(site, spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', join(t.dir, `${site}.npz`)]));
+    }
+    await waitFor('5 edges online', async () => (await onlineSites(coord)).length === 5);
+  });
+
+  after(async () => {
+    for (const p of edges.values()) await stopProc(p);
+    if (coord) await stopProc(coord);
+    t.cleanup();
+  });
+
+  it('runs 3 SecAgg+ rounds with an edge killed mid-round; the model improves; the coordinator only ever stored aggregates', async () => {
+    const experiment = await createExperiment(coord, { name: 'secagg-e2e', security: 'secagg', secagg: { bits: 16, range: 0.5 }, minFitClients: 3, fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' } });
+    const start = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 3 });
+    assert.equal(start.status, 200, JSON.stringify(start.body));
+    // Kill site-e while it trains in round 2 (after it advertised its keys and shared them).
+    const victim = edges.get('site-e')!;
+    await waitFor('site-e to start round 2', () => victim.output().split('"event":"fit_started"').length > 2, 120_000);
+    victim.child.kill('SIGKILL');
+    await waitFor('the rounds to end', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${experiment}`)).body.running, 200_000, 200);
+    const rounds = (await call<RoundRec[]>(coord, 'GET', `/v1/experiments/${experiment}/rounds`)).body;
+    assert.deepEqual(rounds.map((r) => [r.round, r.status]), [[1, 'completed'], [2, 'completed'], [3, 'completed']], JSON.stringify(rounds.map((r) => r.reason)));
+    assert.deepEqual(rounds.map((r) => r.security?.mode), ['secagg', 'secagg', 'secagg']);
+    assert.deepEqual(rounds.map((r) => r.security?.contributors), [5, 4, 4]);
+    assert.equal(rounds[0].security!.threshold, 3);
+    const e2 = rounds[1].sites.find((s) => s.site === 'site-e' && s.phase === 'fit')!;
+    assert.equal(e2.status, 'dropped');
+    // The global model improves on every site's test split.
+    await initTrainingBackend('wasm');
+    const versions = (await call<{ id: string; round: number }[]>(coord, 'GET', `/v1/experiments/${experiment}/versions`)).body;
+    assert.deepEqual(versions.map((v) => v.round), [0, 1, 2, 3]);
+    const accuracy = async (versionId: string): Promise<number> => {
+      const res = await fetch(new URL(`/v1/versions/${versionId}/params`, coord.url), { headers: { authorization: `Bearer ${coord.adminToken}` } });
+      const { spec, params } = decodeParamsFile(new Uint8Array(await res.arrayBuffer()), 'download');
+      const model = new TfjsModel(spec, params);
+      let correct = 0;
+      let n = 0;
+      for (const site of names) {
+        const m = evaluateModel(model, loadMedmnistNpz(join(t.dir, `${site}.npz`)).test);
+        correct += m.accuracy * m.numExamples;
+        n += m.numExamples;
+      }
+      model.dispose();
+      return correct / n;
+    };
+    const initial = await accuracy(versions[0].id);
+    const final = await accuracy(versions[3].id);
+    assert.ok(final > initial + 0.2, `accuracy ${initial} -> ${final}`);
+    // Nothing but the published global models was written: one params blob per version.
+    const blobs = readdirSync(join(dataDir, 'blobs'), { recursive: true }).filter((f) => String(f).endsWith('.fmp'));
+    assert.equal(blobs.length, 4, blobs.join(', '));
+    // The edges' logs show the protocol ran (keys before training finished) and no site refused.
+    for (const site of names.slice(0, 4)) assert.doesNotMatch(edges.get(site)!.output(), /secagg_refused/);
+  });
+});
