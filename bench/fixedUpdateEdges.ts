@@ -12,11 +12,13 @@ import { float32Bytes } from '../shared/model/modelHash.js';
 import { DEFAULT_CHANNEL_LIMITS, MessageChannel } from '../shared/protocol/messageChannel.js';
 import { AUTH_DOMAIN, PROTOCOL_VERSIONS } from '../shared/protocol/messages.js';
 import { signMessage } from '../shared/secure/identity.js';
+import { EdgeSecAggSession } from '../edge-client/federation/secAggSession.js';
 
 const [url, stateFile] = process.argv.slice(2);
 const sites = JSON.parse(readFileSync(stateFile, 'utf8')) as { site: string; privateKeyPem: string }[];
 let ready = 0;
 let update: Uint8Array | null = null;
+const secure = new Map<string, EdgeSecAggSession>();
 
 for (const { site, privateKeyPem } of sites) {
   const key = createPrivateKey(privateKeyPem);
@@ -27,6 +29,19 @@ for (const { site, privateKeyPem } of sites) {
     if (m.type === 'challenge') void channel.send({ type: 'auth', signature: signMessage(key, AUTH_DOMAIN, site, m.nonce) });
     else if (m.type === 'welcome') {
       if (++ready === sites.length) process.stdout.write('ready\n');
+    } else if (m.type === 'fit_ins' && m.security) {
+      // SecAgg+: the real edge protocol code, with a fixed update instead of training.
+      const session = new EdgeSecAggSession(site, m, m.security, key, (msg) => channel.send(msg));
+      secure.set(site, session);
+      void session.start();
+      const values = new Float32Array(payload.byteLength / 4).fill(1e-3);
+      const header = { experiment: m.experiment, round: m.round, numExamples: 100, metrics: { loss: 0.5, accuracy: 0.5 } };
+      void session.maskedResult(values, 100, header).then(
+        (r) => channel.send(r.message, r.payload),
+        (err: Error) => process.stderr.write(`${site}: ${err.message}\n`),
+      );
+    } else if (m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_unmask') {
+      void secure.get(site)?.onMessage(m).catch((err: Error) => process.stderr.write(`${site}: ${err.message}\n`));
     } else if (m.type === 'fit_ins') {
       // The same small fixed delta for everyone, allocated once.
       if (!update || update.byteLength !== payload.byteLength) update = float32Bytes(new Float32Array(payload.byteLength / 4).fill(1e-3));

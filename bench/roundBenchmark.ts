@@ -1,5 +1,5 @@
 /**
- * Round time of plain FedAvg (configure -> aggregated version persisted) for N edges and a
+ * Round time of FedAvg, plain or SecAgg+ (configure -> aggregated version persisted) for N edges and a
  * d-parameter model, all on loopback, with edges that send fixed updates (no training); plus
  * the coordinator's peak RSS (VmHWM). The coordinator and the edges are separate processes.
  */
@@ -12,6 +12,8 @@ import { generateIdentity } from '../shared/secure/identity.js';
 import { median, round } from './stats.js';
 
 export interface RoundBenchResult {
+  security: string;
+  secagg?: { neighbours?: number; threshold?: number };
   edges: number;
   edgeProcesses: number;
   parameters: number;
@@ -46,7 +48,7 @@ function waitForLine(child: ChildProcess, match: (line: string) => boolean, what
   });
 }
 
-export async function benchRound(o: { edges: number; hidden: number; features: number; rounds: number; edgeProcesses: number }): Promise<RoundBenchResult> {
+export async function benchRound(o: { edges: number; hidden: number; features: number; rounds: number; edgeProcesses: number; security?: 'plain' | 'secagg'; secagg?: { neighbours?: number; threshold?: number } }): Promise<RoundBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'fedmed-bench-round-'));
   // FEDMED_BENCH_COORDINATOR_FLAGS: extra node flags for the coordinator (e.g. --cpu-prof).
   const nodeFlags = process.env.FEDMED_BENCH_COORDINATOR_FLAGS?.split(' ').filter(Boolean) ?? [];
@@ -84,9 +86,11 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       fractionEvaluate: 0,
       minEvaluateClients: 0,
       deadlineSeconds: 60,
+      security: o.security ?? 'plain',
+      ...(o.secagg ? { secagg: o.secagg } : {}),
     });
     await post(`/v1/experiments/${exp.id}/rounds`, { rounds: o.rounds + 1 });
-    type Rec = { status: string; reason: string | null; timings: Record<string, number>; bytesSent: number; bytesReceived: number };
+    type Rec = { status: string; reason: string | null; timings: Record<string, number>; security?: Record<string, number>; bytesSent: number; bytesReceived: number };
     let recs: Rec[] = [];
     for (;;) {
       const e = await get<{ running: boolean }>(`/v1/experiments/${exp.id}`);
@@ -97,9 +101,12 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
     const bad = recs.find((r) => r.status !== 'completed');
     if (bad) throw new Error(`a benchmark round did not complete: ${bad.reason}`);
     const measured = recs.slice(1); // the first round warms up JIT and buffers
+    for (const r of measured) for (const k of ['secaggKeysMs', 'secaggSharesMs', 'secaggUnmaskMs']) if (r.security?.[k] !== undefined) r.timings[k] = r.security[k];
     const status = readFileSync(`/proc/${coord.pid}/status`, 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
     return {
+      security: o.security ?? 'plain',
+      ...(o.secagg ? { secagg: o.secagg } : {}),
       edges: o.edges,
       edgeProcesses: o.edgeProcesses,
       parameters: exp.parameters,
@@ -109,7 +116,7 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       medianTotalMs: round(median(measured.map((r) => r.timings.totalMs)), 1),
       coordinatorPeakRssMB: round(hwmKb / 1024, 1),
       bytesPerRound: measured[0]?.bytesSent + measured[0]?.bytesReceived,
-      phases: Object.fromEntries(['configureMs', 'fitSendMs', 'fitCollectMs', 'fitMs', 'aggregateMs', 'persistedMs', 'coordinatorCpuMs'].map((k) => [k, round(median(measured.map((r) => r.timings[k])), 1)])),
+      phases: Object.fromEntries(['configureMs', 'secaggKeysMs', 'secaggSharesMs', 'fitSendMs', 'fitCollectMs', 'fitMs', 'secaggUnmaskMs', 'aggregateMs', 'persistedMs', 'coordinatorCpuMs'].filter((k) => measured[0]?.timings[k] !== undefined).map((k) => [k, round(median(measured.map((r) => r.timings[k])), 1)])),
     };
   } finally {
     for (const e of edgeProcs) e.kill('SIGKILL');

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: fedmed's benchmarks, printed as one JSON object (and written to --out FILE).
- *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference]
+ *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg]
  * Medians over repeated runs; the machine and Node version are recorded with the numbers.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { benchInference } from './inferenceLatency.js';
 import { benchPrivacy } from './privacyBenchmark.js';
 import { benchRound } from './roundBenchmark.js';
+import { benchSecAgg } from './secaggBenchmark.js';
 import { median } from './stats.js';
 import { benchTraining } from './trainingThroughput.js';
 
@@ -52,6 +53,14 @@ if (!only || only === 'round') {
   const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
   for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses }));
   result.roundFedAvg10Edges1M = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
+}
+if (!only || only === 'secagg') {
+  // In-process protocol cost at N in {10, 100}, d in {100k, 1M}; then a full SecAgg+ round over real sockets (N = 10, d ≈ 1M).
+  result.secaggInProcess = await benchSecAgg({ sites: [10, 100], parameters: quick ? [100_000] : [100_000, 1_000_000], dropouts: [0, 0.1], repeats: quick ? 1 : 3 });
+  const runs = [];
+  const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
+  for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'secagg' }));
+  result.roundSecAgg10Edges1M = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

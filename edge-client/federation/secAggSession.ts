@@ -62,9 +62,9 @@ export class EdgeSecAggSession {
    * share relay, masks it and signs the result. Returns the fit_res header and payload.
    */
   async maskedResult(values: Float32Array, numExamples: number, header: Omit<MessageOf<'fit_res'>, 'type' | 'signature'>): Promise<{ message: MessageOf<'fit_res'>; payload: Uint8Array; clipped: number }> {
+    await this.relayed; // (encoding after it keeps the event loop free for the key phases)
     const weight = Math.min(numExamples, this.params.maxWeight);
     const { words, clipped } = encodeUpdate(values, weight, this.params);
-    await this.relayed;
     const masked = this.client.mask(words);
     const payload = new Uint8Array(masked.buffer, masked.byteOffset, masked.byteLength);
     const message: MessageOf<'fit_res'> = { type: 'fit_res', ...header };

@@ -30,27 +30,21 @@ export function encodeUpdate(values: Float32Array, weight: number, p: { bits: nu
   const words = new Uint32Array(d + 1);
   const ints = new Int32Array(words.buffer, 0, d + 1);
   const rng = new SecureRandomStream();
-  let block = rng.nextBlock();
-  let pos = 0;
   let clipped = 0;
-  for (let i = 0; i < d; i++) {
-    let x = values[i] * scale;
-    if (!(x <= levels)) {
-      if (x > levels) x = levels;
-      else if (Number.isNaN(x)) throw new RangeError(`value ${i} is not a number`);
-      clipped++;
-    } else if (x < -levels) {
-      x = -levels;
-      clipped++;
+  // Block by block of random words: floor(x + u) with u uniform in [0, 1) rounds x up with
+  // probability x − floor(x), i.e. stochastic rounding, in one floor per value.
+  for (let start = 0; start < d; ) {
+    const block = rng.nextBlock();
+    const end = Math.min(d, start + block.length);
+    for (let i = start, j = 0; i < end; i++, j++) {
+      let x = values[i] * scale;
+      if (x > levels || x < -levels) {
+        x = x > 0 ? levels : -levels;
+        clipped++;
+      } else if (x !== x) throw new RangeError(`value ${i} is not a number`);
+      ints[i] = Math.floor(x + block[j] * 2.3283064365386963e-10) * weight;
     }
-    if (pos === block.length) {
-      block = rng.nextBlock();
-      pos = 0;
-    }
-    const f = Math.floor(x);
-    // Round up with probability x − f: unbiased, from 32 random bits.
-    const q = f + (block[pos++] < (x - f) * 4294967296 ? 1 : 0);
-    ints[i] = q * weight;
+    start = end;
   }
   if (p.noiseStddev && p.noiseStddev > 0) {
     const sampler = new DiscreteGaussianSampler(p.noiseStddev);

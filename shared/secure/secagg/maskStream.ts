@@ -1,31 +1,41 @@
 /**
  * The SecAgg+ pseudo-random generator: the AES-256-CTR keystream of a 256-bit key, read as
- * uint32 words and added to (or subtracted from) a vector in place, mod 2^32. The keystream is
- * produced in 64 KiB chunks (one `update` per chunk is ~4× faster than one huge call) straight
- * into the accumulator, so a mask is never materialised. Each key is used for one vector only
- * (keys are derived per session), so the all-zero IV is safe.
+ * uint32 words and added to (or subtracted from) a vector in place, mod 2^32. Keystreams are
+ * produced in 256 KiB chunks (one `update` per chunk beats one huge call) straight
+ * into the accumulator, so a mask is never materialised; with several keys, all of them are
+ * applied to one chunk of the vector before moving on, while it is still in cache. Each key is
+ * used for one vector only (keys are derived per session), so the all-zero IV is safe.
  */
 import { createCipheriv } from 'node:crypto';
 
-const CHUNK_BYTES = 64 * 1024;
-const ZEROS = Buffer.alloc(CHUNK_BYTES);
+const CHUNK_WORDS = 64 * 1024; // 256 KiB: measured fastest here (16 KiB 4.3, 64 KiB 3.8, 256 KiB 3.3 ms per 1M-word mask)
+const ZEROS = Buffer.alloc(CHUNK_WORDS * 4);
 const IV = Buffer.alloc(16);
 
-/** acc ← acc + sign · PRG(key) (mod 2^32), over acc's whole length. */
-export function applyMask(acc: Uint32Array, key: Uint8Array, sign: 1 | -1): void {
-  const cipher = createCipheriv('aes-256-ctr', key, IV);
+export interface Mask {
+  key: Uint8Array;
+  sign: 1 | -1;
+}
+
+/** acc ← acc + Σ sign · PRG(key) (mod 2^32), over acc's whole length. */
+export function applyMasks(acc: Uint32Array, masks: readonly Mask[]): void {
+  const ciphers = masks.map((m) => createCipheriv('aes-256-ctr', m.key, IV));
   const n = acc.length;
-  for (let start = 0; start < n; start += CHUNK_BYTES / 4) {
-    const count = Math.min(CHUNK_BYTES / 4, n - start);
-    const bytes = cipher.update(count === CHUNK_BYTES / 4 ? ZEROS : ZEROS.subarray(0, count * 4));
-    const ks = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, count) : new Uint32Array(Uint8Array.from(bytes).buffer);
-    // Uint32Array stores wrap mod 2^32, which is exactly the group operation.
-    if (sign === 1) for (let i = 0; i < count; i++) acc[start + i] += ks[i];
-    else for (let i = 0; i < count; i++) acc[start + i] -= ks[i];
+  for (let start = 0; start < n; start += CHUNK_WORDS) {
+    const count = Math.min(CHUNK_WORDS, n - start);
+    const zeros = count === CHUNK_WORDS ? ZEROS : ZEROS.subarray(0, count * 4);
+    const chunk = acc.subarray(start, start + count);
+    for (let k = 0; k < ciphers.length; k++) {
+      const bytes = ciphers[k].update(zeros);
+      const ks = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, count) : new Uint32Array(new Uint8Array(bytes).buffer); // (copy only if unaligned)
+      // Uint32Array stores wrap mod 2^32, which is exactly the group operation.
+      if (masks[k].sign === 1) for (let i = 0; i < count; i++) chunk[i] += ks[i];
+      else for (let i = 0; i < count; i++) chunk[i] -= ks[i];
+    }
   }
 }
 
-/** acc ← acc + v (mod 2^32). */
-export function addInto(acc: Uint32Array, v: Uint32Array): void {
-  for (let i = 0; i < acc.length; i++) acc[i] += v[i];
+/** acc ← acc + sign · PRG(key) (mod 2^32). */
+export function applyMask(acc: Uint32Array, key: Uint8Array, sign: 1 | -1): void {
+  applyMasks(acc, [{ key, sign }]);
 }

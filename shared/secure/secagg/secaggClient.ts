@@ -15,7 +15,7 @@ import { split } from 'shamir-secret-sharing';
 import type { MessageOf, SecAggMember, SecAggSession } from '../../protocol/messages.js';
 import { publicKeyFromB64 } from '../identity.js';
 import { generateX25519, pairKey, seedCommitment, selfMaskKey, x25519PublicFromB64, type X25519KeyPair } from './keyAgreement.js';
-import { applyMask } from './maskStream.js';
+import { applyMasks, type Mask } from './maskStream.js';
 import { checkThreshold, type SecAggRoundParams } from './secaggParams.js';
 import { SecAggProtocolError } from './secaggErrors.js';
 import { signSecAgg, verifySecAgg } from './secaggSignature.js';
@@ -127,11 +127,9 @@ export class SecAggClient {
   /** Phase 2: masks the encoded update in place (it is consumed) and returns it as the payload. */
   mask(encoded: Uint32Array): Uint32Array {
     this.expect('mask', 'masking');
-    applyMask(encoded, selfMaskKey(this.seed, this.session.session, this.site), 1);
-    for (const j of this.partners) {
-      const key = pairKey(this.s.privateKey, this.neighbours.get(j)!.sPk, this.session.session, 'mask', this.site, j);
-      applyMask(encoded, key, this.site < j ? 1 : -1);
-    }
+    const masks: Mask[] = [{ key: selfMaskKey(this.seed, this.session.session, this.site), sign: 1 }];
+    for (const j of this.partners) masks.push({ key: pairKey(this.s.privateKey, this.neighbours.get(j)!.sPk, this.session.session, 'mask', this.site, j), sign: this.site < j ? 1 : -1 });
+    applyMasks(encoded, masks);
     this.phase = 'unmask';
     return encoded;
   }

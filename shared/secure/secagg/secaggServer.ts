@@ -8,18 +8,19 @@
  *
  * Phases: keys (U1 advertise) → shares (U2 share) → masked (U3 send input) → unmask → done.
  */
-import type { KeyObject } from 'node:crypto';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { combine } from 'shamir-secret-sharing';
 import { publicKeyFromB64 } from '../identity.js';
 import type { MessageOf, SecAggMember } from '../../protocol/messages.js';
 import { pairKey, publicB64Of, seedCommitment, selfMaskKey, x25519PrivateFromRaw, x25519PublicFromB64 } from './keyAgreement.js';
-import { addInto, applyMask } from './maskStream.js';
+import { applyMasks, type Mask } from './maskStream.js';
 import { neighbourGraph, type NeighbourGraph } from './neighbourGraph.js';
 import { checkNoWrap, neighboursFor, thresholdFor, type SecAggConfig, type SecAggRoundParams } from './secaggParams.js';
 import { SecAggAbort, SecAggProtocolError } from './secaggErrors.js';
 import { verifySecAgg } from './secaggSignature.js';
 import { SHARE_BYTES } from './shareBox.js';
+
+const HASH_BLOCK_WORDS = 64 * 1024;
 
 export type SecAggPhase = 'keys' | 'shares' | 'masked' | 'unmask' | 'done';
 
@@ -67,6 +68,7 @@ export class SecAggServer {
   private readonly keyShares = new Map<string, Uint8Array[]>();
   private readonly answered = new Set<string>();
   private readonly identityKeys = new Map<string, KeyObject>();
+  private scratch: Uint32Array | null = null;
 
   constructor(private readonly o: SecAggServerOptions) {
     this.sum = new Uint32Array(o.vectorLength);
@@ -176,10 +178,28 @@ export class SecAggServer {
     const n = this.sum.length;
     if (payload.byteLength !== n * 4) throw new SecAggProtocolError(`masked input from ${site} has ${payload.byteLength} bytes; expected ${n} uint32 values (${n * 4} bytes)`, site);
     if (m.experiment !== this.o.experiment || m.round !== this.o.round) throw new SecAggProtocolError(`masked input from ${site} is for another round`, site);
-    if (!verifySecAgg(this.identityOf(site), site, m, payload)) throw new SecAggProtocolError(`masked input from ${site} is not signed by its enrolled identity key`, site);
-    const v = payload.byteOffset % 4 === 0 ? new Uint32Array(payload.buffer, payload.byteOffset, n) : new Uint32Array(Uint8Array.from(payload).buffer);
+    let v: Uint32Array;
+    if (payload.byteOffset % 4 === 0) v = new Uint32Array(payload.buffer, payload.byteOffset, n);
+    else {
+      // Not 4-byte aligned inside the socket's buffer: copy once into a reused aligned buffer.
+      if (!this.scratch) this.scratch = new Uint32Array(n);
+      new Uint8Array(this.scratch.buffer).set(payload);
+      v = this.scratch;
+    }
+    // Hash (for the signature) and add block by block while each block is in cache; if the
+    // signature then fails, the vector is subtracted again (exact: arithmetic mod 2^32).
+    const hash = createHash('sha256');
+    const sum = this.sum;
+    for (let start = 0; start < n; start += HASH_BLOCK_WORDS) {
+      const end = Math.min(n, start + HASH_BLOCK_WORDS);
+      hash.update(new Uint8Array(v.buffer, v.byteOffset + start * 4, (end - start) * 4));
+      for (let i = start; i < end; i++) sum[i] += v[i];
+    }
+    if (!verifySecAgg(this.identityOf(site), site, m, hash.digest('hex'))) {
+      for (let i = 0; i < n; i++) sum[i] -= v[i];
+      throw new SecAggProtocolError(`masked input from ${site} is not signed by its enrolled identity key`, site);
+    }
     this.o.observe?.(`masked input of ${site}`, v);
-    addInto(this.sum, v);
     this.contributed.add(site);
     return this.contributed.size;
   }
@@ -263,19 +283,27 @@ export class SecAggServer {
       }
       if (publicB64Of(sk) !== this.keys.get(j)!.sPk) throw new SecAggAbort(`reconstructed mask key of ${j} does not match its advertised key (tampered shares)`);
       // Remove j's pairwise masks from the survivors that masked with it (those it shared with).
-      for (const i of this.graph.get(j)!) {
-        if (!this.contributed.has(i)) continue;
-        const key = pairKey(sk, x25519PublicFromB64(this.keys.get(i)!.sPk), session, 'mask', i, j);
-        applyMask(this.sum, key, i < j ? -1 : 1);
-      }
+      const masks: Mask[] = this.graph
+        .get(j)!
+        .filter((i) => this.contributed.has(i))
+        .map((i) => ({ key: pairKey(sk, x25519PublicFromB64(this.keys.get(i)!.sPk), session, 'mask', i, j), sign: i < j ? -1 : 1 }));
+      applyMasks(this.sum, masks);
       this.o.observe?.(`sum after removing ${j}'s pairwise masks`, this.sum);
     }
+    const selfMasks: Mask[] = [];
     for (const i of this.survivors) {
       const seed = await reconstruct(this.seedShares, i, 'self-mask seed');
       if (seedCommitment(seed, session, i) !== this.keys.get(i)!.seedCommitment) throw new SecAggAbort(`reconstructed self-mask seed of ${i} does not match its commitment (tampered shares)`);
-      applyMask(this.sum, selfMaskKey(seed, session, i), -1);
-      this.o.observe?.(`sum after removing ${i}'s self mask`, this.sum);
+      selfMasks.push({ key: selfMaskKey(seed, session, i), sign: -1 });
     }
+    // All self masks in one pass (chunk by chunk); with the observer on, one at a time so every
+    // intermediate sum can be inspected.
+    if (this.o.observe) {
+      for (const [k, m] of selfMasks.entries()) {
+        applyMasks(this.sum, [m]);
+        this.o.observe(`sum after removing ${this.survivors[k]}'s self mask`, this.sum);
+      }
+    } else applyMasks(this.sum, selfMasks);
     this.phase = 'done';
     return this.sum;
   }

@@ -10,15 +10,17 @@ import { signMessage, verifyMessage } from '../identity.js';
 
 const DOMAIN = 'fedmed-secagg-v1';
 
-function signedText(message: object, payload?: Uint8Array): string[] {
+/** `payload` is the payload itself or its SHA-256 (hex) when the caller already computed it. */
+function signedText(message: object, payload?: Uint8Array | string): string[] {
   const body = canonicalJson({ ...message, signature: undefined });
-  return payload ? [body, createHash('sha256').update(payload).digest('hex')] : [body];
+  if (payload === undefined) return [body];
+  return [body, typeof payload === 'string' ? payload : createHash('sha256').update(payload).digest('hex')];
 }
 
-export function signSecAgg(key: KeyObject, site: string, message: object, payload?: Uint8Array): string {
+export function signSecAgg(key: KeyObject, site: string, message: object, payload?: Uint8Array | string): string {
   return signMessage(key, DOMAIN, site, ...signedText(message, payload));
 }
 
-export function verifySecAgg(key: KeyObject, site: string, message: { signature?: string }, payload?: Uint8Array): boolean {
+export function verifySecAgg(key: KeyObject, site: string, message: { signature?: string }, payload?: Uint8Array | string): boolean {
   return typeof message.signature === 'string' && verifyMessage(key, message.signature, DOMAIN, site, ...signedText(message, payload));
 }
