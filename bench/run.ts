@@ -57,10 +57,13 @@ if (!only || only === 'round') {
 if (!only || only === 'secagg') {
   // In-process protocol cost at N in {10, 100}, d in {100k, 1M}; then a full SecAgg+ round over real sockets (N = 10, d ≈ 1M).
   result.secaggInProcess = await benchSecAgg({ sites: [10, 100], parameters: quick ? [100_000] : [100_000, 1_000_000], dropouts: [0, 0.1], repeats: quick ? 1 : 3 });
-  const runs = [];
   const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
-  for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'secagg' }));
-  result.roundSecAgg10Edges1M = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
+  // Two graphs: the Flower anchor's setting (5 shares, threshold 3 = 4 neighbours) and the default complete graph.
+  for (const [name, secagg] of [['roundSecAgg10Edges1M_4neighbours', { neighbours: 4, threshold: 3 }], ['roundSecAgg10Edges1M_complete', undefined]] as const) {
+    const runs = [];
+    for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'secagg', secagg }));
+    result[name] = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
+  }
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { TfjsModel } from '../../models/tfjsModel.js';
-import { decodeParamsFile } from '../../shared/model/paramsFile.js';
 import { encodeFrame } from '../../shared/protocol/frameCodec.js';
 import { SeededRng } from '../../shared/random/seededRng.js';
 import { nextClip } from '../../shared/privacy/adaptiveClipping.js';
-import { loadMedmnistNpz } from '../../edge-client/data/medmnistLoader.js';
-import { evaluateModel } from '../../edge-client/training/localTrainer.js';
-import { initTrainingBackend } from '../../edge-client/training/trainingBackend.js';
-import { call, createExperiment, enrol, freePort, onlineSites, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
+import { versionAccuracy, call, createExperiment, enrol, freePort, onlineSites, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
 
@@ -76,23 +71,9 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
       assert.ok(r.evalMetrics && r.evalMetrics.numExamples > 0);
     }
     // Evaluate the initial and the final global model ourselves on every site's test split.
-    await initTrainingBackend('wasm');
     const versions = (await call<{ id: string; round: number }[]>(coord, 'GET', `/v1/experiments/${experiment}/versions`)).body;
     assert.deepEqual(versions.map((v) => v.round), [0, 1, 2, 3]);
-    const accuracy = async (versionId: string): Promise<number> => {
-      const res = await fetch(new URL(`/v1/versions/${versionId}/params`, coord.url), { headers: { authorization: `Bearer ${coord.adminToken}` } });
-      const { spec, params } = decodeParamsFile(new Uint8Array(await res.arrayBuffer()), 'download');
-      const model = new TfjsModel(spec, params);
-      let correct = 0;
-      let n = 0;
-      for (const site of ['site-a', 'site-b', 'site-c']) {
-        const m = evaluateModel(model, loadMedmnistNpz(join(t.dir, `${site}.npz`)).test);
-        correct += m.accuracy * m.numExamples;
-        n += m.numExamples;
-      }
-      model.dispose();
-      return correct / n;
-    };
+    const accuracy = (versionId: string) => versionAccuracy(coord, versionId, ['site-a', 'site-b', 'site-c'].map((site) => join(t.dir, `${site}.npz`)));
     const initial = await accuracy(versions[0].id);
     const final = await accuracy(versions[3].id);
     assert.ok(final > initial + 0.2 && final > 0.8, `accuracy ${initial} -> ${final}`);

@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TfjsModel } from '../../models/tfjsModel.js';
-import { decodeParamsFile } from '../../shared/model/paramsFile.js';
-import { loadMedmnistNpz } from '../../edge-client/data/medmnistLoader.js';
-import { evaluateModel } from '../../edge-client/training/localTrainer.js';
-import { initTrainingBackend } from '../../edge-client/training/trainingBackend.js';
-import { call, createExperiment, enrol, freePort, onlineSites, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
+import { versionAccuracy, call, createExperiment, enrol, freePort, onlineSites, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
 
@@ -61,23 +56,9 @@ describe('secure aggregation end to end: SecAgg+ with 5 edges as processes on lo
     const e2 = rounds[1].sites.find((s) => s.site === 'site-e' && s.phase === 'fit')!;
     assert.equal(e2.status, 'dropped');
     // The global model improves on every site's test split.
-    await initTrainingBackend('wasm');
     const versions = (await call<{ id: string; round: number }[]>(coord, 'GET', `/v1/experiments/${experiment}/versions`)).body;
     assert.deepEqual(versions.map((v) => v.round), [0, 1, 2, 3]);
-    const accuracy = async (versionId: string): Promise<number> => {
-      const res = await fetch(new URL(`/v1/versions/${versionId}/params`, coord.url), { headers: { authorization: `Bearer ${coord.adminToken}` } });
-      const { spec, params } = decodeParamsFile(new Uint8Array(await res.arrayBuffer()), 'download');
-      const model = new TfjsModel(spec, params);
-      let correct = 0;
-      let n = 0;
-      for (const site of names) {
-        const m = evaluateModel(model, loadMedmnistNpz(join(t.dir, `${site}.npz`)).test);
-        correct += m.accuracy * m.numExamples;
-        n += m.numExamples;
-      }
-      model.dispose();
-      return correct / n;
-    };
+    const accuracy = (versionId: string) => versionAccuracy(coord, versionId, names.map((site) => join(t.dir, `${site}.npz`)));
     const initial = await accuracy(versions[0].id);
     const final = await accuracy(versions[3].id);
     assert.ok(final > initial + 0.2, `accuracy ${initial} -> ${final}`);
@@ -86,5 +67,25 @@ describe('secure aggregation end to end: SecAgg+ with 5 edges as processes on lo
     assert.equal(blobs.length, 4, blobs.join(', '));
     // The edges' logs show the protocol ran (keys before training finished) and no site refused.
     for (const site of names.slice(0, 4)) assert.doesNotMatch(edges.get(site)!.output(), /secagg_refused/);
+  });
+
+  it('distributed DP under SecAgg+: sites add integer (discrete Gaussian) noise before masking; the round is charged', async () => {
+    await waitFor('4 edges online', async () => (await onlineSites(coord)).length === 4);
+    const experiment = await createExperiment(coord, {
+      name: 'secagg-dp',
+      security: 'secagg',
+      secagg: { bits: 20, range: 0.5 },
+      minFitClients: 3,
+      privacy: { mode: 'distributed', clip: 1, noiseMultiplier: 1, delta: 1e-5 },
+      fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' },
+    });
+    const start = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 1 });
+    assert.equal(start.status, 200, JSON.stringify(start.body));
+    await waitFor('the round to end', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${experiment}`)).body.running, 200_000, 200);
+    const [r] = (await call<(RoundRec & { privacy?: { charged: boolean; epsilon?: number } })[]>(coord, 'GET', `/v1/experiments/${experiment}/rounds`)).body;
+    assert.equal(r.status, 'completed', r.reason ?? '');
+    assert.equal(r.security?.contributors, 4);
+    assert.equal(r.privacy?.charged, true);
+    assert.ok((r.privacy?.epsilon ?? 0) > 0);
   });
 });

@@ -5,6 +5,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { TfjsModel } from '../../models/tfjsModel.js';
+import { loadMedmnistNpz } from '../../edge-client/data/medmnistLoader.js';
+import { evaluateModel } from '../../edge-client/training/localTrainer.js';
+import { initTrainingBackend } from '../../edge-client/training/trainingBackend.js';
+import { decodeParamsFile } from '../../shared/model/paramsFile.js';
 import { CLI } from './paths.js';
 import { runCli } from './runCli.js';
 
@@ -95,4 +100,24 @@ export async function createExperiment(c: CoordinatorProc, overrides: Record<str
   });
   if (res.status !== 200) throw new Error(`experiment not created: ${JSON.stringify(res.body)}`);
   return res.body.id;
+}
+
+/** Accuracy of a published version (downloaded from the API) on the test splits of the given .npz files. */
+export async function versionAccuracy(c: CoordinatorProc, versionId: string, npzFiles: string[]): Promise<number> {
+  const res = await fetch(new URL(`/v1/versions/${versionId}/params`, c.url), { headers: { authorization: `Bearer ${c.adminToken}` } });
+  const { spec, params } = decodeParamsFile(new Uint8Array(await res.arrayBuffer()), 'download');
+  await initTrainingBackend('wasm');
+  const model = new TfjsModel(spec, params);
+  let correct = 0;
+  let n = 0;
+  try {
+    for (const file of npzFiles) {
+      const m = evaluateModel(model, loadMedmnistNpz(file).test);
+      correct += m.accuracy * m.numExamples;
+      n += m.numExamples;
+    }
+  } finally {
+    model.dispose();
+  }
+  return correct / n;
 }

@@ -17,9 +17,23 @@ export interface Mask {
   sign: 1 | -1;
 }
 
-/** acc ← acc + Σ sign · PRG(key) (mod 2^32), over acc's whole length. */
-export function applyMasks(acc: Uint32Array, masks: readonly Mask[]): void {
-  const ciphers = masks.map((m) => createCipheriv('aes-256-ctr', m.key, IV));
+/** The CTR counter block where word `offset` of a keystream starts (offset a multiple of 4). */
+function counterAt(offset: number): Buffer {
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32BE(Math.floor(offset / 4 / 2 ** 32), 8);
+  iv.writeUInt32BE((offset / 4) % 2 ** 32, 12);
+  return iv;
+}
+
+/**
+ * acc ← acc + Σ sign · PRG(key) (mod 2^32). `acc` holds words [offset, offset + acc.length) of
+ * the full vector (offset a multiple of 4: AES-CTR seeks there by its counter), so a vector can
+ * be split between threads that each mask their own slice.
+ */
+export function applyMasks(acc: Uint32Array, masks: readonly Mask[], offset = 0): void {
+  if (offset % 4 !== 0) throw new RangeError(`mask offset ${offset} must be a multiple of 4 words`);
+  const iv = offset === 0 ? IV : counterAt(offset);
+  const ciphers = masks.map((m) => createCipheriv('aes-256-ctr', m.key, iv));
   const n = acc.length;
   for (let start = 0; start < n; start += CHUNK_WORDS) {
     const count = Math.min(CHUNK_WORDS, n - start);

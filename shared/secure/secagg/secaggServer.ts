@@ -14,6 +14,7 @@ import { publicKeyFromB64 } from '../identity.js';
 import type { MessageOf, SecAggMember } from '../../protocol/messages.js';
 import { pairKey, publicB64Of, seedCommitment, selfMaskKey, x25519PrivateFromRaw, x25519PublicFromB64 } from './keyAgreement.js';
 import { applyMasks, type Mask } from './maskStream.js';
+import { applyMasksParallel } from './parallelMasks.js';
 import { neighbourGraph, type NeighbourGraph } from './neighbourGraph.js';
 import { checkNoWrap, neighboursFor, thresholdFor, type SecAggConfig, type SecAggRoundParams } from './secaggParams.js';
 import { SecAggAbort, SecAggProtocolError } from './secaggErrors.js';
@@ -71,7 +72,8 @@ export class SecAggServer {
   private scratch: Uint32Array | null = null;
 
   constructor(private readonly o: SecAggServerOptions) {
-    this.sum = new Uint32Array(o.vectorLength);
+    // Shared memory: unmasking splits the vector between two threads (parallelMasks.ts).
+    this.sum = new Uint32Array(new SharedArrayBuffer(o.vectorLength * 4));
   }
 
   private get session() {
@@ -273,6 +275,8 @@ export class SecAggServer {
       if (shares.length < this.threshold) throw new SecAggAbort(`only ${shares.length} share(s) of ${of}'s ${what} came back; the threshold is ${this.threshold}`);
       return combine(shares);
     };
+    // Every keystream to remove, applied in one pass over the vector on two threads.
+    const removal: Mask[] = [];
     for (const j of this.droppedAfterSharing) {
       const raw = await reconstruct(this.keyShares, j, 'mask key');
       let sk: KeyObject;
@@ -287,23 +291,23 @@ export class SecAggServer {
         .get(j)!
         .filter((i) => this.contributed.has(i))
         .map((i) => ({ key: pairKey(sk, x25519PublicFromB64(this.keys.get(i)!.sPk), session, 'mask', i, j), sign: i < j ? -1 : 1 }));
-      applyMasks(this.sum, masks);
-      this.o.observe?.(`sum after removing ${j}'s pairwise masks`, this.sum);
+      removal.push(...masks);
+      if (this.o.observe) {
+        applyMasks(this.sum, removal.splice(0));
+        this.o.observe(`sum after removing ${j}'s pairwise masks`, this.sum);
+      }
     }
-    const selfMasks: Mask[] = [];
     for (const i of this.survivors) {
       const seed = await reconstruct(this.seedShares, i, 'self-mask seed');
       if (seedCommitment(seed, session, i) !== this.keys.get(i)!.seedCommitment) throw new SecAggAbort(`reconstructed self-mask seed of ${i} does not match its commitment (tampered shares)`);
-      selfMasks.push({ key: selfMaskKey(seed, session, i), sign: -1 });
-    }
-    // All self masks in one pass (chunk by chunk); with the observer on, one at a time so every
-    // intermediate sum can be inspected.
-    if (this.o.observe) {
-      for (const [k, m] of selfMasks.entries()) {
-        applyMasks(this.sum, [m]);
-        this.o.observe(`sum after removing ${this.survivors[k]}'s self mask`, this.sum);
+      removal.push({ key: selfMaskKey(seed, session, i), sign: -1 });
+      // (with the test observer on, one mask at a time so every intermediate sum can be inspected)
+      if (this.o.observe) {
+        applyMasks(this.sum, removal.splice(0));
+        this.o.observe(`sum after removing ${i}'s self mask`, this.sum);
       }
-    } else applyMasks(this.sum, selfMasks);
+    }
+    await applyMasksParallel(this.sum, removal);
     this.phase = 'done';
     return this.sum;
   }

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { generateIdentity } from '../../../../shared/secure/identity.js';
 import { decodeSum, encodeUpdate } from '../../../../shared/secure/secagg/fixedPoint.js';
 import { runInProcessRound, type DropPhase, type InProcessSite } from '../../../../shared/secure/secagg/inProcessRound.js';
+import { applyMasks } from '../../../../shared/secure/secagg/maskStream.js';
+import { applyMasksParallel } from '../../../../shared/secure/secagg/parallelMasks.js';
 import { neighbourGraph } from '../../../../shared/secure/secagg/neighbourGraph.js';
 import { SecAggClient } from '../../../../shared/secure/secagg/secaggClient.js';
 import { SecAggAbort, SecAggConfigError, SecAggProtocolError } from '../../../../shared/secure/secagg/secaggErrors.js';
@@ -70,6 +72,38 @@ describe('shared/secure/secagg (SecAgg+)', function () {
     const neg = encodeUpdate(Float32Array.of(-5, 5, -0.5), 3, { bits: BITS, range: RANGE });
     assert.equal(neg.clipped, 2);
     assert.deepEqual(Array.from(new Int32Array(neg.words.buffer)).slice(0, 2), [-3 * quantLevels(BITS), 3 * quantLevels(BITS)]);
+  });
+
+  it('adds exact discrete Gaussian noise in the integer domain (distributed DP)', () => {
+    const enc = encodeUpdate(new Float32Array(20000), 1, { bits: BITS, range: RANGE, noiseStddev: 4 });
+    const ints = new Int32Array(enc.words.buffer).subarray(0, 20000);
+    let sum = 0;
+    let sq = 0;
+    for (const x of ints) {
+      assert.ok(Number.isInteger(x));
+      sum += x;
+      sq += x * x;
+    }
+    const mean = sum / ints.length;
+    const variance = sq / ints.length - mean * mean;
+    // Mean 0 (sd of the mean 4/√20000 ≈ 0.03) and variance 16 (relative sd ≈ 1%): loose 6-sd bounds.
+    assert.ok(Math.abs(mean) < 0.2, `mean ${mean}`);
+    assert.ok(Math.abs(variance - 16) < 1.2, `variance ${variance}`);
+  });
+
+  it('masks a slice by seeking the keystream, and two threads give the same vector as one', async () => {
+    const masks = [1, 2, 3].map((k) => ({ key: Buffer.alloc(32, k), sign: (k % 2 ? 1 : -1) as 1 | -1 }));
+    const n = 700_003;
+    const whole = new Uint32Array(n).map((_, i) => i);
+    applyMasks(whole, masks);
+    const sliced = new Uint32Array(n).map((_, i) => i);
+    applyMasks(sliced.subarray(0, 4000), masks);
+    applyMasks(sliced.subarray(4000), masks, 4000);
+    assert.deepEqual(sliced, whole);
+    const shared = new Uint32Array(new SharedArrayBuffer(n * 4)).map((_, i) => i);
+    await applyMasksParallel(shared, masks);
+    assert.deepEqual(new Uint32Array(shared), whole);
+    assert.throws(() => applyMasks(sliced.subarray(3), masks, 3), /multiple of 4/);
   });
 
   it('refuses parameters whose sum could wrap, and thresholds below a strict majority', () => {
