@@ -15,7 +15,6 @@ export interface FitAggregationHooks {
   drop(site: string, reason: string): void;
   /** Ends the fit phase early (the round cannot complete; finish() will say why). */
   endPhase(): void;
-  log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 }
 
 export interface FitAggregation {

@@ -347,7 +347,6 @@ export class RoundEngine {
           else this.log.warn({ experiment: exp.id, round, site, reason }, 'site dropped from secure aggregation');
         },
         endPhase: () => this.phase?.done(),
-        log: this.log,
       },
     });
   }

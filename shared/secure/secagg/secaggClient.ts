@@ -119,11 +119,6 @@ export class SecAggClient {
     this.phase = 'mask';
   }
 
-  /** True once the relay arrived and the masked input can be computed. */
-  get readyToMask(): boolean {
-    return this.phase === 'mask';
-  }
-
   /** Phase 2: masks the encoded update in place (it is consumed) and returns it as the payload. */
   mask(encoded: Uint32Array): Uint32Array {
     this.expect('mask', 'masking');
