@@ -1,8 +1,9 @@
-/** `fedmed edge enroll|start`: a hospital's edge node joining and serving the federation. */
+/** `fedmed edge enroll|start|rollback|versions`: a hospital's edge node joining and serving the federation. */
 import { Command, Option } from 'commander';
 import { enrollSite } from '../edge-client/federation/enrollment.js';
 import { TRAINING_BACKENDS, type TrainingBackendName } from '../edge-client/training/trainingBackendNames.js';
 import { floatOption, intOption } from './parseNumber.js';
+import { parseProviderList } from '../edge-client/inference/executionProviders.js';
 
 export function edgeCommand(): Command {
   const cmd = new Command('edge').description('run a hospital edge node');
@@ -29,23 +30,66 @@ export function edgeCommand(): Command {
     .option('--privacy-budget <epsilon>', "the site's total privacy budget ε; rounds without DP or beyond it are refused", floatOption('--privacy-budget'))
     .option('--privacy-budget-per-experiment <epsilon>', 'optional per-experiment limit', floatOption('--privacy-budget-per-experiment'))
     .option('--privacy-delta <delta>', 'δ at which the budget is counted', floatOption('--privacy-delta'), 1e-5)
-    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number }) => {
+    .option('--serve-port <port>', 'serve inference (POST /v1/infer, /healthz, /metrics) on this port', intOption('--serve-port', 0))
+    .option('--serve-host <host>', 'address the inference service listens on', '127.0.0.1')
+    .option('--max-batch <n>', 'dynamic batching: largest batch (1 = off)', intOption('--max-batch', 1), 32)
+    .option('--max-wait-ms <ms>', 'dynamic batching: longest a request waits for a batch to fill', floatOption('--max-wait-ms', 0), 2)
+    .option('--accuracy-floor <acc>', 'a new version must reach this accuracy on the local test split before it serves', floatOption('--accuracy-floor', 0))
+    .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
+    .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu')
+    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; accuracyFloor?: number; keepVersions: number; providers: string }) => {
       // Loaded here: these pull in tfjs, which other commands do not need.
       const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
       const { loadDataset } = await import('../edge-client/data/loadDataset.js');
-      const { EdgeClient } = await import('../edge-client/federation/edgeClient.js');
+      const { EdgeNode } = await import('../edge-client/edgeNode.js');
       await initTrainingBackend(flags.backend);
       const data = loadDataset(flags.data, { seed: flags.seed, csv: { binarizeLabel: flags.binarizeLabel } });
       const budget = flags.privacyBudget === undefined ? undefined : { epsilon: flags.privacyBudget, delta: flags.privacyDelta, perExperiment: flags.privacyBudgetPerExperiment };
-      const client = new EdgeClient({ stateDir: flags.stateDir, modelCacheDir: flags.modelCache, data, workers: flags.workers, backend: flags.backend, budget });
+      const node = new EdgeNode({
+        stateDir: flags.stateDir,
+        modelCacheDir: flags.modelCache,
+        data,
+        workers: flags.workers,
+        backend: flags.backend,
+        budget,
+        keepVersions: flags.keepVersions,
+        accuracyFloor: flags.accuracyFloor,
+        inference: { providers: parseProviderList(flags.providers) },
+        ...(flags.servePort !== undefined ? { serve: { host: flags.serveHost, port: flags.servePort, batching: { maxBatch: flags.maxBatch, maxWaitMs: flags.maxWaitMs } } } : {}),
+      });
       const done = new Promise<void>((resolve, reject) => {
-        client.on('fatal', reject);
-        const stop = (): void => void client.stop().then(resolve);
+        node.client.on('fatal', reject);
+        const stop = (): void => void node.stop().then(resolve);
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
       });
-      client.start();
+      await node.start();
       await done;
+    });
+  cmd
+    .command('rollback')
+    .description('serve the previous model version again (or --to ID); a running edge switches within a second')
+    .requiredOption('--state-dir <dir>', 'state dir of the edge')
+    .option('--to <version>', 'a version stored on this edge (see "fedmed edge versions")')
+    .action(async (flags: { stateDir: string; to?: string }) => {
+      const { VersionStore } = await import('../edge-client/ota/versionStore.js');
+      const store = new VersionStore(flags.stateDir);
+      const to = flags.to && flags.to.length < 64 ? store.stored().find((id) => id.startsWith(flags.to!)) ?? flags.to : flags.to;
+      const r = store.rollback(to);
+      console.log(`rolled back from ${r.from ?? 'nothing'} to ${r.to}; ${r.from ? 'the edge will not re-install ' + r.from.slice(0, 12) + ' until the coordinator offers a newer version' : ''}`.trim());
+    });
+  cmd
+    .command('versions')
+    .description('model versions stored on this edge, the active one marked')
+    .requiredOption('--state-dir <dir>', 'state dir of the edge')
+    .option('--json', 'print JSON')
+    .action(async (flags: { stateDir: string; json?: boolean }) => {
+      const { VersionStore } = await import('../edge-client/ota/versionStore.js');
+      const store = new VersionStore(flags.stateDir);
+      const rows = store.stored().map((id) => ({ id, active: id === store.active, refused: store.refusal(id) ?? null, manifest: store.load(id).signed.manifest }));
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(rows)}\n`);
+      for (const r of rows) console.log(`${r.active ? '*' : ' '} ${r.id}  ${r.manifest.experiment} round ${r.manifest.round}${r.refused ? `  (${r.refused})` : ''}`);
     });
   return cmd;
 }
+

@@ -16,6 +16,7 @@ import { edgeCommand } from './edgeCommand.js';
 import { experimentCommand, roundCommand, statusCommand, tokenCommand } from './researchCommands.js';
 import { siteCommand } from './siteCommand.js';
 import { privacyCommand } from './privacyCommand.js';
+import { modelCommand } from './modelCommand.js';
 
 const program = new Command('fedmed')
   .description('fedmed: federated learning for hospital edge nodes')
@@ -36,6 +37,7 @@ program.addCommand(roundCommand());
 program.addCommand(statusCommand());
 program.addCommand(tokenCommand());
 program.addCommand(privacyCommand());
+program.addCommand(modelCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -14,6 +14,8 @@ import { registerApiRoutes } from './api/apiRoutes.js';
 import { loadOrCreateCoordinatorIdentity } from './coordinatorIdentity.js';
 import { EdgeGateway } from './gateway/edgeGateway.js';
 import { RoundEngine } from './rounds/roundEngine.js';
+import { Deployment } from './ota/deployment.js';
+import { OtaPublisher } from './ota/otaPublisher.js';
 import { SiteRegistry } from './siteRegistry.js';
 import { CoordinatorStore } from './store/coordinatorStore.js';
 import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits } from '../shared/protocol/messageChannel.js';
@@ -29,6 +31,8 @@ export interface CoordinatorOptions {
   logLevel?: string;
   limits?: Partial<ChannelLimits>;
   heartbeatMs?: number;
+  /** Size of the chunks a model update is sent in (default 256 KiB). */
+  otaChunkBytes?: number;
 }
 
 export interface RunningCoordinator {
@@ -39,6 +43,8 @@ export interface RunningCoordinator {
   sites: SiteRegistry;
   rounds: RoundEngine;
   gateway: EdgeGateway;
+  deployment: Deployment;
+  ota: OtaPublisher;
   close(reason?: string): Promise<void>;
 }
 
@@ -65,7 +71,15 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const gateway = new EdgeGateway(app.server as Server, sites, identity.privateKey, app.log, limits, { authMs: 10_000, heartbeatMs, idleMs: Math.max(12 * heartbeatMs, 30_000) });
   const rounds = new RoundEngine(store, gateway, app.log);
   await rounds.recover();
-  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, coordinatorPublicKey: identity.publicKeyB64 });
+  let ota: OtaPublisher | null = null;
+  const deployment = new Deployment(store, (changed) => ota?.offer(changed));
+  ota = new OtaPublisher(store, gateway, identity.privateKey, deployment, app.log, o.otaChunkBytes);
+  const publisher = ota;
+  gateway.modelEvents = { onConnect: (s) => publisher.onConnect(s), onDisconnect: (s) => publisher.onDisconnect(s), onMessage: (s, m) => publisher.onMessage(s, m) };
+  rounds.onVersionPublished = (exp, versionId) => {
+    if ((exp.config.deploy ?? 'auto') === 'auto') void deployment.publish(versionId).catch((err: Error) => app.log.warn({ err: err.message, versionId }, 'auto-deploy failed'));
+  };
+  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota, coordinatorPublicKey: identity.publicKeyB64 });
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
   const address = app.server.address();
@@ -81,6 +95,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
     sites,
     rounds,
     gateway,
+    deployment,
+    ota: publisher,
     close(reason = 'coordinator shutting down') {
       closing ??= (async () => {
         for (const e of store.data.experiments) rounds.stop(e.id, reason);

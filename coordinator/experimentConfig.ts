@@ -33,6 +33,11 @@ export interface ExperimentConfig {
   security?: 'plain' | 'secagg';
   /** SecAgg+ parameters (security "secagg"). */
   secagg?: SecAggConfig;
+  /**
+   * "auto" (default): every version a round publishes is deployed to all sites' inference
+   * services; "manual": versions are deployed only by `fedmed model publish`.
+   */
+  deploy?: 'auto' | 'manual';
 }
 
 export const EXPERIMENT_CONFIG_SCHEMA = {
@@ -63,6 +68,7 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
     privacy: PRIVACY_CONFIG_SCHEMA,
     security: { enum: ['plain', 'secagg'], default: 'plain' },
     secagg: SECAGG_CONFIG_SCHEMA,
+    deploy: { enum: ['auto', 'manual'], default: 'auto' },
     fit: {
       type: 'object',
       additionalProperties: false,

@@ -16,6 +16,8 @@ import { EXPERIMENT_CONFIG_SCHEMA, experimentSpec, resolvePrivacy, type Experime
 import { experimentPrivacy } from '../rounds/privacyLedger.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { RoundEngine } from '../rounds/roundEngine.js';
+import type { Deployment } from '../ota/deployment.js';
+import type { OtaPublisher } from '../ota/otaPublisher.js';
 import type { SiteRegistry } from '../siteRegistry.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import type { Role } from '../store/storeSchema.js';
@@ -26,6 +28,8 @@ export interface ApiDeps {
   tokens: ApiTokens;
   gateway: EdgeGateway;
   rounds: RoundEngine;
+  deployment: Deployment;
+  ota: OtaPublisher;
   coordinatorPublicKey: string;
 }
 
@@ -139,6 +143,22 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     const bytes = encodeParamsFile(e.spec, d.store.loadParams(v.id, e.spec));
     return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${v.id}.fmp"`).send(bytes);
   });
+
+  // Rollout control: which version each site's inference service runs (see coordinator/ota/).
+  const versionRef = { type: 'string', pattern: '^[0-9a-f]{8,64}$' };
+  app.get('/v1/deployment', reader, async () => ({ ...d.deployment.view(), otaBytesSent: Object.fromEntries(d.ota.bytesSent) }));
+  app.post<{ Body: { version: string; sites?: string[] } }>(
+    '/v1/deployment/publish',
+    { ...researcher, schema: { body: { type: 'object', additionalProperties: false, required: ['version'], properties: { version: versionRef, sites: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 128 } } } } } },
+    async (req) => d.deployment.publish(req.body.version, req.body.sites),
+  );
+  app.post('/v1/deployment/promote', researcher, async () => d.deployment.promote());
+  app.post<{ Body: { to?: string } | undefined }>(
+    '/v1/deployment/rollback',
+    { ...researcher, schema: { body: { type: 'object', additionalProperties: false, properties: { to: versionRef } } } },
+    async (req) => d.deployment.rollback(req.body?.to),
+  );
+  app.get<{ Params: { id: string } }>('/v1/versions/:id/manifest', reader, async (req) => d.ota.signedManifest(d.deployment.resolve(req.params.id)));
 
   app.get('/v1/status', reader, async () => ({
     sites: d.sites.list().map((s) => siteView(s.name)),

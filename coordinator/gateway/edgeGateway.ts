@@ -21,13 +21,19 @@ export interface GatewayEvents {
   onConnect(site: string): void;
 }
 
+/** Model distribution's share of the traffic: `model_*` messages, connects and disconnects. */
+export type ModelEvents = GatewayEvents;
+
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 
 export class EdgeGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, EdgeSession>();
   private readonly all = new Set<EdgeSession>();
+  /** Rounds: every message that is not a `model_*` one. */
   events: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
+  /** Model OTA: `model_*` messages. */
+  modelEvents: ModelEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
 
   constructor(
     server: Server,
@@ -104,12 +110,15 @@ export class EdgeGateway {
           if (previous && previous !== s) previous.close(CloseCode.REPLACED, 'a newer connection authenticated as this site');
           this.sessions.set(s.site!, s);
           this.events.onConnect(s.site!);
+          this.modelEvents.onConnect(s.site!);
         },
-        onMessage: (s, m, p) => this.events.onMessage(s.site!, m, p),
+        onMessage: (s, m, p) => (m.type.startsWith('model_') ? this.modelEvents : this.events).onMessage(s.site!, m, p),
         onClosed: (s, code, reason) => {
           if (this.sessions.get(s.site!) === s) {
             this.sessions.delete(s.site!);
-            this.events.onDisconnect(s.site!, `connection closed (${code}${reason ? `: ${reason}` : ''})`);
+            const why = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
+            this.events.onDisconnect(s.site!, why);
+            this.modelEvents.onDisconnect(s.site!, why);
           }
         },
       },

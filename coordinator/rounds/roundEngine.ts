@@ -87,6 +87,8 @@ export class RoundEngine {
   private readonly params = new Map<string, Float32Array>();
   /** Whether the open round averages updates with equal weights (DP) or by example counts. */
   private equalWeights = false;
+  /** Called when a round has published (and evaluated) a new version. */
+  onVersionPublished: (experiment: ExperimentRecord, versionId: string) => void = () => {};
   /** The open round's aggregation (plain or SecAgg+); outlives the fit phase for unmasking. */
   private aggregation: { experiment: string; round: number; impl: FitAggregation } | null = null;
 
@@ -315,7 +317,9 @@ export class RoundEngine {
       if (ev.evaluations.length > 0) record.evalMetrics = strategy.aggregateEvaluate(round, ev.evaluations);
       record.timings.evaluateMs = performance.now() - te;
     }
-    return finish('completed', null);
+    const done = await finish('completed', null);
+    this.onVersionPublished(exp, versionId);
+    return done;
   }
 
   /** The round's aggregation: in the clear, or SecAgg+ with the experiment's parameters. */

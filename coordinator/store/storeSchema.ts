@@ -1,7 +1,8 @@
 /** The records the coordinator persists (lowdb JSON document). */
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import type { WeightedMetrics } from '../../shared/aggregation/strategy.js';
-import type { SiteMetrics } from '../../shared/protocol/messages.js';
+import type { ModelStatus, SiteMetrics } from '../../shared/protocol/messages.js';
+import type { SignedManifest } from '../../shared/model/versionManifest.js';
 import type { ExperimentConfig } from '../experimentConfig.js';
 
 export type Role = 'admin' | 'researcher';
@@ -82,6 +83,33 @@ export interface VersionRecord {
   specHash: string;
   paramsSha256: string;
   createdAt: string;
+  /** The coordinator-signed manifest, made when the version is first deployed. */
+  signed?: SignedManifest;
+}
+
+/**
+ * Which version each site's inference service should run: `current` for every site, except
+ * the sites of a canary, which run the canary's version until it is promoted or rolled back.
+ */
+export interface DeploymentRecord {
+  current: string | null;
+  canary: { version: string; sites: string[] } | null;
+  /** Earlier `current` versions, most recent last (for rollback). */
+  previous: string[];
+  /** Every deployment action, oldest first. */
+  log: { at: string; action: 'publish' | 'canary' | 'promote' | 'rollback'; version: string | null; sites?: string[] }[];
+}
+
+/** What a site last reported about the models it was offered. */
+export interface SiteModelRecord {
+  site: string;
+  /** The version its inference service runs. */
+  active: string | null;
+  /** The last version it reported on, its status and the reason of a refusal. */
+  version: string;
+  status: ModelStatus;
+  reason?: string;
+  at: string;
 }
 
 export interface StoreData {
@@ -91,6 +119,8 @@ export interface StoreData {
   experiments: ExperimentRecord[];
   rounds: RoundRecord[];
   versions: VersionRecord[];
+  deployment?: DeploymentRecord;
+  siteModels?: SiteModelRecord[];
 }
 
 export function emptyStore(): StoreData {

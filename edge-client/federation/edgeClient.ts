@@ -26,6 +26,8 @@ import { PrivacyLedger, type PrivacyBudget } from './privacyLedger.js';
 import { clipToNorm } from '../../shared/privacy/clipping.js';
 import { addGaussianNoise, fillGaussian } from '../../shared/privacy/gaussianNoise.js';
 import { EdgeSecAggSession } from './secAggSession.js';
+import { OtaApplier } from '../ota/otaApplier.js';
+import { VersionStore, type StoredVersion } from '../ota/versionStore.js';
 
 export class EdgeStopped extends FedmedError {
   constructor(message: string) {
@@ -46,6 +48,11 @@ export interface EdgeClientOptions {
    * recorded in the site's ledger but not limited.
    */
   budget?: PrivacyBudget;
+  /**
+   * Model OTA: the versions store (default keeps 3) and the hot swap that makes a verified
+   * version live (default: only stored, nothing serves it).
+   */
+  ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; onBytes?: (n: number) => void };
   /** Backoff: first retry delay and cap, in ms. */
   backoffMs?: { initial: number; max: number };
   log?: (event: string, detail?: Record<string, unknown>) => void;
@@ -69,14 +76,35 @@ export class EdgeClient extends EventEmitter {
   private readonly trainer: DataParallelTrainer;
   private readonly ledger: PrivacyLedger;
   readonly site: string;
+  /** Applies the coordinator's signed model updates. */
+  readonly ota: OtaApplier;
+  /** Since when the coordinator link is up (null while disconnected). */
+  connectedSince: string | null = null;
 
   constructor(private readonly o: EdgeClientOptions) {
     super();
     this.state = new EdgeState(o.stateDir, o.modelCacheDir);
-    this.site = this.state.load().config.site;
+    const { config, coordinatorKey } = this.state.load();
+    this.site = config.site;
+    this.ota = new OtaApplier({
+      store: o.ota?.store ?? new VersionStore(o.stateDir),
+      coordinatorKey,
+      send: (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))),
+      install: o.ota?.install ?? (async () => {}),
+      otherBases: () => {
+        const g = this.state.lastGlobalModel();
+        return g ? [{ id: g.versionId, spec: g.spec, params: g.params }] : [];
+      },
+      log: (event, detail) => this.log(event, detail),
+      onBytes: o.ota?.onBytes,
+    });
     this.trainer = new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
     this.ledger = new PrivacyLedger(o.stateDir, o.budget ?? { epsilon: Infinity, delta: 1e-5 });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
+  }
+
+  get coordinatorUrl(): string {
+    return this.state.load().config.coordinator;
   }
 
   start(): void {
@@ -119,6 +147,7 @@ export class EdgeClient extends EventEmitter {
       if (m.type === 'welcome') {
         ready = true;
         this.attempt = 0;
+        this.connectedSince = new Date().toISOString();
         this.log('connected', { coordinator: config.coordinator });
         this.heartbeat = setInterval(() => {
           // A coordinator that went silent (crash, network partition) is given up on, so that
@@ -135,6 +164,7 @@ export class EdgeClient extends EventEmitter {
     };
     socket.on('close', (code, reasonBuf) => {
       if (this.heartbeat) clearInterval(this.heartbeat);
+      this.connectedSince = null;
       const reason = reasonBuf.toString();
       this.log('disconnected', { code, reason });
       // Masks cannot be resumed on a new connection: the coordinator counts this site as dropped.
@@ -173,6 +203,10 @@ export class EdgeClient extends EventEmitter {
       case 'eval_ins':
         void this.evaluate(m, this.params(m.spec, payload));
         return;
+      case 'model_offer':
+        return this.ota.onOffer(m);
+      case 'model_chunk':
+        return this.ota.onChunk(m, payload);
       case 'secagg_roster':
       case 'secagg_relay':
       case 'secagg_unmask': {

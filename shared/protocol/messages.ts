@@ -13,11 +13,17 @@
  * `secagg_shares` (sealed Shamir shares for each neighbour) -> `secagg_relay` (the boxes meant
  * for this site); `fit_res` then carries the masked vector (signed); after the fit phase
  * `secagg_unmask` (who survived, who dropped) -> `secagg_unmask_res` (the shares that permits).
+ *
+ * Model OTA (deployment of a version to a site's inference service): `model_offer` (the signed
+ * manifest + spec of the version this site should run) -> `model_fetch` (from byte `offset` of
+ * the update against the version the edge holds, so a cut download resumes) -> `model_chunk`s
+ * (+ bytes of the update) -> `model_status` (active, refused with the reason, rolled back).
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CloseCode, ProtocolError } from './protocolError.js';
 import { ROUND_PRIVACY_SCHEMA, type RoundPrivacy } from '../privacy/privacyConfig.js';
 import { SECAGG_ROUND_SCHEMA, type SecAggRoundParams } from '../secure/secagg/secaggParams.js';
+import { MANIFEST_SCHEMA, type SignedManifest } from '../model/versionManifest.js';
 
 export const PROTOCOL_VERSIONS = [1] as const;
 export const AUTH_DOMAIN = 'fedmed-edge-auth-v1';
@@ -59,7 +65,14 @@ export type Message =
   | ({ type: 'secagg_shares' } & SecAggSession & { boxes: { to: string; box: string }[]; signature: string })
   | ({ type: 'secagg_relay' } & SecAggSession & { boxes: { from: string; box: string }[] })
   | ({ type: 'secagg_unmask' } & SecAggSession & { survivors: string[]; dropped: string[] })
-  | ({ type: 'secagg_unmask_res' } & SecAggSession & { seedShares: { of: string; share: string }[]; keyShares: { of: string; share: string }[]; signature: string });
+  | ({ type: 'secagg_unmask_res' } & SecAggSession & { seedShares: { of: string; share: string }[]; keyShares: { of: string; share: string }[]; signature: string })
+  | ({ type: 'model_offer' } & SignedManifest & { spec: unknown })
+  | { type: 'model_fetch'; version: string; base: string | null; offset: number }
+  | { type: 'model_chunk'; version: string; base: string | null; offset: number; totalBytes: number; sha256: string }
+  | { type: 'model_status'; version: string; status: ModelStatus; reason?: string };
+
+/** What an edge reports about a version it was offered. */
+export type ModelStatus = 'downloading' | 'active' | 'refused' | 'rolled_back';
 
 export interface SecAggSession {
   experiment: string;
@@ -103,6 +116,7 @@ const keysProperties = { cPk: key32, sPk: key32, seedCommitment: key32 };
 const siteList = { type: 'array', maxItems: 255, uniqueItems: true, items: id };
 const shareList = { type: 'array', maxItems: 255, items: { type: 'object', additionalProperties: false, required: ['of', 'share'], properties: { of: id, share: { type: 'string', pattern: '^[A-Za-z0-9_-]{44}$' } } } };
 const box = { type: 'string', pattern: '^[A-Za-z0-9_-]{126}$' };
+const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' };
 
 /**
  * Local training hyper-parameters: the same schema validates `fit_ins.config` on the wire and
@@ -168,6 +182,10 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
   secagg_relay: schema('secagg_relay', { ...session, boxes: { type: 'array', maxItems: 254, items: { type: 'object', additionalProperties: false, required: ['from', 'box'], properties: { from: id, box } } } }, [...sessionRequired, 'boxes']),
   secagg_unmask: schema('secagg_unmask', { ...session, survivors: siteList, dropped: siteList }, [...sessionRequired, 'survivors', 'dropped']),
   secagg_unmask_res: schema('secagg_unmask_res', { ...session, seedShares: shareList, keyShares: shareList, signature }, [...sessionRequired, 'seedShares', 'keyShares', 'signature']),
+  model_offer: schema('model_offer', { manifest: MANIFEST_SCHEMA, signature, spec: { type: 'object' } }, ['manifest', 'signature', 'spec']),
+  model_fetch: schema('model_fetch', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 } }, ['version', 'base', 'offset']),
+  model_chunk: schema('model_chunk', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 }, totalBytes: { type: 'integer', minimum: 1, maximum: 2 ** 31 }, sha256: hex64 }, ['version', 'base', 'offset', 'totalBytes', 'sha256']),
+  model_status: schema('model_status', { version: hex64, status: { enum: ['downloading', 'active', 'refused', 'rolled_back'] }, reason: { type: 'string', maxLength: 2000 } }, ['version', 'status']),
 };
 
 const ajv = new Ajv({ allErrors: false, strict: true });

@@ -1,0 +1,151 @@
+/**
+ * Rollout control: which published version each site's inference service should run. A version
+ * is published to every site (`current`) or first to a canary subset; a canary is then promoted
+ * to all or rolled back, and `current` can be rolled back to the version before it. Changes are
+ * persisted in the store and announced through `onChange` (the OTA publisher offers the new
+ * target to the affected sites).
+ */
+import { FedmedError } from '../../shared/errors.js';
+import type { MessageOf } from '../../shared/protocol/messages.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
+import type { DeploymentRecord, SiteModelRecord } from '../store/storeSchema.js';
+
+export class DeploymentError extends FedmedError {
+  constructor(
+    message: string,
+    readonly status = 409,
+  ) {
+    super('DEPLOYMENT_INVALID', message);
+  }
+}
+
+export interface DeploymentView extends DeploymentRecord {
+  sites: { site: string; target: string | null; active: string | null; lastReport: Omit<SiteModelRecord, 'site' | 'active'> | null }[];
+}
+
+export class Deployment {
+  constructor(
+    private readonly store: CoordinatorStore,
+    /** Called after a change with the sites whose target may have changed. */
+    private readonly onChange: (sites: string[]) => void,
+  ) {}
+
+  private get record(): DeploymentRecord {
+    return (this.store.data.deployment ??= { current: null, canary: null, previous: [], log: [] });
+  }
+
+  /** The version a site should run, or null when nothing is deployed. */
+  targetFor(site: string): string | null {
+    const d = this.record;
+    if (d.canary?.sites.includes(site)) return d.canary.version;
+    return d.current;
+  }
+
+  /** Publishes a version to every site, or with `sites` to those sites only (a canary). */
+  async publish(idOrPrefix: string, sites?: string[]): Promise<DeploymentView> {
+    const version = this.resolve(idOrPrefix);
+    const d = this.record;
+    const now = new Date().toISOString();
+    if (sites && sites.length > 0) {
+      const unknown = sites.filter((s) => !this.store.data.sites.some((r) => r.name === s));
+      if (unknown.length > 0) throw new DeploymentError(`unknown site(s): ${unknown.join(', ')}`, 404);
+      const before = d.canary?.sites ?? [];
+      await this.store.update(() => {
+        d.canary = { version, sites: [...new Set(sites)] };
+        d.log.push({ at: now, action: 'canary', version, sites: d.canary.sites });
+      });
+      this.onChange([...new Set([...before, ...sites])]);
+    } else {
+      await this.store.update(() => {
+        if (d.current && d.current !== version) d.previous.push(d.current);
+        d.current = version;
+        // Publishing to all supersedes a canary of the same version.
+        if (d.canary?.version === version) d.canary = null;
+        d.log.push({ at: now, action: 'publish', version });
+      });
+      this.onChange(this.allSites());
+    }
+    return this.view();
+  }
+
+  /** Makes the canary's version the version of every site. */
+  async promote(): Promise<DeploymentView> {
+    const d = this.record;
+    if (!d.canary) throw new DeploymentError('there is no canary to promote');
+    const version = d.canary.version;
+    await this.store.update(() => {
+      if (d.current && d.current !== version) d.previous.push(d.current);
+      d.current = version;
+      d.canary = null;
+      d.log.push({ at: new Date().toISOString(), action: 'promote', version });
+    });
+    this.onChange(this.allSites());
+    return this.view();
+  }
+
+  /**
+   * Ends a canary (its sites return to `current`); without a canary, or with `to`, sets
+   * `current` back to the previous version (or to `to`).
+   */
+  async rollback(toIdOrPrefix?: string): Promise<DeploymentView> {
+    const d = this.record;
+    const to = toIdOrPrefix ? this.resolve(toIdOrPrefix) : undefined;
+    if (d.canary && !to) {
+      const sites = d.canary.sites;
+      await this.store.update(() => {
+        d.log.push({ at: new Date().toISOString(), action: 'rollback', version: d.current, sites });
+        d.canary = null;
+      });
+      this.onChange(sites);
+      return this.view();
+    }
+    const target = to ?? d.previous[d.previous.length - 1];
+    if (!target) throw new DeploymentError('nothing to roll back to: no earlier version was deployed');
+    await this.store.update(() => {
+      if (!to) d.previous.pop();
+      else if (d.current && d.current !== to) d.previous.push(d.current);
+      d.current = target;
+      d.log.push({ at: new Date().toISOString(), action: 'rollback', version: target });
+    });
+    this.onChange(this.allSites());
+    return this.view();
+  }
+
+  /** Records what a site reported about a version (active, refused, rolled back, downloading). */
+  async report(site: string, m: MessageOf<'model_status'>): Promise<void> {
+    const list = (this.store.data.siteModels ??= []);
+    let r = list.find((x) => x.site === site);
+    if (!r) list.push((r = { site, active: null, version: m.version, status: m.status, at: '' }));
+    r.version = m.version;
+    r.status = m.status;
+    r.reason = m.reason;
+    r.at = new Date().toISOString();
+    if (m.status === 'active') r.active = m.version;
+    await this.store.write();
+  }
+
+  view(): DeploymentView {
+    const d = this.record;
+    const reports = this.store.data.siteModels ?? [];
+    return {
+      ...d,
+      sites: this.allSites().map((site) => {
+        const r = reports.find((x) => x.site === site);
+        return { site, target: this.targetFor(site), active: r?.active ?? null, lastReport: r ? { version: r.version, status: r.status, reason: r.reason, at: r.at } : null };
+      }),
+    };
+  }
+
+  private allSites(): string[] {
+    return this.store.data.sites.filter((s) => !s.revokedAt).map((s) => s.name);
+  }
+
+  /** A version id from the id or an unambiguous prefix of at least 8 hex digits. */
+  resolve(idOrPrefix: string): string {
+    if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new DeploymentError(`"${idOrPrefix}" is not a version id (64 hex digits, or a unique prefix of at least 8)`, 400);
+    const matches = this.store.data.versions.filter((v) => v.id.startsWith(idOrPrefix));
+    if (matches.length === 0) throw new DeploymentError(`unknown model version ${idOrPrefix}`, 404);
+    if (matches.length > 1) throw new DeploymentError(`version prefix ${idOrPrefix} is ambiguous (${matches.length} versions)`, 400);
+    return matches[0].id;
+  }
+}

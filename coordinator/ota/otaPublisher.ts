@@ -1,0 +1,147 @@
+/**
+ * The OTA publisher: offers each site the version its inference service should run (on connect
+ * and whenever its deployment target changes) with the coordinator-signed manifest, and serves
+ * the site's fetch as a lossless update against the version the site already holds (or the full
+ * model when that is smaller), in chunks from the byte offset the site asks for, so a download
+ * cut by a lost connection resumes where it stopped. Updates are deterministic, so a resumed
+ * fetch gets the same bytes; recent ones are cached.
+ */
+import type { KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { encodeModelUpdate, readUpdateHeader } from '../../shared/model/modelUpdate.js';
+import type { ModelSpec } from '../../shared/model/modelSpec.js';
+import { signManifest, type SignedManifest } from '../../shared/model/versionManifest.js';
+import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
+import type { EdgeGateway } from '../gateway/edgeGateway.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
+import type { VersionRecord } from '../store/storeSchema.js';
+import type { Deployment } from './deployment.js';
+
+type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+
+export const DEFAULT_OTA_CHUNK_BYTES = 256 * 1024;
+const CACHE_ENTRIES = 8;
+
+interface EncodedUpdate {
+  bytes: Buffer;
+  sha256: string;
+  /** The base the update is against (null: a full model). */
+  base: string | null;
+}
+
+export class OtaPublisher {
+  private readonly cache = new Map<string, EncodedUpdate>();
+  /** The fetch each site is being served (a newer fetch or offer supersedes it). */
+  private readonly serving = new Map<string, { version: string; cancelled: boolean }>();
+  /** OTA bytes sent per site since start (payload bytes of model_chunk frames). */
+  readonly bytesSent = new Map<string, number>();
+
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly gateway: EdgeGateway,
+    private readonly signingKey: KeyObject,
+    private readonly deployment: Deployment,
+    private readonly log: Log,
+    private readonly chunkBytes = DEFAULT_OTA_CHUNK_BYTES,
+  ) {}
+
+  /** The version's signed manifest, made (and persisted) the first time it is needed. */
+  async signedManifest(versionId: string): Promise<SignedManifest> {
+    const v = this.version(versionId);
+    if (v.signed) return v.signed;
+    const round = this.store.data.rounds.find((r) => r.experiment === v.experiment && r.versionId === v.id);
+    const m = round?.evalMetrics ?? round?.fitMetrics;
+    const metrics: Record<string, number> = {};
+    if (m) for (const [k, x] of Object.entries(m)) if (typeof x === 'number' && Number.isFinite(x)) metrics[k] = x;
+    const signed = signManifest(this.signingKey, { id: v.id, parent: v.parent, experiment: v.experiment, round: v.round, specHash: v.specHash, paramsSha256: v.paramsSha256, metrics, createdAt: v.createdAt });
+    await this.store.update(() => (v.signed = signed));
+    return signed;
+  }
+
+  /** Offers the given sites (default: all online) their deployment target. */
+  offer(sites: string[] = this.gateway.readySites()): void {
+    for (const site of sites) {
+      const target = this.deployment.targetFor(site);
+      if (!target || !this.gateway.isOnline(site)) continue;
+      void this.signedManifest(target)
+        .then((signed) => this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(this.version(target)) }))
+        .catch((err: Error) => this.log.warn({ site, version: target, err: err.message }, 'model offer failed'));
+    }
+  }
+
+  onConnect(site: string): void {
+    this.offer([site]);
+  }
+
+  onDisconnect(site: string): void {
+    const s = this.serving.get(site);
+    if (s) s.cancelled = true;
+  }
+
+  onMessage(site: string, m: Message): void {
+    if (m.type === 'model_fetch') return void this.serve(site, m).catch((err: Error) => this.log.warn({ site, version: m.version, err: err.message }, 'model update not sent'));
+    if (m.type === 'model_status') {
+      const log = m.status === 'refused' || m.status === 'rolled_back' ? this.log.warn.bind(this.log) : this.log.info.bind(this.log);
+      log({ site, version: m.version, status: m.status, reason: m.reason }, `site model ${m.status}`);
+      return void this.deployment.report(site, m);
+    }
+    throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
+  }
+
+  /** The update from `base` to `version` (cached; deterministic, so a resumed fetch gets the same bytes). */
+  update(version: string, base: string | null): EncodedUpdate {
+    const key = `${base ?? '-'}>${version}`;
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit); // most recently used last
+      return hit;
+    }
+    const target = this.version(version);
+    const targetParams = this.store.loadParams(version, this.specOf(target));
+    const b = base ? this.store.data.versions.find((v) => v.id === base) : undefined;
+    // A delta only against a version of the same model (and one the coordinator still has).
+    const baseParams = b && b.specHash === target.specHash ? this.store.loadParams(b.id, this.specOf(b)) : null;
+    const bytes = encodeModelUpdate(targetParams, baseParams, { codec: 'deflate', targetSha256: target.paramsSha256, baseSha256: b?.paramsSha256 });
+    const isDelta = readUpdateHeader(bytes).header.kind === 'delta';
+    const encoded = { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), base: isDelta ? b!.id : null };
+    this.cache.set(key, encoded);
+    if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    return encoded;
+  }
+
+  private async serve(site: string, m: MessageOf<'model_fetch'>): Promise<void> {
+    const target = this.deployment.targetFor(site);
+    if (m.version !== target) {
+      // A fetch for a version the site is no longer meant to run: offer the current target.
+      this.log.info({ site, asked: m.version, target }, 'model fetch for a superseded version; re-offering');
+      return this.offer([site]);
+    }
+    const previous = this.serving.get(site);
+    if (previous) previous.cancelled = true;
+    const job = { version: m.version, cancelled: false };
+    this.serving.set(site, job);
+    const u = this.update(m.version, m.base);
+    if (m.offset > u.bytes.length) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `model_fetch offset ${m.offset} beyond the update's ${u.bytes.length} bytes`);
+    this.log.info({ site, version: m.version, base: u.base, offset: m.offset, totalBytes: u.bytes.length }, m.offset > 0 ? 'model update resumed' : 'model update sending');
+    for (let offset = m.offset; offset < u.bytes.length && !job.cancelled; offset += this.chunkBytes) {
+      const chunk = u.bytes.subarray(offset, Math.min(offset + this.chunkBytes, u.bytes.length));
+      await this.gateway.send(site, { type: 'model_chunk', version: m.version, base: u.base, offset, totalBytes: u.bytes.length, sha256: u.sha256 }, chunk);
+      this.bytesSent.set(site, (this.bytesSent.get(site) ?? 0) + chunk.length);
+    }
+    if (this.serving.get(site) === job) this.serving.delete(site);
+  }
+
+  private version(id: string): VersionRecord {
+    const v = this.store.data.versions.find((x) => x.id === id);
+    if (!v) throw new Error(`unknown model version ${id}`);
+    return v;
+  }
+
+  private specOf(v: VersionRecord): ModelSpec {
+    const exp = this.store.data.experiments.find((e) => e.id === v.experiment);
+    if (!exp) throw new Error(`version ${v.id} belongs to an unknown experiment ${v.experiment}`);
+    return exp.spec;
+  }
+}

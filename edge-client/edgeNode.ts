@@ -1,0 +1,99 @@
+/**
+ * A hospital's edge node: the federation client (training, evaluation, OTA) and, when asked,
+ * the inference service, sharing one versions store. On start the last good version serves
+ * at once from disk (offline autonomy: the coordinator need not be reachable); each verified
+ * OTA version is hot-swapped in; a rollback done by hand (`fedmed edge rollback`, which
+ * rewrites STATE_DIR/versions/active.json) is noticed and applied within a second.
+ */
+import { unwatchFile, watchFile } from 'node:fs';
+import { join } from 'node:path';
+import type { DatasetSplits } from './data/dataset.js';
+import { EdgeClient, type EdgeClientOptions } from './federation/edgeClient.js';
+import { HotSwapModel, type SwapChecks } from './inference/hotSwapModel.js';
+import { startInferenceService, type InferenceServiceOptions, type RunningInferenceService } from './inference/inferenceService.js';
+import type { InferenceSessionOptions } from './inference/onnxInferenceSession.js';
+import { ServiceMetrics } from './inference/serviceMetrics.js';
+import { VersionStore } from './ota/versionStore.js';
+
+export interface EdgeNodeOptions extends Omit<EdgeClientOptions, 'ota'> {
+  data: DatasetSplits;
+  /** Serve inference on this port (absent: no inference service). */
+  serve?: { host?: string; port: number; batching?: InferenceServiceOptions['batching']; bodyLimitBytes?: number };
+  inference?: InferenceSessionOptions;
+  /** A new version must reach this accuracy on the local test split before it serves. */
+  accuracyFloor?: number;
+  /** Versions kept on disk (default 3). */
+  keepVersions?: number;
+}
+
+export class EdgeNode {
+  readonly client: EdgeClient;
+  readonly store: VersionStore;
+  readonly model: HotSwapModel;
+  readonly metrics = new ServiceMetrics();
+  service: RunningInferenceService | null = null;
+  private readonly log: (event: string, detail?: Record<string, unknown>) => void;
+
+  constructor(private readonly o: EdgeNodeOptions) {
+    this.store = new VersionStore(o.stateDir, o.keepVersions ?? 3);
+    const checks: SwapChecks = o.accuracyFloor !== undefined ? { holdout: o.data.test, accuracyFloor: o.accuracyFloor } : {};
+    this.model = new HotSwapModel({ intraOpNumThreads: 1, ...o.inference }, checks);
+    this.client = new EdgeClient({
+      ...o,
+      ota: {
+        store: this.store,
+        install: async (v) => void (await this.model.swapTo(v.signed.manifest.id, v.spec, v.params)),
+        onBytes: (n) => this.metrics.otaBytes.inc(n),
+      },
+    });
+    this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.client.site, event, ...detail })));
+    this.model.onSwap = (from, to) => {
+      if (from) this.metrics.swaps.inc();
+      const m = this.model.current!;
+      this.metrics.setModel(to, m.session.provider);
+      this.log('model_swapped', { from, to, provider: m.session.provider });
+    };
+    this.client.on('ready', () => this.metrics.coordinatorConnected.set(1));
+    this.client.on('disconnected', () => this.metrics.coordinatorConnected.set(0));
+  }
+
+  async start(): Promise<void> {
+    await this.loadLastGood();
+    if (this.o.serve) {
+      this.service = await startInferenceService({
+        model: this.model,
+        host: this.o.serve.host,
+        port: this.o.serve.port,
+        batching: this.o.serve.batching,
+        bodyLimitBytes: this.o.serve.bodyLimitBytes,
+        metrics: this.metrics,
+        coordinator: () => ({ connected: this.client.connectedSince !== null, since: this.client.connectedSince, url: this.client.coordinatorUrl }),
+      });
+      this.log('inference_listening', { url: this.service.url, version: this.model.current?.versionId ?? null });
+    }
+    watchFile(join(this.store.dir, 'active.json'), { interval: 500 }, () => this.client.ota.applyLocalRollback(() => this.model.current?.versionId ?? null));
+    this.client.start();
+  }
+
+  async stop(): Promise<void> {
+    unwatchFile(join(this.store.dir, 'active.json'));
+    await this.client.stop();
+    await this.service?.close();
+    await this.model.close();
+  }
+
+  /** Serves the active version from disk, or the newest earlier one that still passes its checks. */
+  private async loadLastGood(): Promise<void> {
+    const candidates = [...new Set([this.store.active, ...this.store.history.slice().reverse()].filter((x): x is string => !!x))];
+    for (const id of candidates) {
+      try {
+        const v = this.store.load(id);
+        await this.model.swapTo(id, v.spec, v.params);
+        if (id !== this.store.active) this.store.setActive(id);
+        return;
+      } catch (err) {
+        this.log('stored_version_unusable', { version: id, reason: (err as Error).message });
+      }
+    }
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The edge's OTA applier: takes the coordinator's `model_offer`, verifies the manifest's
+ * signature with the pinned coordinator key, fetches the update against a version this edge
+ * already holds (resuming a cut download from the bytes it has), rebuilds the params, checks
+ * them against the signed manifest, stores the version and hands it to `install` (the inference
+ * service's hot swap, which may refuse it). Anything unsigned, mis-signed, corrupted or
+ * mismatching is refused with the reason reported to the coordinator; the current model stays.
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import { errorMessage } from '../../shared/errors.js';
+import { decodeModelUpdate } from '../../shared/model/modelUpdate.js';
+import { parseModelSpec, type ModelSpec } from '../../shared/model/modelSpec.js';
+import { specHash } from '../../shared/model/modelHash.js';
+import { checkModelAgainstManifest, verifyManifestSignature, type SignedManifest } from '../../shared/model/versionManifest.js';
+import type { Message, MessageOf, ModelStatus } from '../../shared/protocol/messages.js';
+import type { StoredVersion, VersionStore } from './versionStore.js';
+
+/** A model this edge holds that an update may be a delta against. */
+export interface BaseModel {
+  id: string;
+  spec: ModelSpec;
+  params: Float32Array;
+}
+
+export interface OtaApplierOptions {
+  store: VersionStore;
+  coordinatorKey: KeyObject;
+  send: (m: Message) => Promise<void>;
+  /** Makes a verified version live (hot swap); throws to refuse it. */
+  install: (v: StoredVersion) => Promise<void>;
+  /** Other models this edge holds (e.g. the last global model from training) usable as a base. */
+  otherBases?: () => BaseModel[];
+  log: (event: string, detail?: Record<string, unknown>) => void;
+  /** OTA payload bytes received (for metrics). */
+  onBytes?: (n: number) => void;
+}
+
+interface Download {
+  offer: SignedManifest & { spec: ModelSpec };
+  base: BaseModel | null;
+}
+
+export class OtaApplier {
+  private download: Download | null = null;
+  /** Serialises installs (an offer arriving during a swap waits for it). */
+  private installing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: OtaApplierOptions) {}
+
+  /** The version being downloaded, if any. */
+  get downloading(): string | null {
+    return this.download?.offer.manifest.id ?? null;
+  }
+
+  onOffer(m: MessageOf<'model_offer'>): void {
+    const id = m.manifest.id;
+    let spec: ModelSpec;
+    try {
+      verifyManifestSignature(this.o.coordinatorKey, m);
+      spec = parseModelSpec(m.spec, `spec of offered version ${id.slice(0, 12)}`);
+      if (specHash(spec) !== m.manifest.specHash) throw new Error(`the offered spec does not match the signed manifest's specHash`);
+    } catch (err) {
+      return this.refuse(id, errorMessage(err), false);
+    }
+    const store = this.o.store;
+    if (store.active === id) return this.report(id, 'active');
+    const refused = store.refusal(id);
+    if (refused) return this.report(id, refused === 'rolled back by hand' ? 'rolled_back' : 'refused', `not re-installed: ${refused}`);
+    if (store.has(id)) {
+      this.download = null;
+      return this.enqueueInstall(id, () => store.load(id));
+    }
+    const base = this.pickBase(spec);
+    this.download = { offer: { manifest: m.manifest, signature: m.signature, spec }, base };
+    const partial = store.partial();
+    const resume = partial && partial.version === id && partial.base === (base?.id ?? null) ? partial.bytes : 0;
+    if (!resume) store.dropPartial();
+    this.o.log('ota_fetch', { version: id, base: base?.id ?? null, offset: resume });
+    this.report(id, 'downloading');
+    void this.o.send({ type: 'model_fetch', version: id, base: base?.id ?? null, offset: resume }).catch(() => {});
+  }
+
+  onChunk(m: MessageOf<'model_chunk'>, payload: Buffer): void {
+    const d = this.download;
+    if (!d || d.offer.manifest.id !== m.version) return; // superseded by a newer offer
+    const store = this.o.store;
+    let partial = store.partial();
+    const fresh = !partial || partial.version !== m.version || partial.sha256 !== m.sha256 || partial.totalBytes !== m.totalBytes;
+    if (fresh) {
+      if (m.offset !== 0) {
+        // The update changed since our partial was written (or we have none): start over.
+        store.dropPartial();
+        void this.o.send({ type: 'model_fetch', version: m.version, base: d.base?.id ?? null, offset: 0 }).catch(() => {});
+        return;
+      }
+      // Keyed by the base this edge asked for (the coordinator may answer with a full model).
+      store.startPartial({ version: m.version, base: d.base?.id ?? null, sha256: m.sha256, totalBytes: m.totalBytes });
+      partial = store.partial()!;
+    }
+    if (m.offset !== partial!.bytes) return void this.o.log('ota_chunk_ignored', { version: m.version, offset: m.offset, have: partial!.bytes });
+    if (m.offset + payload.length > m.totalBytes) return this.failDownload(m.version, `chunk at ${m.offset} of ${payload.length} bytes runs past the update's ${m.totalBytes} bytes`);
+    store.appendPartial(payload);
+    this.o.onBytes?.(payload.length);
+    if (m.offset + payload.length < m.totalBytes) return;
+    const bytes = store.readPartial();
+    store.dropPartial();
+    this.download = null;
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (sha !== m.sha256) return this.failDownload(m.version, `update bytes hash ${sha.slice(0, 12)}… differ from the announced ${m.sha256.slice(0, 12)}… (corrupted or truncated chunks)`);
+    this.enqueueInstall(m.version, () => this.rebuild(d, bytes, m.base));
+  }
+
+  /**
+   * After `fedmed edge rollback` changed the active version on disk: makes that version live
+   * and tells the coordinator the abandoned one was rolled back.
+   */
+  applyLocalRollback(servingNow: () => string | null): void {
+    this.installing = this.installing.then(async () => {
+      const target = this.o.store.active;
+      const serving = servingNow();
+      if (!target || target === serving) return;
+      try {
+        await this.o.install(this.o.store.load(target));
+      } catch (err) {
+        return void this.o.log('rollback_failed', { version: target, reason: errorMessage(err) });
+      }
+      this.o.log('ota_rolled_back', { from: serving, to: target });
+      if (serving) this.report(serving, 'rolled_back', this.o.store.refusal(serving) ?? 'rolled back by hand');
+      this.report(target, 'active');
+    });
+  }
+
+  /** Decodes the update against its base and checks the result against the signed manifest. */
+  private rebuild(d: Download, bytes: Buffer, base: string | null): StoredVersion {
+    if (base !== null && base !== d.base?.id) throw new Error(`the update is a delta against ${base.slice(0, 12)}…, a version this edge did not ask for`);
+    const { params } = decodeModelUpdate(bytes, base ? d.base!.params : null);
+    checkModelAgainstManifest(d.offer.manifest, d.offer.spec, params);
+    const v = { signed: { manifest: d.offer.manifest, signature: d.offer.signature }, spec: d.offer.spec, params };
+    this.o.store.put(v);
+    return v;
+  }
+
+  private enqueueInstall(id: string, get: () => StoredVersion): void {
+    this.installing = this.installing.then(async () => {
+      let v: StoredVersion;
+      try {
+        v = get();
+      } catch (err) {
+        return this.refuse(id, errorMessage(err), true);
+      }
+      try {
+        await this.o.install(v);
+      } catch (err) {
+        return this.refuse(id, `failed its checks: ${errorMessage(err)}`, true);
+      }
+      this.o.store.setActive(id);
+      this.o.log('ota_active', { version: id });
+      this.report(id, 'active');
+    });
+  }
+
+  private failDownload(version: string, reason: string): void {
+    this.o.store.dropPartial();
+    this.download = null;
+    this.refuse(version, reason, false);
+  }
+
+  /** Refuses a version: the current model keeps serving. `remember`: do not try it again. */
+  private refuse(version: string, reason: string, remember: boolean): void {
+    if (remember && /^[0-9a-f]{64}$/.test(version)) this.o.store.refuse(version, reason);
+    this.o.log('ota_refused', { version, reason });
+    this.report(version, 'refused', reason);
+  }
+
+  private report(version: string, status: ModelStatus, reason?: string): void {
+    if (!/^[0-9a-f]{64}$/.test(version)) return;
+    void this.o.send({ type: 'model_status', version, status, ...(reason ? { reason: reason.slice(0, 2000) } : {}) }).catch(() => {});
+  }
+
+  /** The best base for a delta: the active version, else another held model of the same spec. */
+  private pickBase(spec: ModelSpec): BaseModel | null {
+    const hash = specHash(spec);
+    const store = this.o.store;
+    const candidates: (() => BaseModel | null)[] = [
+      () => {
+        const id = store.active;
+        if (!id) return null;
+        const v = store.load(id);
+        return { id, spec: v.spec, params: v.params };
+      },
+      ...(this.o.otherBases?.() ?? []).map((b) => () => b),
+    ];
+    for (const c of candidates) {
+      try {
+        const b = c();
+        if (b && specHash(b.spec) === hash) return b;
+      } catch {
+        // an unreadable stored version is simply not a base
+      }
+    }
+    return null;
+  }
+}

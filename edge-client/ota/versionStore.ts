@@ -1,0 +1,194 @@
+/**
+ * The edge's deployed model versions on disk (STATE_DIR/versions/): each version's params
+ * (`<id>.fmp`) and signed manifest (`<id>.manifest.json`), which version is active and the order
+ * they were activated in (`active.json`), versions refused or rolled back (never re-installed
+ * until the coordinator offers something newer), and at most one partial download
+ * (`partial.bin` + `partial.json`) that a reconnection resumes. Every file is written
+ * atomically; the last `keep` activated versions are kept.
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../shared/atomicFile.js';
+import { UsageError } from '../../shared/errors.js';
+import type { ModelSpec } from '../../shared/model/modelSpec.js';
+import { loadParamsFile, saveParamsFile } from '../../shared/model/paramsFile.js';
+import { checkModelAgainstManifest, type SignedManifest } from '../../shared/model/versionManifest.js';
+
+export interface StoredVersion {
+  signed: SignedManifest;
+  spec: ModelSpec;
+  params: Float32Array;
+}
+
+interface ActiveFile {
+  active: string | null;
+  /** Versions in the order they were activated (last = active). */
+  history: string[];
+  /** Versions this edge will not run, with why (refused at install, or rolled back). */
+  refused: Record<string, string>;
+}
+
+export interface PartialDownload {
+  version: string;
+  base: string | null;
+  sha256: string;
+  totalBytes: number;
+}
+
+const ID = /^[0-9a-f]{64}$/;
+
+export class VersionStore {
+  readonly dir: string;
+
+  constructor(
+    stateDir: string,
+    /** How many activated versions to keep on disk (>= 2, so there is one to roll back to). */
+    readonly keep = 3,
+  ) {
+    this.dir = join(stateDir, 'versions');
+    if (!Number.isInteger(keep) || keep < 2) throw new UsageError(`keep versions must be an integer >= 2, got ${keep}`);
+  }
+
+  has(id: string): boolean {
+    return ID.test(id) && existsSync(this.paramsPath(id)) && existsSync(this.manifestPath(id));
+  }
+
+  /** Loads a stored version and checks it against its manifest again (disks rot). */
+  load(id: string): StoredVersion {
+    if (!this.has(id)) throw new UsageError(`model version ${id} is not stored in ${this.dir}`);
+    const signed = JSON.parse(readFileSync(this.manifestPath(id), 'utf8')) as SignedManifest;
+    const { spec, params } = loadParamsFile(this.paramsPath(id));
+    checkModelAgainstManifest(signed.manifest, spec, params);
+    return { signed, spec, params };
+  }
+
+  /** Stores a verified version (params first, manifest last: a version is present only when whole). */
+  put(v: StoredVersion): void {
+    mkdirSync(this.dir, { recursive: true });
+    saveParamsFile(this.paramsPath(v.signed.manifest.id), v.spec, v.params, { sha256: v.signed.manifest.paramsSha256 });
+    writeFileAtomic(this.manifestPath(v.signed.manifest.id), Buffer.from(JSON.stringify(v.signed)));
+  }
+
+  get active(): string | null {
+    return this.readActive().active;
+  }
+
+  /** Activation order, oldest first. */
+  get history(): string[] {
+    return this.readActive().history;
+  }
+
+  refusal(id: string): string | undefined {
+    return this.readActive().refused[id];
+  }
+
+  /** Records that `id` now serves, and prunes versions beyond the last `keep` activated. */
+  setActive(id: string): void {
+    const a = this.readActive();
+    a.active = id;
+    a.history = [...a.history.filter((x) => x !== id), id];
+    delete a.refused[id];
+    this.writeActive(a);
+    this.prune(a);
+  }
+
+  refuse(id: string, reason: string): void {
+    const a = this.readActive();
+    a.refused[id] = reason.slice(0, 500);
+    this.writeActive(a);
+  }
+
+  /**
+   * By-hand rollback: makes `to` (default: the version active before the current one) active
+   * and marks the current one rolled back, so the edge does not re-install it on its own.
+   */
+  rollback(to?: string): { from: string | null; to: string } {
+    const a = this.readActive();
+    const from = a.active;
+    const candidates = a.history.filter((x) => x !== from && this.has(x));
+    const target = to ? (a.history.includes(to) || this.has(to) ? to : undefined) : candidates[candidates.length - 1];
+    if (!target) throw new UsageError(to ? `version ${to} is not stored on this edge (stored: ${this.stored().join(', ') || 'none'})` : 'no earlier version is stored on this edge to roll back to');
+    if (!this.has(target)) throw new UsageError(`version ${target} is no longer stored on this edge`);
+    if (from) a.refused[from] = 'rolled back by hand';
+    a.active = target;
+    a.history = [...a.history.filter((x) => x !== target), target];
+    delete a.refused[target];
+    this.writeActive(a);
+    return { from, to: target };
+  }
+
+  stored(): string[] {
+    if (!existsSync(this.dir)) return [];
+    return readdirSync(this.dir)
+      .filter((f) => /^[0-9a-f]{64}\.manifest\.json$/.test(f))
+      .map((f) => f.slice(0, 64));
+  }
+
+  // --- the partial download (one at a time) ---
+
+  partial(): (PartialDownload & { bytes: number }) | null {
+    const meta = join(this.dir, 'partial.json');
+    if (!existsSync(meta) || !existsSync(this.partialPath)) return null;
+    try {
+      const p = JSON.parse(readFileSync(meta, 'utf8')) as PartialDownload;
+      return { ...p, bytes: statSync(this.partialPath).size };
+    } catch {
+      return null;
+    }
+  }
+
+  startPartial(p: PartialDownload): void {
+    mkdirSync(this.dir, { recursive: true });
+    this.dropPartial();
+    writeFileAtomic(this.partialPath, Buffer.alloc(0));
+    writeFileAtomic(join(this.dir, 'partial.json'), Buffer.from(JSON.stringify(p)));
+  }
+
+  appendPartial(bytes: Uint8Array): void {
+    appendFileSync(this.partialPath, bytes);
+  }
+
+  readPartial(): Buffer {
+    return readFileSync(this.partialPath);
+  }
+
+  dropPartial(): void {
+    rmSync(this.partialPath, { force: true });
+    rmSync(join(this.dir, 'partial.json'), { force: true });
+  }
+
+  private get partialPath(): string {
+    return join(this.dir, 'partial.bin');
+  }
+
+  private paramsPath(id: string): string {
+    return join(this.dir, `${id}.fmp`);
+  }
+
+  private manifestPath(id: string): string {
+    return join(this.dir, `${id}.manifest.json`);
+  }
+
+  private readActive(): ActiveFile {
+    const f = join(this.dir, 'active.json');
+    if (!existsSync(f)) return { active: null, history: [], refused: {} };
+    return JSON.parse(readFileSync(f, 'utf8')) as ActiveFile;
+  }
+
+  private writeActive(a: ActiveFile): void {
+    mkdirSync(this.dir, { recursive: true });
+    writeFileAtomic(join(this.dir, 'active.json'), Buffer.from(`${JSON.stringify(a, null, 2)}\n`));
+  }
+
+  private prune(a: ActiveFile): void {
+    const keep = new Set(a.history.slice(-this.keep));
+    if (a.active) keep.add(a.active);
+    for (const id of this.stored()) {
+      if (keep.has(id)) continue;
+      rmSync(this.manifestPath(id), { force: true });
+      rmSync(this.paramsPath(id), { force: true });
+    }
+    a.history = a.history.filter((x) => keep.has(x));
+    this.writeActive(a);
+  }
+}
