@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: fedmed's benchmarks, printed as one JSON object (and written to --out FILE).
- *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg]
+ *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ota|infer-service]
  * Medians over repeated runs; the machine and Node version are recorded with the numbers.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,8 @@ import { benchRound } from './roundBenchmark.js';
 import { benchSecAgg } from './secaggBenchmark.js';
 import { median } from './stats.js';
 import { benchTraining } from './trainingThroughput.js';
+import { benchOta } from './otaBenchmark.js';
+import { benchInferService } from './inferServiceBenchmark.js';
 
 const { values, positionals } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } }, allowPositionals: true });
 // `npm run bench -- round` runs only the round benchmark (positional form of --only).
@@ -64,6 +66,12 @@ if (!only || only === 'secagg') {
     for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'secagg', secagg }));
     result[name] = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
   }
+}
+if (!only || only === 'ota') {
+  result.otaCnn28 = await benchOta({ rounds: quick ? 2 : 5, sites: 3 });
+}
+if (!only || only === 'infer-service') {
+  result.inferService = await benchInferService({ durationSeconds: quick ? 3 : 8, connections: 32, repeats: quick ? 1 : 3, swapEveryMs: 1000 });
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

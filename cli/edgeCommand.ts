@@ -58,7 +58,8 @@ export function edgeCommand(): Command {
         ...(flags.servePort !== undefined ? { serve: { host: flags.serveHost, port: flags.servePort, batching: { maxBatch: flags.maxBatch, maxWaitMs: flags.maxWaitMs } } } : {}),
       });
       const done = new Promise<void>((resolve, reject) => {
-        node.client.on('fatal', reject);
+        // A revoked site or a coordinator with the wrong key: stop serving too, and exit 1.
+        node.client.on('fatal', (err: Error) => void node.stop().finally(() => reject(err)));
         const stop = (): void => void node.stop().then(resolve);
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);

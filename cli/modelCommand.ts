@@ -11,7 +11,7 @@ interface DeploymentView {
   current: string | null;
   canary: { version: string; sites: string[] } | null;
   previous: string[];
-  sites: { site: string; target: string | null; active: string | null; lastReport: { version: string; status: string; reason?: string; at: string } | null }[];
+  sites: { site: string; target: string | null; active: string | null; lastRefusal: { version: string; status: string; reason?: string; at: string } | null }[];
 }
 
 function target(cmd: Command): Command {
@@ -24,8 +24,8 @@ function print(view: DeploymentView, json?: boolean): void {
   if (json) return void process.stdout.write(`${JSON.stringify(view)}\n`);
   console.log(`current ${short(view.current)}${view.canary ? `   canary ${short(view.canary.version)} on ${view.canary.sites.join(', ')}` : ''}`);
   for (const s of view.sites) {
-    const r = s.lastReport;
-    const note = r && r.status !== 'active' ? `  (${r.status} ${short(r.version)}${r.reason ? `: ${r.reason}` : ''})` : '';
+    const r = s.lastRefusal;
+    const note = r ? `  (last refusal: ${r.status} ${short(r.version)}${r.reason ? `: ${r.reason}` : ''})` : '';
     console.log(`  ${s.site}: target ${short(s.target)}, running ${short(s.active)}${note}`);
   }
 }

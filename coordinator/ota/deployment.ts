@@ -20,7 +20,7 @@ export class DeploymentError extends FedmedError {
 }
 
 export interface DeploymentView extends DeploymentRecord {
-  sites: { site: string; target: string | null; active: string | null; lastReport: Omit<SiteModelRecord, 'site' | 'active'> | null }[];
+  sites: { site: string; target: string | null; active: string | null; lastReport: Omit<SiteModelRecord, 'site' | 'active' | 'lastRefusal'> | null; lastRefusal: SiteModelRecord['lastRefusal'] | null }[];
 }
 
 export class Deployment {
@@ -121,6 +121,7 @@ export class Deployment {
     r.reason = m.reason;
     r.at = new Date().toISOString();
     if (m.status === 'active') r.active = m.version;
+    if (m.status === 'refused' || m.status === 'rolled_back') r.lastRefusal = { version: m.version, status: m.status, reason: m.reason, at: r.at };
     await this.store.write();
   }
 
@@ -131,7 +132,7 @@ export class Deployment {
       ...d,
       sites: this.allSites().map((site) => {
         const r = reports.find((x) => x.site === site);
-        return { site, target: this.targetFor(site), active: r?.active ?? null, lastReport: r ? { version: r.version, status: r.status, reason: r.reason, at: r.at } : null };
+        return { site, target: this.targetFor(site), active: r?.active ?? null, lastReport: r ? { version: r.version, status: r.status, reason: r.reason, at: r.at } : null, lastRefusal: r?.lastRefusal ?? null };
       }),
     };
   }

@@ -110,6 +110,8 @@ export interface SiteModelRecord {
   status: ModelStatus;
   reason?: string;
   at: string;
+  /** The last refusal or rollback the site reported (kept when later reports arrive). */
+  lastRefusal?: { version: string; status: ModelStatus; reason?: string; at: string };
 }
 
 export interface StoreData {
