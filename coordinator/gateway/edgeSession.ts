@@ -30,6 +30,8 @@ export interface SessionTimeouts {
 export class EdgeSession {
   readonly channel: MessageChannel;
   site: string | null = null;
+  /** The protocol version agreed in the hello. */
+  version = 0;
   private state: 'hello' | 'auth' | 'ready' | 'closed' = 'hello';
   private nonce = '';
   private lastHeard = Date.now();
@@ -77,6 +79,7 @@ export class EdgeSession {
     if (!site || !site.publicKey) throw new ProtocolError(CloseCode.AUTH_FAILED, `unknown or not enrolled site "${m.site}"`);
     if (site.revokedAt) throw new ProtocolError(CloseCode.REVOKED, `site "${m.site}" is revoked`);
     this.site = m.site;
+    this.version = version;
     this.nonce = randomBytes(32).toString('base64url');
     this.state = 'auth';
     void this.send({ type: 'challenge', version, nonce: this.nonce, signature: signMessage(this.hooks.coordinatorKey, CHALLENGE_DOMAIN, m.site, this.nonce) }).catch(() => {});

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { encodeModelUpdate, readUpdateHeader } from '../../shared/model/modelUpdate.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { signManifest, type SignedManifest } from '../../shared/model/versionManifest.js';
-import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import { OTA_PROTOCOL_VERSION, type Message, type MessageOf } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
@@ -63,7 +63,8 @@ export class OtaPublisher {
   offer(sites: string[] = this.gateway.readySites()): void {
     for (const site of sites) {
       const target = this.deployment.targetFor(site);
-      if (!target || !this.gateway.isOnline(site)) continue;
+      // Edges that predate OTA (protocol 1) are not offered models.
+      if (!target || this.gateway.protocolVersion(site) < OTA_PROTOCOL_VERSION) continue;
       void this.signedManifest(target)
         .then((signed) => this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(this.version(target)) }))
         .catch((err: Error) => this.log.warn({ site, version: target, err: err.message }, 'model offer failed'));

@@ -25,7 +25,9 @@ import { ROUND_PRIVACY_SCHEMA, type RoundPrivacy } from '../privacy/privacyConfi
 import { SECAGG_ROUND_SCHEMA, type SecAggRoundParams } from '../secure/secagg/secaggParams.js';
 import { MANIFEST_SCHEMA, type SignedManifest } from '../model/versionManifest.js';
 
-export const PROTOCOL_VERSIONS = [1] as const;
+/** 1: rounds (and SecAgg+); 2: adds model OTA (`model_*`), offered only to edges that speak it. */
+export const PROTOCOL_VERSIONS = [1, 2] as const;
+export const OTA_PROTOCOL_VERSION = 2;
 export const AUTH_DOMAIN = 'fedmed-edge-auth-v1';
 export const CHALLENGE_DOMAIN = 'fedmed-coordinator-challenge-v1';
 

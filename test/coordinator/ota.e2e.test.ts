@@ -184,12 +184,28 @@ describe('OTA end to end: signed deltas hot-swapped under inference load (coordi
     assert.equal(((await res.json()) as InferReply).version, v4);
   });
 
+  it('canary promoted to every site, then the federation rolled back to the version before', async () => {
+    const [, v2, , v4] = versions;
+    const env = { env: { ...process.env, FEDMED_COORDINATOR: coord.url, FEDMED_TOKEN: coord.adminToken } };
+    assert.equal((await runCli(['model', 'publish', v2.slice(0, 12), '--sites', 'site-b'], env)).code, 0);
+    await runsOn('site-b', v2);
+    assert.equal((await runCli(['model', 'promote'], env)).code, 0);
+    await runsOn('site-a', v2);
+    assert.equal((await deployment()).current, v2);
+    const r = await runCli(['model', 'rollback'], env);
+    assert.equal(r.code, 0, r.stderr);
+    await runsOn('site-a', v4);
+    await runsOn('site-b', v4);
+    assert.equal((await deployment()).current, v4);
+  });
+
   it('"fedmed edge rollback" at a site: it serves the previous version and the coordinator sees the rollback', async () => {
-    const [, , v3, v4] = versions;
+    const [, v2, , v4] = versions;
+    // site-a ran ... v3, v4, v2 (promoted), v4 (rolled back): the version before v4 is v2.
     const r = await runCli(['edge', 'rollback', '--state-dir', join(t.dir, 'site-a')]);
     assert.equal(r.code, 0, r.stderr);
-    await runsOn('site-a', v3);
-    const report = await waitFor('the rollback report', async () => (await deployment()).sites.find((s) => s.site === 'site-a' && s.active === v3 && s.lastRefusal?.status === 'rolled_back' && s.lastRefusal.version === v4));
+    await runsOn('site-a', v2);
+    const report = await waitFor('the rollback report', async () => (await deployment()).sites.find((s) => s.site === 'site-a' && s.active === v2 && s.lastRefusal?.status === 'rolled_back' && s.lastRefusal.version === v4));
     assert.ok(report);
   });
 
@@ -198,6 +214,6 @@ describe('OTA end to end: signed deltas hot-swapped under inference load (coordi
     await waitFor('the edge to notice', async () => (await health('site-a')).offline, 30_000, 100);
     const res = await infer('site-a', JSON.stringify({ input }));
     assert.equal(res.status, 200);
-    assert.equal(((await res.json()) as InferReply).version, versions[2]);
+    assert.equal(((await res.json()) as InferReply).version, versions[1]);
   });
 });

@@ -34,7 +34,7 @@ export class FakeCoordinator {
       this.channel = ch;
       ch.onMessage = (m, payload) => {
         this.received.push(m);
-        if (m.type === 'hello') return void ch.send({ type: 'challenge', version: 1, nonce: 'bm9uY2U', signature: signMessage(this.identity.privateKey, CHALLENGE_DOMAIN, m.site, 'bm9uY2U') });
+        if (m.type === 'hello') return void ch.send({ type: 'challenge', version: 2, nonce: 'bm9uY2U', signature: signMessage(this.identity.privateKey, CHALLENGE_DOMAIN, m.site, 'bm9uY2U') });
         if (m.type === 'auth') {
           void ch.send({ type: 'welcome', site: 'site-a', heartbeatMs: 1000 }).then(() => this.onReady());
           return;

@@ -80,6 +80,15 @@ describe('edge inference service: requests, errors, dynamic batching, swaps (fas
     for (const r of replies) for (let c = 0; c < 2; c++) assert.ok(Math.abs(r.probabilities[c] - single[c]) < 1e-5);
   });
 
+  it('a version whose ONNX model does not load is refused and the current one keeps serving', async () => {
+    const bad = initParams(spec, 3);
+    bad[0] = NaN;
+    await assert.rejects(model.swapTo(modelVersionId(spec, bad), spec, bad), /does not load/);
+    assert.equal(model.current!.versionId, id1);
+    assert.match(model.lastRefusal!.reason, /not finite/);
+    assert.equal((await post(JSON.stringify({ input }))).status, 200);
+  });
+
   it('requests in flight during a swap all succeed, on the old or the new version', async () => {
     const pending = Array.from({ length: 200 }, () => post(JSON.stringify({ input })).then(async (r) => ({ status: r.status, body: (await r.json()) as Reply })));
     await model.swapTo(id2, spec, p2);
