@@ -34,6 +34,9 @@ interface Pending {
 
 export class QueueFullError extends Error {}
 
+/** The serving model's input shape changed between a request's arrival and its batch. */
+export class ModelChangedError extends Error {}
+
 export class DynamicBatcher {
   private queue: Pending[] = [];
   private running = 0;
@@ -84,9 +87,13 @@ export class DynamicBatcher {
     this.schedule();
   }
 
-  private async execute(batch: Pending[]): Promise<void> {
+  private async execute(all: Pending[]): Promise<void> {
+    // A swap to a model with another input shape while these waited: those cannot run on it.
+    const size = this.model.current?.exampleSize ?? all[0].input.length;
+    const batch = all.filter((p) => p.input.length === size);
+    for (const p of all) if (p.input.length !== size) p.reject(new ModelChangedError('the model changed to one with a different input shape while this request waited; send it again'));
+    if (batch.length === 0) return;
     try {
-      const size = batch[0].input.length;
       const input = new Float32Array(size * batch.length);
       batch.forEach((p, i) => input.set(p.input, i * size));
       const out = await this.model.run(input, batch.length);

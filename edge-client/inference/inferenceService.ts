@@ -10,7 +10,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { FedmedError } from '../../shared/errors.js';
-import { DEFAULT_BATCHING, DynamicBatcher, QueueFullError, type BatchingOptions } from './dynamicBatcher.js';
+import { DEFAULT_BATCHING, DynamicBatcher, ModelChangedError, QueueFullError, type BatchingOptions } from './dynamicBatcher.js';
 import { NoModelError, type HotSwapModel } from './hotSwapModel.js';
 import { exampleFromJson, exampleFromPng, InferenceRequestError } from './inferenceRequest.js';
 import { ServiceMetrics } from './serviceMetrics.js';
@@ -54,7 +54,7 @@ export async function startInferenceService(o: InferenceServiceOptions): Promise
   app.addContentTypeParser('image/png', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    const status = err instanceof InferenceRequestError ? err.status : err instanceof QueueFullError || err instanceof NoModelError ? 503 : err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+    const status = err instanceof InferenceRequestError ? err.status : err instanceof QueueFullError || err instanceof NoModelError || err instanceof ModelChangedError ? 503 : err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
     const code = err instanceof FedmedError ? err.code : status === 503 ? 'OVERLOADED' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
     void reply.code(status).send({ error: code, message: status < 500 || status === 503 ? err.message : `inference failed: ${err.message}` });
   });

@@ -105,4 +105,15 @@ describe('edge inference service: requests, errors, dynamic batching, swaps (fas
     assert.match(metrics, /fedmed_infer_requests_total\{status="200"\} \d+/);
     assert.match(metrics, /fedmed_infer_requests_total\{status="422"\} \d+/);
   });
+
+  it('requests queued across a swap to a model of another input shape get a 503 to retry, never a 500', async () => {
+    const spec32 = zooModel('cnn-28', { numClasses: 2, imageSize: 32 });
+    const p32 = initParams(spec32, 1);
+    const pending = Array.from({ length: 200 }, () => post(JSON.stringify({ input })).then((r) => r.status));
+    await model.swapTo(modelVersionId(spec32, p32), spec32, p32);
+    const statuses = await Promise.all(pending);
+    assert.ok(statuses.every((s) => s === 200 || s === 503 || s === 422), `statuses ${[...new Set(statuses)].join(', ')}`);
+    const r = await post(JSON.stringify({ input }));
+    assert.equal(r.status, 422, 'the new model takes 32x32 inputs');
+  });
 });
