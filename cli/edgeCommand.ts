@@ -71,12 +71,11 @@ export function edgeCommand(): Command {
     .command('rollback')
     .description('serve the previous model version again (or --to ID); a running edge switches within a second')
     .requiredOption('--state-dir <dir>', 'state dir of the edge')
-    .option('--to <version>', 'a version stored on this edge (see "fedmed edge versions")')
+    .option('--to <version>', 'a version stored on this edge, or a unique prefix (see "fedmed edge versions")')
     .action(async (flags: { stateDir: string; to?: string }) => {
       const { VersionStore } = await import('../edge-client/ota/versionStore.js');
       const store = new VersionStore(flags.stateDir);
-      const to = flags.to && flags.to.length < 64 ? store.stored().find((id) => id.startsWith(flags.to!)) ?? flags.to : flags.to;
-      const r = store.rollback(to);
+      const r = store.rollback(flags.to);
       console.log(`rolled back from ${r.from ?? 'nothing'} to ${r.to}; ${r.from ? 'the edge will not re-install ' + r.from.slice(0, 12) + ' until the coordinator offers a newer version' : ''}`.trim());
     });
   cmd
@@ -93,4 +92,3 @@ export function edgeCommand(): Command {
     });
   return cmd;
 }
-

@@ -71,15 +71,14 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const gateway = new EdgeGateway(app.server as Server, sites, identity.privateKey, app.log, limits, { authMs: 10_000, heartbeatMs, idleMs: Math.max(12 * heartbeatMs, 30_000) });
   const rounds = new RoundEngine(store, gateway, app.log);
   await rounds.recover();
-  let ota: OtaPublisher | null = null;
-  const deployment = new Deployment(store, (changed) => ota?.offer(changed));
-  ota = new OtaPublisher(store, gateway, identity.privateKey, deployment, app.log, o.otaChunkBytes);
-  const publisher = ota;
+  // Deployment changes are offered to the affected sites (the callback runs only after setup).
+  const deployment = new Deployment(store, (changed) => publisher.offer(changed));
+  const publisher = new OtaPublisher(store, gateway, identity.privateKey, deployment, app.log, o.otaChunkBytes);
   gateway.modelEvents = { onConnect: (s) => publisher.onConnect(s), onDisconnect: (s) => publisher.onDisconnect(s), onMessage: (s, m) => publisher.onMessage(s, m) };
   rounds.onVersionPublished = (exp, versionId) => {
     if ((exp.config.deploy ?? 'auto') === 'auto') void deployment.publish(versionId).catch((err: Error) => app.log.warn({ err: err.message, versionId }, 'auto-deploy failed'));
   };
-  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota, coordinatorPublicKey: identity.publicKeyB64 });
+  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, coordinatorPublicKey: identity.publicKeyB64 });
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
   const address = app.server.address();

@@ -21,9 +21,6 @@ export interface GatewayEvents {
   onConnect(site: string): void;
 }
 
-/** Model distribution's share of the traffic: `model_*` messages, connects and disconnects. */
-export type ModelEvents = GatewayEvents;
-
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 
 export class EdgeGateway {
@@ -32,8 +29,8 @@ export class EdgeGateway {
   private readonly all = new Set<EdgeSession>();
   /** Rounds: every message that is not a `model_*` one. */
   events: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
-  /** Model OTA: `model_*` messages. */
-  modelEvents: ModelEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
+  /** Model OTA: `model_*` messages, connects and disconnects. */
+  modelEvents: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
 
   constructor(
     server: Server,

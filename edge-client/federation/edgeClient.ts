@@ -76,6 +76,8 @@ export class EdgeClient extends EventEmitter {
   private readonly trainer: DataParallelTrainer;
   private readonly ledger: PrivacyLedger;
   readonly site: string;
+  /** The coordinator URL pinned at enrolment. */
+  readonly coordinatorUrl: string;
   /** Applies the coordinator's signed model updates. */
   readonly ota: OtaApplier;
   /** Since when the coordinator link is up (null while disconnected). */
@@ -86,6 +88,7 @@ export class EdgeClient extends EventEmitter {
     this.state = new EdgeState(o.stateDir, o.modelCacheDir);
     const { config, coordinatorKey } = this.state.load();
     this.site = config.site;
+    this.coordinatorUrl = config.coordinator;
     this.ota = new OtaApplier({
       store: o.ota?.store ?? new VersionStore(o.stateDir),
       coordinatorKey,
@@ -101,10 +104,6 @@ export class EdgeClient extends EventEmitter {
     this.trainer = new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
     this.ledger = new PrivacyLedger(o.stateDir, o.budget ?? { epsilon: Infinity, delta: 1e-5 });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
-  }
-
-  get coordinatorUrl(): string {
-    return this.state.load().config.coordinator;
   }
 
   start(): void {

@@ -99,16 +99,16 @@ export class VersionStore {
   }
 
   /**
-   * By-hand rollback: makes `to` (default: the version active before the current one) active
-   * and marks the current one rolled back, so the edge does not re-install it on its own.
+   * By-hand rollback: makes `to` (a stored version id or a unique prefix; default: the version
+   * active before the current one) active and marks the current one rolled back, so the edge
+   * does not re-install it on its own.
    */
   rollback(to?: string): { from: string | null; to: string } {
     const a = this.readActive();
     const from = a.active;
-    const candidates = a.history.filter((x) => x !== from && this.has(x));
-    const target = to ? (a.history.includes(to) || this.has(to) ? to : undefined) : candidates[candidates.length - 1];
-    if (!target) throw new UsageError(to ? `version ${to} is not stored on this edge (stored: ${this.stored().join(', ') || 'none'})` : 'no earlier version is stored on this edge to roll back to');
-    if (!this.has(target)) throw new UsageError(`version ${target} is no longer stored on this edge`);
+    const matches = to ? this.stored().filter((id) => id.startsWith(to)) : [];
+    const target = to ? (matches.length === 1 ? matches[0] : undefined) : a.history.filter((x) => x !== from && this.has(x)).at(-1);
+    if (!target) throw new UsageError(to ? `version ${to} is not stored on this edge, or names more than one (stored: ${this.stored().join(', ') || 'none'})` : 'no earlier version is stored on this edge to roll back to');
     if (from) a.refused[from] = 'rolled back by hand';
     a.active = target;
     a.history = [...a.history.filter((x) => x !== target), target];

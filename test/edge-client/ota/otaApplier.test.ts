@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { zooModel } from '../../../models/zoo.js';
 import { syntheticImages } from '../../../edge-client/data/syntheticImages.js';
 import { EdgeNode } from '../../../edge-client/edgeNode.js';
 import { initParams } from '../../../shared/model/initParams.js';
 import { modelVersionId, paramsSha256, specHash } from '../../../shared/model/modelHash.js';
-import { encodeModelUpdate } from '../../../shared/model/modelUpdate.js';
+import { encodeModelUpdate, readUpdateHeader } from '../../../shared/model/modelUpdate.js';
 import { signManifest, type SignedManifest } from '../../../shared/model/versionManifest.js';
 import { generateIdentity } from '../../../shared/secure/identity.js';
 import type { MessageOf } from '../../../shared/protocol/messages.js';
@@ -48,8 +49,8 @@ describe('edge OTA: signed incremental updates from a (scripted) coordinator ove
     const target = serveAs ? serveAs(m.version) : versions.get(m.version)!;
     const base = m.base ? versions.get(m.base) ?? null : null;
     const bytes = encodeModelUpdate(target, base);
-    const sha256 = (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex');
-    const isDelta = base !== null && bytes.toString('utf8', 8, 200).includes('"kind":"delta"');
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const isDelta = readUpdateHeader(bytes).header.kind === 'delta';
     for (let i = 0, off = m.offset; off < bytes.length; i++, off += CHUNK) {
       if (i === cutAfterChunks) {
         cutAfterChunks = -1;
