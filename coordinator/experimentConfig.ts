@@ -11,13 +11,24 @@ import { checkPrivacyConfig, PRIVACY_CONFIG_SCHEMA, type PrivacyConfig } from '.
 import { noiseForEpsilon } from '../shared/privacy/rdpAccountant.js';
 import { updateNoiseMultiplier } from '../shared/privacy/adaptiveClipping.js';
 import { SECAGG_CONFIG_SCHEMA, type SecAggConfig } from '../shared/secure/secagg/secaggParams.js';
+import { createStrategy, securityConflict, STRATEGY_NAMES, STRATEGY_OPTIONS_SCHEMA, type StrategyName, type StrategyOptions } from '../shared/aggregation/createStrategy.js';
+import { AggregationError } from '../shared/aggregation/aggregationRule.js';
 
 export interface ExperimentConfig {
   name: string;
   model: { zoo?: string; numClasses?: number; numFeatures?: number; hidden?: number[]; spec?: unknown };
   /** Seed of the initial parameters (Glorot init). */
   initSeed: number;
-  strategy: 'fedavg';
+  /** The aggregation rule (see createStrategy.ts); its options in `strategyOptions`. */
+  strategy: StrategyName;
+  strategyOptions?: StrategyOptions;
+  /** Server-side norm bounding (plain mode): every update is scaled down to at most this L2 norm. */
+  normBound?: number;
+  /**
+   * Sum updates in site order instead of arrival order (keeps every update in memory until the
+   * round closes): the same updates give a bit-identical model. Simulations turn it on.
+   */
+  deterministic?: boolean;
   /** Seed for site sampling and the sites' shuffling. */
   seed: number;
   fractionFit: number;
@@ -58,7 +69,10 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
       },
     },
     initSeed: { type: 'integer', default: 1 },
-    strategy: { enum: ['fedavg'], default: 'fedavg' },
+    strategy: { enum: STRATEGY_NAMES, default: 'fedavg' },
+    strategyOptions: STRATEGY_OPTIONS_SCHEMA,
+    normBound: { type: 'number', exclusiveMinimum: 0 },
+    deterministic: { type: 'boolean', default: false },
     seed: { type: 'integer', default: 1 },
     fractionFit: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 },
     minFitClients: { type: 'integer', minimum: 1, default: 2 },
@@ -105,4 +119,14 @@ export function resolvePrivacy(config: ExperimentConfig): void {
   }
   // Fail now, not at round 1, if the count noise leaves nothing for the update noise.
   if (p.adaptiveClipping?.countStddev !== undefined) updateNoiseMultiplier(p.noiseMultiplier, p.adaptiveClipping.countStddev);
+}
+
+/** Checks the strategy, its options and its combination with the security mode (at creation). */
+export function checkStrategy(config: ExperimentConfig): void {
+  createStrategy(config.strategy ?? 'fedavg', config.strategyOptions ?? {});
+  const conflict = securityConflict(config.strategy ?? 'fedavg', config.security ?? 'plain');
+  if (conflict) throw new AggregationError(conflict);
+  if (config.normBound !== undefined && (config.security ?? 'plain') !== 'plain') {
+    throw new AggregationError(`normBound is applied by the coordinator to each update, which security "${config.security}" hides; bound updates at the sites with privacy.clip instead`);
+  }
 }

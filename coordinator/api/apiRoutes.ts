@@ -12,7 +12,7 @@ import { encodeParamsFile } from '../../shared/model/paramsFile.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { CloseCode } from '../../shared/protocol/protocolError.js';
 import type { ApiTokens } from '../apiTokens.js';
-import { EXPERIMENT_CONFIG_SCHEMA, experimentSpec, resolvePrivacy, type ExperimentConfig } from '../experimentConfig.js';
+import { checkStrategy, EXPERIMENT_CONFIG_SCHEMA, experimentSpec, resolvePrivacy, type ExperimentConfig } from '../experimentConfig.js';
 import { experimentPrivacy } from '../rounds/privacyLedger.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { RoundEngine } from '../rounds/roundEngine.js';
@@ -101,6 +101,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
   app.post<{ Body: ExperimentConfig }>('/v1/experiments', { ...researcher, schema: { body: EXPERIMENT_CONFIG_SCHEMA } }, async (req) => {
     const config = req.body;
     const spec = experimentSpec(config);
+    checkStrategy(config);
     resolvePrivacy(config);
     const params = initParams(spec, config.initSeed);
     const versionId = modelVersionId(spec, params);

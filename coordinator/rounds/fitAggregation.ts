@@ -45,8 +45,8 @@ export class PlainAggregation implements FitAggregation {
     return {};
   }
 
-  addResult(_site: string, _m: MessageOf<'fit_res'>, payload: Uint8Array, weight: number): void {
-    this.aggregator.add(payload, weight);
+  addResult(site: string, _m: MessageOf<'fit_res'>, payload: Uint8Array, weight: number): void {
+    this.aggregator.add(payload, weight, site);
   }
 
   onProtocolMessage(_site: string, m: Message): void {
@@ -64,6 +64,6 @@ export class PlainAggregation implements FitAggregation {
   }
 
   describe() {
-    return undefined;
+    return this.aggregator.bounded > 0 ? { normBounded: this.aggregator.bounded } : undefined;
   }
 }

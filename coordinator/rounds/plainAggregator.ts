@@ -1,35 +1,52 @@
 /**
- * The "plain" SecureAggregator half on the coordinator: accumulates Σ n_k · Δ_k as updates
- * arrive (streaming, into a float64 buffer reused across rounds), after checking each update's
- * length and that every value is finite. Secure aggregation (SecAgg+/CKKS) will produce the same
- * AggregatedFit without the coordinator seeing any single Δ_k.
+ * The "plain" SecureAggregator half on the coordinator: checks each update's length and that
+ * every value is finite, optionally bounds its L2 norm (server-side norm bounding), and either
+ * accumulates Σ n_k · Δ_k as updates arrive (streaming, into a float64 buffer reused across
+ * rounds) or — when the round keeps updates — stores each one and sums them in site order at the
+ * end, so the same updates give the same bits whatever order they arrived in (and robust rules
+ * get every update). Secure aggregation produces the same AggregatedFit without the coordinator
+ * seeing any single Δ_k.
  */
-import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
+import type { AggregatedFit, SiteUpdate } from '../../shared/aggregation/strategy.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 
 const BLOCK = 8192;
+
+export interface PlainRoundOptions {
+  /** Keep every update until the round closes (robust rules; deterministic summation order). */
+  keepUpdates?: boolean;
+  /** Scale any update whose L2 norm exceeds this down to it. */
+  normBound?: number;
+}
 
 export class PlainAggregator {
   private sum = new Float64Array(0);
   private scratch = new Float32Array(0);
   private examples = 0;
   private count = 0;
+  private kept: SiteUpdate[] = [];
+  private o: PlainRoundOptions = {};
+  /** Updates scaled down by the norm bound in this round. */
+  bounded = 0;
 
   /** Starts a round for vectors of `size` parameters. */
-  reset(size: number): void {
+  reset(size: number, options: PlainRoundOptions = {}): void {
     if (this.sum.length !== size) {
       this.sum = new Float64Array(size);
       this.scratch = new Float32Array(size);
     } else this.sum.fill(0);
     this.examples = 0;
     this.count = 0;
+    this.kept = [];
+    this.bounded = 0;
+    this.o = options;
   }
 
   /**
    * Adds one site's update (little-endian float32 bytes). Throws ProtocolError, leaving the sum
    * untouched, for a wrong length or a non-finite value.
    */
-  add(payload: Uint8Array, numExamples: number): void {
+  add(payload: Uint8Array, numExamples: number, site = ''): void {
     const n = this.sum.length;
     if (payload.byteLength !== n * 4) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `update has ${payload.byteLength} bytes; this model needs ${n} float32 values (${n * 4} bytes)`);
     // Frames put payloads at 4-byte offsets (frameCodec pads headers): view them in place;
@@ -40,6 +57,7 @@ export class PlainAggregator {
       new Uint8Array(this.scratch.buffer).set(payload);
       delta = this.scratch;
     }
+    if (this.o.keepUpdates || this.o.normBound !== undefined) return this.addWhole(delta, numExamples, site);
     // Validate the whole update before touching the sum (a refused update must leave no trace).
     // Checked block by block (each block is then added while still in cache) with one float64
     // sum per block: it is NaN or ±Infinity exactly when some value is (float32 values cannot
@@ -53,9 +71,7 @@ export class PlainAggregator {
       for (let i = start; i < end; i++) check += delta[i];
       if (!Number.isFinite(check)) {
         for (let i = 0; i < start; i++) sum[i] -= w * delta[i];
-        let bad = start;
-        while (Number.isFinite(delta[bad])) bad++;
-        throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `update value ${bad} is not finite (${delta[bad]})`);
+        throw nonFinite(delta, start);
       }
       for (let i = start; i < end; i++) sum[i] += w * delta[i];
     }
@@ -63,7 +79,40 @@ export class PlainAggregator {
     this.count++;
   }
 
-  result(): AggregatedFit {
-    return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count };
+  /** Two passes (check + norm, then keep or add): used when updates are kept or norm-bounded. */
+  private addWhole(delta: Float32Array, numExamples: number, site: string): void {
+    let sq = 0;
+    for (let i = 0; i < delta.length; i++) sq += delta[i] * delta[i];
+    if (!Number.isFinite(sq)) throw nonFinite(delta, 0);
+    const norm = Math.sqrt(sq);
+    const bound = this.o.normBound;
+    const scale = bound !== undefined && norm > bound ? bound / norm : 1;
+    if (scale < 1) this.bounded++;
+    if (this.o.keepUpdates) {
+      const copy = new Float32Array(delta.length);
+      for (let i = 0; i < copy.length; i++) copy[i] = delta[i] * scale;
+      this.kept.push({ site, delta: copy, numExamples });
+    } else {
+      const w = numExamples * scale;
+      for (let i = 0; i < delta.length; i++) this.sum[i] += w * delta[i];
+    }
+    this.examples += numExamples;
+    this.count++;
   }
+
+  result(): AggregatedFit {
+    if (!this.o.keepUpdates) return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count };
+    const updates = [...this.kept].sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
+    for (const u of updates) {
+      const w = u.numExamples;
+      for (let i = 0; i < this.sum.length; i++) this.sum[i] += w * u.delta[i];
+    }
+    return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count, updates };
+  }
+}
+
+function nonFinite(delta: Float32Array, from: number): ProtocolError {
+  let bad = from;
+  while (Number.isFinite(delta[bad])) bad++;
+  return new ProtocolError(CloseCode.PROTOCOL_ERROR, `update value ${bad} is not finite (${delta[bad]})`);
 }

@@ -5,8 +5,10 @@
  * re-admitted if it reconnects and delivers before the round closes); the round completes with
  * at least `minFitClients` updates, otherwise it fails with the reason and publishes nothing.
  */
-import { FedAvg } from '../../shared/aggregation/fedAvg.js';
-import { weightedMetrics, type SiteEvaluation, type Strategy } from '../../shared/aggregation/strategy.js';
+import { createStrategy } from '../../shared/aggregation/createStrategy.js';
+import { FederatedStrategy } from '../../shared/aggregation/federatedStrategy.js';
+import { decodeRuleState, encodeRuleState } from '../../shared/aggregation/ruleStateFile.js';
+import { weightedMetrics, type SiteEvaluation } from '../../shared/aggregation/strategy.js';
 import { FedmedError } from '../../shared/errors.js';
 import { float32Bytes, modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
 import { encodeMessage } from '../../shared/protocol/messageChannel.js';
@@ -67,15 +69,18 @@ interface Phase {
   done: () => void;
 }
 
-export function strategyFor(config: ExperimentConfig): Strategy {
-  return new FedAvg({
-    fractionFit: config.fractionFit,
-    minFitClients: config.minFitClients,
-    fractionEvaluate: config.fractionEvaluate,
-    minEvaluateClients: config.minEvaluateClients,
-    fit: config.fit,
-    seed: config.seed,
-  });
+export function strategyFor(config: ExperimentConfig): FederatedStrategy {
+  return new FederatedStrategy(
+    {
+      fractionFit: config.fractionFit,
+      minFitClients: config.minFitClients,
+      fractionEvaluate: config.fractionEvaluate,
+      minEvaluateClients: config.minEvaluateClients,
+      fit: config.fit,
+      seed: config.seed,
+    },
+    createStrategy(config.strategy ?? 'fedavg', config.strategyOptions ?? {}),
+  );
 }
 
 export class RoundEngine {
@@ -85,6 +90,8 @@ export class RoundEngine {
   /** Rounds recently finished per experiment, to recognise late (not malicious) results. */
   private readonly recentlyEnded = new Map<string, number>();
   private readonly params = new Map<string, Float32Array>();
+  /** Each experiment's strategy: server optimisers keep state (moments) across rounds. */
+  private readonly strategies = new Map<string, FederatedStrategy>();
   /** Whether the open round averages updates with equal weights (DP) or by example counts. */
   private equalWeights = false;
   /** Called when a round has published (and evaluated) a new version. */
@@ -166,6 +173,25 @@ export class RoundEngine {
     return p;
   }
 
+  /**
+   * The experiment's strategy, created once; a stateful rule resumes from the state saved with
+   * the current version (after a restart), or starts fresh (and says so) if there is none.
+   */
+  private strategy(exp: ExperimentRecord): FederatedStrategy {
+    let s = this.strategies.get(exp.id);
+    if (s) return s;
+    s = strategyFor(exp.config);
+    if (exp.roundsCompleted > 0) {
+      const saved = this.store.loadStrategyState(exp.id, exp.currentVersion);
+      if (saved) s.rule.importState(decodeRuleState(saved));
+      else if (['fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'].includes(s.name)) {
+        this.log.warn({ experiment: exp.id, strategy: s.name }, 'no saved optimiser state for the current version; the server optimiser starts from zero moments');
+      }
+    }
+    this.strategies.set(exp.id, s);
+    return s;
+  }
+
   private experiment(id: string): ExperimentRecord {
     const exp = this.store.data.experiments.find((e) => e.id === id);
     if (!exp) throw new RoundError(`no experiment ${id}`, 404);
@@ -183,7 +209,7 @@ export class RoundEngine {
   private async runRound(exp: ExperimentRecord, run: { stop: boolean; reason: string }): Promise<RoundRecord> {
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const strategy = strategyFor(exp.config);
+    const strategy = this.strategy(exp);
     const round = this.nextRound(exp.id);
     const available = this.gateway.readySites();
     const { sites, config } = strategy.configureFit(round, available);
@@ -289,11 +315,19 @@ export class RoundEngine {
       record.privacy.unclippedFraction = unclipped;
       record.privacy.nextClip = nextClip(clip, unclipped, dp.adaptiveClipping);
     }
-    const next = strategy.aggregateFit(round, current, agg);
+    let next: Float32Array;
+    try {
+      next = strategy.aggregateFit(round, current, agg);
+    } catch (err) {
+      if (err instanceof FedmedError) return finish('failed', `${strategy.name} could not aggregate: ${err.message}`);
+      throw err;
+    }
     record.timings.aggregateMs = performance.now() - t1;
     const versionId = modelVersionId(exp.spec, next);
     const nextSha256 = paramsSha256(next);
     this.store.saveParams(versionId, exp.spec, next, nextSha256);
+    const ruleState = strategy.rule.exportState();
+    if (Object.keys(ruleState).length > 0) this.store.saveStrategyState(exp.id, versionId, encodeRuleState(ruleState));
     await this.store.update((d) => {
       d.versions.push({ id: versionId, experiment: exp.id, round, parent: exp.currentVersion, specHash: specHash(exp.spec), paramsSha256: nextSha256, createdAt: new Date().toISOString() });
       exp.currentVersion = versionId;
@@ -325,7 +359,8 @@ export class RoundEngine {
   /** The round's aggregation: in the clear, or SecAgg+ with the experiment's parameters. */
   private fitAggregation(exp: ExperimentRecord, round: number, sites: string[], size: number, privacy: RoundPrivacy | undefined): FitAggregation {
     if ((exp.config.security ?? 'plain') === 'plain') {
-      this.aggregator.reset(size);
+      const keepUpdates = exp.config.deterministic === true || this.strategy(exp).rule.needsIndividualUpdates;
+      this.aggregator.reset(size, { keepUpdates, normBound: exp.config.normBound });
       return new PlainAggregation(this.aggregator);
     }
     const sa = { ...SECAGG_DEFAULTS, ...exp.config.secagg };

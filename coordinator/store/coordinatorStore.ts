@@ -4,7 +4,8 @@
  * `.fmp` blobs named by version id. Writes are serialised; a crash leaves either the old or the
  * new document, never half of one.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../shared/atomicFile.js';
 import { join } from 'node:path';
 import type { Low } from 'lowdb';
 import { JSONFilePreset } from 'lowdb/node';
@@ -22,6 +23,7 @@ export class CoordinatorStore {
 
   static async open(dataDir: string): Promise<CoordinatorStore> {
     mkdirSync(join(dataDir, 'blobs'), { recursive: true });
+    mkdirSync(join(dataDir, 'strategy-state'), { recursive: true });
     const db = await JSONFilePreset<StoreData>(join(dataDir, 'fedmed.json'), emptyStore());
     return new CoordinatorStore(db, dataDir);
   }
@@ -50,6 +52,23 @@ export class CoordinatorStore {
 
   saveParams(versionId: string, spec: ModelSpec, params: Float32Array, sha256?: string): void {
     saveParamsFile(this.blobPath(versionId), spec, params, { sha256 });
+  }
+
+  /** A stateful strategy's optimiser state after producing `versionId` (written atomically). */
+  saveStrategyState(experiment: string, versionId: string, bytes: Uint8Array): void {
+    writeFileAtomic(this.strategyStatePath(experiment, versionId), bytes);
+  }
+
+  /** The state saved with `versionId`, or null. */
+  loadStrategyState(experiment: string, versionId: string): Uint8Array | null {
+    const path = this.strategyStatePath(experiment, versionId);
+    return existsSync(path) ? readFileSync(path) : null;
+  }
+
+  private strategyStatePath(experiment: string, versionId: string): string {
+    if (!/^[\w.-]+$/.test(experiment)) throw new RangeError(`not an experiment id: ${experiment}`);
+    if (!/^[0-9a-f]{64}$/.test(versionId)) throw new RangeError(`not a version id: ${versionId}`);
+    return join(this.dataDir, 'strategy-state', `${experiment}-${versionId}.bin`);
   }
 
   loadParams(versionId: string, spec: ModelSpec): Float32Array {

@@ -2,9 +2,10 @@
  * The Strategy interface (Flower's shape): how sites are chosen and configured for a round, and
  * how their results become the next global model and the round's metrics.
  *
- * Fit results reach a strategy already summed (`AggregatedFit`): the coordinator only ever holds
- * the example-weighted sum of the deltas, which is what secure aggregation will give it too.
- * Strategies that need individual updates (robust aggregators) are a later, separate interface.
+ * Fit results reach a strategy as an `AggregatedFit`: the example-weighted sum of the deltas
+ * (all that secure aggregation reveals), plus — in plain mode, when the rule needs them — each
+ * site's update. See federatedStrategy.ts for the implementation and aggregationRule.ts for the
+ * algorithms.
  */
 import type { FitConfig, SiteMetrics } from '../protocol/messages.js';
 
@@ -15,6 +16,14 @@ export interface AggregatedFit {
   totalExamples: number;
   /** Number of sites in the sum. */
   sites: number;
+  /** Each site's update, in site order (plain mode, only when kept: robust rules, determinism). */
+  updates?: SiteUpdate[];
+}
+
+export interface SiteUpdate {
+  site: string;
+  delta: Float32Array;
+  numExamples: number;
 }
 
 export interface SiteEvaluation {

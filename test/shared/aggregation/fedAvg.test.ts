@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { FedAvg, sample } from '../../../shared/aggregation/fedAvg.js';
+import { FedAvg } from '../../../shared/aggregation/fedAvg.js';
+import { FederatedStrategy, sample } from '../../../shared/aggregation/federatedStrategy.js';
 import { weightedMetrics } from '../../../shared/aggregation/strategy.js';
 import { SeededRng } from '../../../shared/random/seededRng.js';
 import { PlainAggregator } from '../../../coordinator/rounds/plainAggregator.js';
@@ -19,7 +20,7 @@ describe('shared/aggregation: FedAvg and the plain aggregator', () => {
       const delta = Float32Array.from(s.params, (v, i) => v - current[i]);
       agg.add(new Uint8Array(delta.buffer), s.n);
     }
-    const next = new FedAvg({ fractionFit: 1, minFitClients: 1, fractionEvaluate: 1, minEvaluateClients: 1, fit, seed: 1 }).aggregateFit(1, current, agg.result());
+    const next = new FederatedStrategy({ fractionFit: 1, minFitClients: 1, fractionEvaluate: 1, minEvaluateClients: 1, fit, seed: 1 }, new FedAvg()).aggregateFit(1, current, agg.result());
     // Flower: sum(n_k * w_k) / sum(n_k)
     const total = sites.reduce((a, s) => a + s.n, 0);
     let maxDiff = 0;
@@ -49,7 +50,7 @@ describe('shared/aggregation: FedAvg and the plain aggregator', () => {
     assert.equal(sample(sites, 0.1, 4, 1).length, 4);
     assert.equal(sample(['a'], 0.5, 3, 1).length, 1);
     assert.deepEqual(sample(sites, 0.5, 1, 7), sample([...sites].reverse(), 0.5, 1, 7));
-    const s = new FedAvg({ fractionFit: 0.5, minFitClients: 2, fractionEvaluate: 1, minEvaluateClients: 1, fit, seed: 3 });
+    const s = new FederatedStrategy({ fractionFit: 0.5, minFitClients: 2, fractionEvaluate: 1, minEvaluateClients: 1, fit, seed: 3 }, new FedAvg());
     assert.notDeepEqual(s.configureFit(1, sites).sites, s.configureFit(2, sites).sites);
     assert.equal(s.configureFit(5, sites).config.seed, 8);
   });
