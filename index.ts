@@ -22,3 +22,7 @@ export { loadCsv, parseCsv, standardize, type CsvOptions } from './edge-client/d
 export { loadPngFolder } from './edge-client/data/pngFolderLoader.js';
 export { syntheticImages, type ScannerProfile } from './edge-client/data/syntheticImages.js';
 export { stratifiedSplit, subset, type Dataset, type DatasetSplits } from './edge-client/data/dataset.js';
+export { createStrategy, STRATEGY_NAMES, ROBUST_STRATEGIES, type StrategyName, type StrategyOptions } from './shared/aggregation/createStrategy.js';
+export { AggregationError, type AggregationRule, type FitResult } from './shared/aggregation/aggregationRule.js';
+export { parseSimulationConfig, type SimulationConfig } from './simulations/simulationConfig.js';
+export { runSimulation, type SimulationOptions } from './simulations/simulationRunner.js';

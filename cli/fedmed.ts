@@ -17,6 +17,7 @@ import { experimentCommand, roundCommand, statusCommand, tokenCommand } from './
 import { siteCommand } from './siteCommand.js';
 import { privacyCommand } from './privacyCommand.js';
 import { modelCommand } from './modelCommand.js';
+import { simulateCommand } from './simulateCommand.js';
 
 const program = new Command('fedmed')
   .description('fedmed: federated learning for hospital edge nodes')
@@ -38,6 +39,7 @@ program.addCommand(statusCommand());
 program.addCommand(tokenCommand());
 program.addCommand(privacyCommand());
 program.addCommand(modelCommand());
+program.addCommand(simulateCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -37,7 +37,7 @@ export interface ExperimentConfig {
   minEvaluateClients: number;
   /** Seconds a site has to return its update (and its evaluation). */
   deadlineSeconds: number;
-  fit: { epochs: number; batchSize: number; learningRate: number; optimizer: 'sgd' | 'adam'; proxMu: number };
+  fit: { epochs: number; batchSize: number; learningRate: number; optimizer: 'sgd' | 'adam'; proxMu: number; steps?: number };
   /** Differential privacy (client level); absent = none. */
   privacy?: PrivacyConfig;
   /** How updates reach the coordinator: in the clear, or masked by SecAgg+ (it only learns their sum). */
@@ -93,6 +93,7 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
         learningRate: { ...FIT_CONFIG_PROPERTIES.learningRate, default: 0.001 },
         optimizer: { ...FIT_CONFIG_PROPERTIES.optimizer, default: 'adam' },
         proxMu: { ...FIT_CONFIG_PROPERTIES.proxMu, default: 0 },
+        steps: FIT_CONFIG_PROPERTIES.steps,
       },
     },
   },

@@ -7,7 +7,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits } from '../../shared/protocol/messageChannel.js';
+import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits, type FrameSocket } from '../../shared/protocol/messageChannel.js';
 import type { Message } from '../../shared/protocol/messages.js';
 import { CloseCode } from '../../shared/protocol/protocolError.js';
 import type { SiteRegistry } from '../siteRegistry.js';
@@ -100,9 +100,17 @@ export class EdgeGateway {
   }
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
-    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    this.attach(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`);
+    ws.on('error', (err) => this.log.warn({ remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`, err: err.message }, 'edge socket error'));
+  }
+
+  /**
+   * Runs a session on an already-open frame socket: a WebSocket, or the simulator's in-memory
+   * transport (which reaches the same sessions, authentication and round code).
+   */
+  attach(socket: FrameSocket, remote: string): void {
     const session = new EdgeSession(
-      ws,
+      socket,
       this.limits,
       {
         findSite: (name) => this.sites.find(name),
@@ -129,7 +137,6 @@ export class EdgeGateway {
       remote,
     );
     this.all.add(session);
-    ws.on('close', () => this.all.delete(session));
-    ws.on('error', (err) => this.log.warn({ remote, err: err.message }, 'edge socket error'));
+    socket.on('close', () => this.all.delete(session));
   }
 }

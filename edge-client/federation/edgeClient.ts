@@ -13,13 +13,13 @@ import { FedmedError } from '../../shared/errors.js';
 import { float32Bytes } from '../../shared/model/modelHash.js';
 import { parseModelSpec, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
-import { DEFAULT_CHANNEL_LIMITS, MessageChannel } from '../../shared/protocol/messageChannel.js';
+import { DEFAULT_CHANNEL_LIMITS, MessageChannel, type FrameSocket } from '../../shared/protocol/messageChannel.js';
 import { AUTH_DOMAIN, CHALLENGE_DOMAIN, PROTOCOL_VERSIONS, type Message, type MessageOf } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import { signMessage, verifyMessage } from '../../shared/secure/identity.js';
-import type { DatasetSplits } from '../data/dataset.js';
+import type { Dataset, DatasetSplits } from '../data/dataset.js';
 import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
-import { evaluateModel } from '../training/localTrainer.js';
+import { evaluateModel, type LocalFitOptions, type LocalFitResult } from '../training/localTrainer.js';
 import type { TrainingBackendName } from '../training/trainingBackend.js';
 import { EdgeState } from './edgeState.js';
 import { PrivacyLedger, type PrivacyBudget } from './privacyLedger.js';
@@ -55,12 +55,41 @@ export interface EdgeClientOptions {
   ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; onBytes?: (n: number) => void };
   /** Backoff: first retry delay and cap, in ms. */
   backoffMs?: { initial: number; max: number };
+  /**
+   * Local training (default: a DataParallelTrainer with `workers` threads). The simulator passes
+   * one that trains on the calling thread, since its sites already run in worker threads.
+   */
+  trainer?: EdgeTrainer;
+  /** Opens the connection to the coordinator (default: a WebSocket; the simulator: in-memory). */
+  connect?: (url: URL) => ClientSocket;
+  /** Simulated faults: asked before each protocol step; may delay it or drop the connection. */
+  faults?: FaultHook;
   log?: (event: string, detail?: Record<string, unknown>) => void;
 }
 
+/** What the edge needs of a trainer. */
+export interface EdgeTrainer {
+  fit(spec: ModelSpec, params: Float32Array, data: Dataset, options: LocalFitOptions): Promise<LocalFitResult>;
+  close(): Promise<void>;
+}
+
+/** The client end of a connection: a frame socket that opens, can fail, and can be cut. */
+export interface ClientSocket extends FrameSocket {
+  on(event: 'open', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): this;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): this;
+  terminate(): void;
+}
+
+/** A protocol step a fault can hit: receiving fit/eval instructions, sending a result, a SecAgg+ phase. */
+export type FaultPoint = 'fit' | 'fit_res' | 'evaluate' | 'secagg_roster' | 'secagg_relay' | 'secagg_unmask';
+export type FaultAction = { kind: 'none' } | { kind: 'drop' } | { kind: 'delay'; ms: number };
+export type FaultHook = (point: FaultPoint, experiment: string, round: number) => FaultAction;
+
 export class EdgeClient extends EventEmitter {
   private readonly state: EdgeState;
-  private socket: WebSocket | null = null;
+  private socket: ClientSocket | null = null;
   private channel: MessageChannel | null = null;
   private stopped = false;
   private attempt = 0;
@@ -73,7 +102,7 @@ export class EdgeClient extends EventEmitter {
   private pending: { message: Message; payload?: Uint8Array } | null = null;
   private readonly log: NonNullable<EdgeClientOptions['log']>;
   /** Training workers kept across rounds (starting one costs about a second). */
-  private readonly trainer: DataParallelTrainer;
+  private readonly trainer: EdgeTrainer;
   private readonly ledger: PrivacyLedger;
   readonly site: string;
   /** The coordinator URL pinned at enrolment. */
@@ -101,7 +130,7 @@ export class EdgeClient extends EventEmitter {
       log: (event, detail) => this.log(event, detail),
       onBytes: o.ota?.onBytes,
     });
-    this.trainer = new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
+    this.trainer = o.trainer ?? new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
     this.ledger = new PrivacyLedger(o.stateDir, o.budget ?? { epsilon: Infinity, delta: 1e-5 });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
   }
@@ -123,7 +152,9 @@ export class EdgeClient extends EventEmitter {
     const { config, identity, coordinatorKey } = this.state.load();
     const url = new URL('/v1/edge', config.coordinator);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(url, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + 4, perMessageDeflate: false });
+    const socket: ClientSocket = this.o.connect
+      ? this.o.connect(url)
+      : new WebSocket(url, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + 4, perMessageDeflate: false });
     this.socket = socket;
     const channel = new MessageChannel(socket);
     this.channel = channel;
@@ -186,7 +217,29 @@ export class EdgeClient extends EventEmitter {
     this.emit('fatal', new EdgeStopped(message));
   }
 
+  /**
+   * Applies a simulated fault at a protocol step: 'drop' cuts the connection (as a crash or a
+   * network loss would) and the step is not taken; 'delay' postpones it.
+   */
+  private fault(point: FaultPoint, experiment: string, round: number, step: () => void): void {
+    const action = this.o.faults?.(point, experiment, round) ?? { kind: 'none' };
+    if (action.kind === 'none') return step();
+    this.log('fault_injected', { point, experiment, round, ...action });
+    if (action.kind === 'drop') return void this.socket?.terminate();
+    setTimeout(step, action.ms);
+  }
+
   private handle(m: Message, payload: Buffer): void {
+    if (this.o.faults && (m.type === 'fit_ins' || m.type === 'eval_ins' || m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_unmask')) {
+      const point: FaultPoint = m.type === 'fit_ins' ? 'fit' : m.type === 'eval_ins' ? 'evaluate' : m.type;
+      // The payload is only valid until the next message: copy it for a delayed step.
+      const copy = Buffer.from(payload);
+      return this.fault(point, m.experiment, m.round, () => this.dispatch(m, copy));
+    }
+    this.dispatch(m, payload);
+  }
+
+  private dispatch(m: Message, payload: Buffer): void {
     switch (m.type) {
       case 'heartbeat':
         return;
@@ -290,6 +343,7 @@ export class EdgeClient extends EventEmitter {
       this.log('fit_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
     }
     if (this.cancelled.has(key)) return void this.log('result_discarded', { experiment: m.experiment, round: m.round, reason: 'round cancelled' });
+    if (this.o.faults) return this.fault('fit_res', m.experiment, m.round, () => (this.cancelled.has(key) ? undefined : this.deliver(reply)));
     this.deliver(reply);
   }
 

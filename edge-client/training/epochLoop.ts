@@ -18,6 +18,8 @@ export interface EpochReport {
 
 export interface EpochLoopOptions {
   epochs: number;
+  /** Exactly this many mini-batches instead of `epochs` passes (each pass reshuffles). */
+  steps?: number;
   batchSize: number;
   seed?: number;
   selectBest?: boolean;
@@ -46,18 +48,22 @@ export async function runEpochs(n: number, options: EpochLoopOptions, hooks: Epo
   type Best = { params: Float32Array; epoch: number; score: number; loss: number };
   let best = null as Best | null;
   const started = performance.now();
-  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+  let stepsLeft = options.steps ?? Infinity;
+  const passes = options.steps !== undefined ? Math.ceil((options.steps * options.batchSize) / n) : options.epochs;
+  for (let epoch = 1; epoch <= passes && stepsLeft > 0; epoch++) {
     const epochStart = performance.now();
     const order = rng.permutation(n);
     let lossSum = 0;
     let correct = 0;
-    for (let start = 0; start < n; start += options.batchSize) {
+    let seen = 0;
+    for (let start = 0; start < n && stepsLeft > 0; start += options.batchSize, stepsLeft--) {
       const indices = order.subarray(start, Math.min(start + options.batchSize, n));
       const r = await hooks.runBatch(indices);
       lossSum += r.loss * indices.length;
       correct += r.correct;
+      seen += indices.length;
     }
-    const report: EpochReport = { epoch, trainLoss: lossSum / n, trainAccuracy: correct / n, seconds: (performance.now() - epochStart) / 1000 };
+    const report: EpochReport = { epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, seconds: (performance.now() - epochStart) / 1000 };
     if (hooks.evaluate) {
       const v = await hooks.evaluate();
       report.validation = v;

@@ -22,6 +22,8 @@ export interface LocalFitOptions {
   batchSize: number;
   learningRate: number;
   optimizer: OptimizerName;
+  /** Exactly this many mini-batches instead of `epochs` passes (federated rounds: FitConfig.steps). */
+  steps?: number;
   /** FedProx proximal coefficient mu; 0 or absent = plain local training. */
   proxMu?: number;
   /** Seed for the shuffling order (recorded by callers). */
@@ -63,6 +65,7 @@ export function checkFitOptions(o: LocalFitOptions): void {
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UsageError(`batch size must be a positive integer, got ${o.batchSize}`);
   if (!(o.learningRate > 0)) throw new UsageError(`learning rate must be > 0, got ${o.learningRate}`);
   if (o.optimizer !== 'sgd' && o.optimizer !== 'adam') throw new UsageError(`optimizer must be "sgd" or "adam", got "${o.optimizer}"`);
+  if (o.steps !== undefined && !(Number.isInteger(o.steps) && o.steps >= 1)) throw new UsageError(`steps must be a positive integer, got ${o.steps}`);
   if (o.proxMu !== undefined && !(o.proxMu >= 0)) throw new UsageError(`FedProx mu must be >= 0, got ${o.proxMu}`);
   if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers >= 1 && o.workers <= 64)) throw new UsageError(`workers must be an integer from 1 to 64, got ${o.workers}`);
 }
@@ -121,11 +124,11 @@ export function fitResult(loop: EpochLoopResult, params: Float32Array, n: number
   return {
     workers,
     params,
-    selectedEpoch: loop.selected?.epoch ?? options.epochs,
+    selectedEpoch: loop.selected?.epoch ?? loop.reports.length,
     numExamples: n,
     loss: loop.reports[loop.reports.length - 1].trainLoss,
     history: loop.reports,
-    samplesPerSecond: (n * options.epochs) / loop.seconds,
+    samplesPerSecond: (options.steps !== undefined ? Math.min(options.steps * options.batchSize, n * loop.reports.length) : n * options.epochs) / loop.seconds,
     backend,
   };
 }

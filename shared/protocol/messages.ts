@@ -38,6 +38,13 @@ export interface FitConfig {
   optimizer: 'sgd' | 'adam';
   proxMu: number;
   seed: number;
+  /**
+   * Local steps (mini-batches) per round instead of epochs: every site then takes the same
+   * number of optimiser steps, so example-weighted FedAvg weights each site's data like pooled
+   * training does (with epochs, a site's update grows with its size and large sites count
+   * twice: once in their steps, once in their weight). FLamby's setting.
+   */
+  steps?: number;
 }
 
 export interface SiteMetrics {
@@ -131,6 +138,7 @@ export const FIT_CONFIG_PROPERTIES = {
   learningRate: { type: 'number', exclusiveMinimum: 0 },
   optimizer: { enum: ['sgd', 'adam'] },
   proxMu: { type: 'number', minimum: 0 },
+  steps: { type: 'integer', minimum: 1, maximum: 1000000 },
 } as const;
 
 function schema(type: MessageType, properties: Record<string, unknown>, required: string[]): object {
