@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: fedmed's benchmarks, printed as one JSON object (and written to --out FILE).
- *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ota|infer-service]
+ *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ota|infer-service|simulate]
  * Medians over repeated runs; the machine and Node version are recorded with the numbers.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { median } from './stats.js';
 import { benchTraining } from './trainingThroughput.js';
 import { benchOta } from './otaBenchmark.js';
 import { benchInferService } from './inferServiceBenchmark.js';
+import { benchSimulate } from './simulateBenchmark.js';
 
 const { values, positionals } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } }, allowPositionals: true });
 // `npm run bench -- round` runs only the round benchmark (positional form of --only).
@@ -72,6 +73,11 @@ if (!only || only === 'ota') {
 }
 if (!only || only === 'infer-service') {
   result.inferService = await benchInferService({ durationSeconds: quick ? 3 : 8, connections: 32, repeats: quick ? 1 : 3, swapEveryMs: 1000 });
+}
+if (!only || only === 'simulate') {
+  // FEDMED_BENCH_SIMULATE=a,b picks scenarios (a: 100 sites ws, b: 1,000 sites memory, c: cnn-28 secagg).
+  const pick = process.env.FEDMED_BENCH_SIMULATE?.split(',').map((s) => `${s.trim()}_`);
+  result.simulate = benchSimulate({ repeats: quick ? 1 : 3, only: pick });
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

@@ -18,12 +18,12 @@ export interface SimulationConfig {
   /** Seeds everything seeded: partitions, splits, initial model, sampling, shuffling, faults. */
   seed: number;
   data: {
-    source: 'heart-disease' | 'medmnist' | 'csv' | 'synthetic-tabular';
+    source: 'heart-disease' | 'medmnist' | 'csv' | 'synthetic-tabular' | 'synthetic-images';
     /** Folder (heart-disease) or file (medmnist .npz, csv). */
     path?: string;
     labelColumn?: string | number;
     binarizeLabel?: boolean;
-    /** synthetic-tabular: examples, features, classes. */
+    /** synthetic-tabular: examples, features, classes; synthetic-images: examples, classes (28×28, 1 channel). */
     examples?: number;
     features?: number;
     classes?: number;
@@ -72,7 +72,7 @@ export const SIMULATION_CONFIG_SCHEMA = {
       additionalProperties: false,
       required: ['source'],
       properties: {
-        source: { enum: ['heart-disease', 'medmnist', 'csv', 'synthetic-tabular'] },
+        source: { enum: ['heart-disease', 'medmnist', 'csv', 'synthetic-tabular', 'synthetic-images'] },
         path: { type: 'string' },
         labelColumn: { type: ['string', 'integer'] },
         binarizeLabel: { type: 'boolean' },
@@ -148,7 +148,7 @@ export function parseSimulationConfig(json: unknown, source = 'simulation config
   if (c.partition.kind === 'natural' && c.data.source !== 'heart-disease') throw new UsageError(`${source}: partition "natural" needs a data set with its own sites (heart-disease); use iid, dirichlet or quantity`);
   if (c.partition.kind !== 'natural' && c.partition.sites === undefined) throw new UsageError(`${source}: partition.sites is required for partition "${c.partition.kind}"`);
   if ((c.partition.kind === 'dirichlet' || c.partition.kind === 'quantity') && c.partition.alpha === undefined) throw new UsageError(`${source}: partition "${c.partition.kind}" needs partition.alpha`);
-  if (c.data.source !== 'synthetic-tabular' && !c.data.path) throw new UsageError(`${source}: data.path is required for data source "${c.data.source}"`);
+  if (!c.data.source.startsWith('synthetic-') && !c.data.path) throw new UsageError(`${source}: data.path is required for data source "${c.data.source}"`);
   const labels = c.strategies.map((s) => s.label ?? s.name);
   if (new Set(labels).size !== labels.length) throw new UsageError(`${source}: strategies need distinct labels (got ${labels.join(', ')}); add "label" to tell runs of the same strategy apart`);
   return c;

@@ -47,5 +47,7 @@ export interface SimulationReport {
   baselines: { pooled?: ModelScores; local?: LocalBaseline };
   environment: { node: string; platform: string; cpus: number; transport: string; workers: number };
   wallSeconds: number;
+  /** Where the wall time went: setupSeconds (data, coordinator, enrolment, connections), teardownSeconds, baselinesSeconds. */
+  phases: Record<string, number>;
   peakRssMb: number;
 }

@@ -157,6 +157,7 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
     hosts.hub.gateway = coordinator.gateway;
   };
 
+  const phases: Record<string, number> = { setupSeconds: (performance.now() - t0) / 1000 };
   const runs: RunReport[] = [];
   try {
     for (const [runIndex, s] of config.strategies.entries()) {
@@ -217,8 +218,10 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
       log(`${label}: ${exp.roundsCompleted} of ${config.rounds} rounds completed${final ? `, final mean site accuracy ${final.meanAccuracy.toFixed(3)}` : ''}`);
     }
   } finally {
+    const tt = performance.now();
     await hosts.stop();
     await coordinator.close('simulation finished');
+    phases.teardownSeconds = (performance.now() - tt) / 1000;
   }
 
   // The baselines get the federated runs' training budget: rounds × local epochs (or steps),
@@ -226,8 +229,10 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
   const budget = config.baselines.epochs !== undefined ? { epochs: config.baselines.epochs } : config.fit.steps !== undefined ? { epochs: 1, steps: config.rounds * config.fit.steps } : { epochs: config.rounds * config.fit.epochs };
   const fit = { ...budget, batchSize: config.fit.batchSize, learningRate: config.fit.learningRate, optimizer: config.fit.optimizer, seed: config.seed };
   const baselines: SimulationReport['baselines'] = {};
+  const tb = performance.now();
   if (config.baselines.pooled) baselines.pooled = await pooledBaseline(spec, init, data, fit);
   if (config.baselines.local) baselines.local = await localBaseline(spec, init, data, fit);
+  phases.baselinesSeconds = (performance.now() - tb) / 1000;
   clearInterval(rssTimer);
   peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024);
 
@@ -243,6 +248,7 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
     baselines,
     environment: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: availableParallelism(), transport: config.transport, workers: Math.min(config.workers, data.sites.length) },
     wallSeconds: (performance.now() - t0) / 1000,
+    phases,
     peakRssMb: Math.round(peakRss / 2 ** 20),
   };
   mkdirSync(o.outDir, { recursive: true });

@@ -8,6 +8,7 @@
 import { loadCsv, standardize } from '../edge-client/data/csvLoader.js';
 import { exampleSize, stratifiedSplit, subset, type Dataset } from '../edge-client/data/dataset.js';
 import { loadMedmnistNpz } from '../edge-client/data/medmnistLoader.js';
+import { syntheticImages } from '../edge-client/data/syntheticImages.js';
 import { DataFormatError } from '../shared/errors.js';
 import { SeededRng } from '../shared/random/seededRng.js';
 import { HEART_DISEASE_CENTERS, loadHeartDiseaseCenter } from './heartDisease.js';
@@ -69,6 +70,7 @@ export function syntheticTabular(examples: number, features: number, classes: nu
 function loadPooled(c: SimulationConfig): Dataset {
   const d = c.data;
   if (d.source === 'synthetic-tabular') return syntheticTabular(d.examples!, d.features!, d.classes!, c.seed);
+  if (d.source === 'synthetic-images') return syntheticImages({ n: d.examples!, numClasses: d.classes, seed: c.seed });
   if (d.source === 'csv') return loadCsv(d.path!, { labelColumn: d.labelColumn, binarizeLabel: d.binarizeLabel });
   if (d.source === 'medmnist') {
     const s = loadMedmnistNpz(d.path!);

@@ -15,6 +15,7 @@ import { emptyStore, type StoreData } from './storeSchema.js';
 
 export class CoordinatorStore {
   private queue: Promise<void> = Promise.resolve();
+  private pending: Promise<void> | null = null;
 
   private constructor(
     private readonly db: Low<StoreData>,
@@ -33,10 +34,20 @@ export class CoordinatorStore {
     return this.db.data;
   }
 
-  /** Persists the document; concurrent calls are serialised. */
+  /**
+   * Persists the document. Writes are serialised, and calls made while a write is waiting to
+   * start share it (it will include their changes): a burst of changes — a thousand sites
+   * connecting — costs a few writes, not a thousand.
+   */
   write(): Promise<void> {
-    this.queue = this.queue.then(() => this.db.write());
-    return this.queue;
+    if (this.pending) return this.pending;
+    const next = this.queue.then(() => {
+      this.pending = null; // changes from now on need the next write
+      return this.db.write();
+    });
+    this.pending = next;
+    this.queue = next.catch(() => {});
+    return next;
   }
 
   /** Applies `change` to the document and persists it. */
