@@ -6,6 +6,7 @@ import { decodeRuleState, encodeRuleState } from '../../../shared/aggregation/ru
 import { checkStrategy, type ExperimentConfig } from '../../../coordinator/experimentConfig.js';
 import { PlainAggregator } from '../../../coordinator/rounds/plainAggregator.js';
 import { SeededRng } from '../../../shared/random/seededRng.js';
+import * as fedmed from '../../../index.js';
 
 const r = (params: number[], numExamples = 1): FitResult => ({ params: Float32Array.from(params), numExamples });
 const v = (...x: number[]) => Float32Array.from(x);
@@ -120,6 +121,8 @@ describe('shared/aggregation: strategies against hand-computed cases', () => {
     assert.throws(() => createStrategy('fedavg').aggregateFit(v(0, 0), [r([1])]), /result 0 has 1 parameters, the model has 2/);
     assert.throws(() => createStrategy('fedavg').aggregateFit(v(0), []), /no results/);
     assert.equal(STRATEGY_NAMES.length, 10);
+    // The library API: import { createStrategy } from 'fedmed'.
+    close(fedmed.createStrategy('fedavg').aggregateFit(v(0), [r([2], 1), r([4], 1)]), [3]);
   });
 
   it('robust strategies are refused with secure aggregation, with the alternatives named', () => {
