@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { parseSimulationConfig, type SimulationConfig } from '../../simulations/simulationConfig.js';
@@ -62,6 +62,8 @@ describe('simulations: end to end', function () {
   it('over WebSockets with faults: dropouts and stragglers are recorded, a coordinator restart aborts one round and the run still completes', async () => {
     const c = config({
       transport: 'ws',
+      // A stateful server optimiser: after the restart it resumes from the moments saved with round 1's version.
+      strategies: [{ name: 'fedadam', options: { eta: 0.05 } }],
       rounds: 3,
       deadlineSeconds: 2,
       faults: { dropout: { fit: 0.2, evaluate: 0.1 }, stragglers: { fraction: 0.2, delaySeconds: 4 }, coordinatorRestartAtRound: 2 },
@@ -77,6 +79,7 @@ describe('simulations: end to end', function () {
     const reasons = run.rounds.flatMap((x) => x.dropouts.map((d) => d.reason));
     assert.ok(reasons.some((s) => /disconnected during fit/.test(s)), reasons.join('; '));
     assert.ok(reasons.some((s) => /missed the 2 s deadline/.test(s)), reasons.join('; '));
+    assert.equal(readdirSync(join(tmp.dir, 'ws', 'coordinator', 'strategy-state')).length, 3, 'FedAdam state saved with every version');
     assert.ok(existsSync(join(tmp.dir, 'ws', 'logs', 'sites-0.jsonl')));
     assert.match(readFileSync(join(tmp.dir, 'ws', 'logs', 'sites-0.jsonl'), 'utf8'), /"event":"fault_injected"/);
   });
