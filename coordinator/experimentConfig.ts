@@ -51,6 +51,21 @@ export interface ExperimentConfig {
   deploy?: 'auto' | 'manual';
 }
 
+/** Local training settings of an experiment (also a simulation's `fit`), with their defaults. */
+export const EXPERIMENT_FIT_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    epochs: { ...FIT_CONFIG_PROPERTIES.epochs, default: 1 },
+    batchSize: { ...FIT_CONFIG_PROPERTIES.batchSize, default: 32 },
+    learningRate: { ...FIT_CONFIG_PROPERTIES.learningRate, default: 0.001 },
+    optimizer: { ...FIT_CONFIG_PROPERTIES.optimizer, default: 'adam' },
+    proxMu: { ...FIT_CONFIG_PROPERTIES.proxMu, default: 0 },
+    steps: FIT_CONFIG_PROPERTIES.steps,
+  },
+} as const;
+
 export const EXPERIMENT_CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -83,19 +98,7 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
     security: { enum: ['plain', 'secagg'], default: 'plain' },
     secagg: SECAGG_CONFIG_SCHEMA,
     deploy: { enum: ['auto', 'manual'], default: 'auto' },
-    fit: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        epochs: { ...FIT_CONFIG_PROPERTIES.epochs, default: 1 },
-        batchSize: { ...FIT_CONFIG_PROPERTIES.batchSize, default: 32 },
-        learningRate: { ...FIT_CONFIG_PROPERTIES.learningRate, default: 0.001 },
-        optimizer: { ...FIT_CONFIG_PROPERTIES.optimizer, default: 'adam' },
-        proxMu: { ...FIT_CONFIG_PROPERTIES.proxMu, default: 0 },
-        steps: FIT_CONFIG_PROPERTIES.steps,
-      },
-    },
+    fit: EXPERIMENT_FIT_SCHEMA,
   },
 } as const;
 

@@ -10,7 +10,8 @@ import { UsageError } from '../shared/errors.js';
 import { STRATEGY_NAMES, STRATEGY_OPTIONS_SCHEMA, type StrategyName, type StrategyOptions } from '../shared/aggregation/createStrategy.js';
 import { PRIVACY_CONFIG_SCHEMA, type PrivacyConfig } from '../shared/privacy/privacyConfig.js';
 import { SECAGG_CONFIG_SCHEMA, type SecAggConfig } from '../shared/secure/secagg/secaggParams.js';
-import { FIT_CONFIG_PROPERTIES, type FitConfig } from '../shared/protocol/messages.js';
+import type { FitConfig } from '../shared/protocol/messages.js';
+import { EXPERIMENT_FIT_SCHEMA } from '../coordinator/experimentConfig.js';
 import type { FaultPoint } from '../edge-client/federation/edgeClient.js';
 
 export interface SimulationConfig {
@@ -34,7 +35,8 @@ export interface SimulationConfig {
   model: { zoo: string; hidden?: number[] };
   strategies: { name: StrategyName; options?: StrategyOptions; label?: string }[];
   rounds: number;
-  fit: Omit<FitConfig, 'seed' | 'proxMu'>;
+  /** Local training; FedProx's μ comes from its strategy options. */
+  fit: Omit<FitConfig, 'seed'>;
   fractionFit: number;
   minFitClients: number;
   fractionEvaluate: number;
@@ -96,18 +98,7 @@ export const SIMULATION_CONFIG_SCHEMA = {
       items: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { enum: STRATEGY_NAMES }, options: STRATEGY_OPTIONS_SCHEMA, label: { type: 'string', minLength: 1 } } },
     },
     rounds: { type: 'integer', minimum: 1, maximum: 10000, default: 10 },
-    fit: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        epochs: { ...FIT_CONFIG_PROPERTIES.epochs, default: 1 },
-        batchSize: { ...FIT_CONFIG_PROPERTIES.batchSize, default: 32 },
-        learningRate: { ...FIT_CONFIG_PROPERTIES.learningRate, default: 0.001 },
-        optimizer: { ...FIT_CONFIG_PROPERTIES.optimizer, default: 'adam' },
-        steps: FIT_CONFIG_PROPERTIES.steps,
-      },
-    },
+    fit: EXPERIMENT_FIT_SCHEMA,
     fractionFit: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 },
     minFitClients: { type: 'integer', minimum: 1, default: 1 },
     fractionEvaluate: { type: 'number', minimum: 0, maximum: 1, default: 1 },

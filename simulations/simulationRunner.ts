@@ -179,7 +179,7 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
           fractionEvaluate: config.fractionEvaluate,
           minEvaluateClients: 1,
           deadlineSeconds: config.deadlineSeconds,
-          fit: { ...config.fit, proxMu: 0 },
+          fit: config.fit,
           security: config.security,
           ...(config.secagg ? { secagg: config.secagg } : {}),
           ...(config.privacy ? { privacy: config.privacy } : {}),
