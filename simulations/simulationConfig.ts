@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Ajv } from 'ajv';
 import { UsageError } from '../shared/errors.js';
-import { STRATEGY_NAMES, STRATEGY_OPTIONS_SCHEMA, type StrategyName, type StrategyOptions } from '../shared/aggregation/createStrategy.js';
+import { createStrategy, securityConflict, STRATEGY_NAMES, STRATEGY_OPTIONS_SCHEMA, type StrategyName, type StrategyOptions } from '../shared/aggregation/createStrategy.js';
 import { PRIVACY_CONFIG_SCHEMA, type PrivacyConfig } from '../shared/privacy/privacyConfig.js';
 import { SECAGG_CONFIG_SCHEMA, type SecAggConfig } from '../shared/secure/secagg/secaggParams.js';
 import type { FitConfig } from '../shared/protocol/messages.js';
@@ -140,6 +140,16 @@ export function parseSimulationConfig(json: unknown, source = 'simulation config
   if (c.partition.kind !== 'natural' && c.partition.sites === undefined) throw new UsageError(`${source}: partition.sites is required for partition "${c.partition.kind}"`);
   if ((c.partition.kind === 'dirichlet' || c.partition.kind === 'quantity') && c.partition.alpha === undefined) throw new UsageError(`${source}: partition "${c.partition.kind}" needs partition.alpha`);
   if (!c.data.source.startsWith('synthetic-') && !c.data.path) throw new UsageError(`${source}: data.path is required for data source "${c.data.source}"`);
+  for (const s of c.strategies) {
+    // Fail before anything runs, not when the coordinator refuses the experiment half-way.
+    const conflict = securityConflict(s.name, c.security);
+    if (conflict) throw new UsageError(`${source}: ${conflict}`);
+    try {
+      createStrategy(s.name, s.options ?? {});
+    } catch (err) {
+      throw new UsageError(`${source}: ${(err as Error).message}`);
+    }
+  }
   const labels = c.strategies.map((s) => s.label ?? s.name);
   if (new Set(labels).size !== labels.length) throw new UsageError(`${source}: strategies need distinct labels (got ${labels.join(', ')}); add "label" to tell runs of the same strategy apart`);
   return c;

@@ -55,6 +55,8 @@ describe('simulations: partitions and data', () => {
     assert.throws(() => parseSimulationConfig({ name: 'x', data: { source: 'synthetic-tabular' }, model: { zoo: 'logreg' }, partition: { kind: 'natural' } }), /partition "natural" needs a data set with its own sites/);
     assert.throws(() => parseSimulationConfig({ name: 'x', data: { source: 'synthetic-tabular' }, model: { zoo: 'logreg' }, partition: { kind: 'iid', sites: 3 }, roundz: 3 }), /\(top level\) must NOT have additional properties "roundz"/);
     assert.throws(() => parseSimulationConfig({ name: 'x', data: { source: 'synthetic-tabular' }, model: { zoo: 'logreg' }, partition: { kind: 'iid', sites: 3 }, strategies: [{ name: 'fedfoo' }] }), /strategies.0.name must be equal to one of the allowed values/);
+    assert.throws(() => parseSimulationConfig({ name: 'x', data: { source: 'synthetic-tabular' }, model: { zoo: 'logreg' }, partition: { kind: 'iid', sites: 3 }, security: 'secagg', strategies: [{ name: 'fedavg' }, { name: 'krum' }] }), /strategy krum needs each site's individual update/);
+    assert.throws(() => parseSimulationConfig({ name: 'x', data: { source: 'synthetic-tabular' }, model: { zoo: 'logreg' }, partition: { kind: 'iid', sites: 3 }, strategies: [{ name: 'fedprox' }] }), /fedprox needs the option proximalMu/);
     const c = parseSimulationConfig({ name: 'x', data: { source: 'synthetic-tabular' }, model: { zoo: 'logreg' }, partition: { kind: 'iid', sites: 3 } });
     assert.equal(c.transport, 'ws');
     assert.deepEqual(c.strategies, [{ name: 'fedavg' }]);
