@@ -122,6 +122,18 @@ describe('simulations: end to end', function () {
     assert.ok(blue > 200, `${blue} plot-line pixels`);
   });
 
+  it('BreastMNIST over 5 sites with Dirichlet(0.5): FedAvg\'s global test AUC is within 0.03 of pooled training', async function () {
+    const npz = sharedDataFile('medmnist_breast/breastmnist.npz');
+    if (!npz) return this.skip(); // ../shared/data is for development and CI only
+    const example = JSON.parse(readFileSync(join(PROJECT_ROOT, 'simulations/examples/breastmnist-dirichlet.json'), 'utf8')) as Record<string, unknown>;
+    const c = parseSimulationConfig({ ...example, data: { source: 'medmnist', path: npz }, strategies: [{ name: 'fedavg' }], transport: 'memory' });
+    const r = await runSimulation(c, { outDir: join(tmp.dir, 'breast') });
+    const fed = r.runs[0].final!.pooledTest.auc!;
+    const pooled = r.baselines.pooled!.pooledTest.auc!;
+    assert.equal(r.runs[0].rounds.filter((x) => x.status === 'completed').length, 100);
+    assert.ok(fed >= pooled - 0.03, `FedAvg AUC ${fed} vs pooled ${pooled}`);
+  });
+
   it('Heart Disease (FLamby setting): every federated strategy reaches a mean accuracy >= 0.72 and the best is within 0.01 of pooled', async function () {
     const dir = sharedDataFile('uci_heart_disease');
     if (!dir) return this.skip(); // ../shared/data is for development and CI only
