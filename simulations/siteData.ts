@@ -94,13 +94,8 @@ export function loadFederationData(c: SimulationConfig): FederationData {
     if (train.y.length === 0 || test.y.length === 0) throw new DataFormatError(`site ${name} has ${data.y.length} examples: too few for a train/test split at testFraction ${c.testFraction}`);
     return { name, train, test };
   });
-  if (sites[0].train.exampleShape.length === 1) {
-    // Tabular: standardise every split with the pooled training statistics.
-    const pooled = concat(sites.map((s) => s.train));
-    const { mean, std } = standardize(pooled);
-    const f = mean.length;
-    for (const d of sites.flatMap((s) => [s.train, s.test])) for (let i = 0; i < d.y.length; i++) for (let j = 0; j < f; j++) d.x[i * f + j] = (d.x[i * f + j] - mean[j]) / std[j];
-  }
+  // Tabular: standardise every split with the pooled training statistics.
+  if (sites[0].train.exampleShape.length === 1) standardize(concat(sites.map((s) => s.train)), ...sites.flatMap((s) => [s.train, s.test]));
   const pooledTrain = concat(sites.map((s) => s.train));
   const pooledTest = concat(sites.map((s) => s.test));
   const how = c.partition.kind === 'natural' ? 'natural split by hospital' : `${c.partition.kind}${c.partition.alpha !== undefined ? `(α=${c.partition.alpha})` : ''} over ${sites.length} sites`;

@@ -218,23 +218,25 @@ export class EdgeClient extends EventEmitter {
   }
 
   /**
-   * Applies a simulated fault at a protocol step: 'drop' cuts the connection (as a crash or a
-   * network loss would) and the step is not taken; 'delay' postpones it.
+   * The simulated fault at a protocol step, if any: 'drop' cuts the connection here (as a crash
+   * or a network loss would) and the step is not taken; 'delay' is the caller's to apply.
    */
-  private fault(point: FaultPoint, experiment: string, round: number, step: () => void): void {
+  private injectFault(point: FaultPoint, experiment: string, round: number): FaultAction {
     const action = this.o.faults?.(point, experiment, round) ?? { kind: 'none' };
-    if (action.kind === 'none') return step();
+    if (action.kind === 'none') return action;
     this.log('fault_injected', { point, experiment, round, ...action });
-    if (action.kind === 'drop') return void this.socket?.terminate();
-    setTimeout(step, action.ms);
+    if (action.kind === 'drop') this.socket?.terminate();
+    return action;
   }
 
   private handle(m: Message, payload: Buffer): void {
     if (this.o.faults && (m.type === 'fit_ins' || m.type === 'eval_ins' || m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_unmask')) {
-      const point: FaultPoint = m.type === 'fit_ins' ? 'fit' : m.type === 'eval_ins' ? 'evaluate' : m.type;
-      // The payload is only valid until the next message: copy it for a delayed step.
-      const copy = Buffer.from(payload);
-      return this.fault(point, m.experiment, m.round, () => this.dispatch(m, copy));
+      const action = this.injectFault(m.type === 'fit_ins' ? 'fit' : m.type === 'eval_ins' ? 'evaluate' : m.type, m.experiment, m.round);
+      if (action.kind === 'drop') return;
+      if (action.kind === 'delay') {
+        const copy = Buffer.from(payload); // the payload is only valid until the next message
+        return void setTimeout(() => this.dispatch(m, copy), action.ms);
+      }
     }
     this.dispatch(m, payload);
   }
@@ -343,7 +345,9 @@ export class EdgeClient extends EventEmitter {
       this.log('fit_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
     }
     if (this.cancelled.has(key)) return void this.log('result_discarded', { experiment: m.experiment, round: m.round, reason: 'round cancelled' });
-    if (this.o.faults) return this.fault('fit_res', m.experiment, m.round, () => (this.cancelled.has(key) ? undefined : this.deliver(reply)));
+    const action = this.injectFault('fit_res', m.experiment, m.round);
+    if (action.kind === 'drop') return;
+    if (action.kind === 'delay') return void setTimeout(() => !this.cancelled.has(key) && this.deliver(reply), action.ms);
     this.deliver(reply);
   }
 

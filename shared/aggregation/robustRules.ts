@@ -25,6 +25,13 @@ abstract class RobustRule implements AggregationRule {
   importState(): void {}
 }
 
+/** A count option (default 0): an integer >= 0. */
+function countOption(rule: string, name: string, value: number | undefined): number {
+  const v = value ?? 0;
+  if (!(Number.isInteger(v) && v >= 0)) throw new AggregationError(`${rule}: ${name} must be an integer >= 0 (got ${v})`);
+  return v;
+}
+
 /** Coordinate-wise median of the vectors. */
 export function coordinateMedian(vectors: Float32Array[]): Float32Array {
   const n = vectors.length;
@@ -133,10 +140,8 @@ export class Krum extends RobustRule {
   readonly toKeep: number;
   constructor(o: KrumOptions = {}) {
     super();
-    this.numMalicious = o.numMaliciousClients ?? 0;
-    this.toKeep = o.numClientsToKeep ?? 0;
-    if (!(Number.isInteger(this.numMalicious) && this.numMalicious >= 0)) throw new AggregationError(`krum: numMaliciousClients must be an integer >= 0 (got ${this.numMalicious})`);
-    if (!(Number.isInteger(this.toKeep) && this.toKeep >= 0)) throw new AggregationError(`krum: numClientsToKeep must be an integer >= 0 (got ${this.toKeep})`);
+    this.numMalicious = countOption('krum', 'numMaliciousClients', o.numMaliciousClients);
+    this.toKeep = countOption('krum', 'numClientsToKeep', o.numClientsToKeep);
   }
   aggregateFit(current: Float32Array, results: FitResult[]): Float32Array {
     checkResults(this.name, current, results);
@@ -159,8 +164,7 @@ export class Bulyan extends RobustRule {
   readonly numMalicious: number;
   constructor(o: BulyanOptions = {}) {
     super();
-    this.numMalicious = o.numMaliciousClients ?? 0;
-    if (!(Number.isInteger(this.numMalicious) && this.numMalicious >= 0)) throw new AggregationError(`bulyan: numMaliciousClients must be an integer >= 0 (got ${this.numMalicious})`);
+    this.numMalicious = countOption('bulyan', 'numMaliciousClients', o.numMaliciousClients);
   }
 
   /** The fewest sites Bulyan accepts for f malicious ones. */
