@@ -1,0 +1,50 @@
+/**
+ * A site's X25519 key for receiving secrets (the CKKS secret key, wrapped by the admin): kept in
+ * the site's state folder (0600), its public half registered with the coordinator signed by the
+ * site's Ed25519 identity, so the admin can check that the key it wraps to belongs to the site.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../atomicFile.js';
+import { signMessage, verifyMessage } from '../identity.js';
+import { CkksError } from './ckksErrors.js';
+
+export const ENCRYPTION_KEY_DOMAIN = 'fedmed-site-encryption-key-v1';
+const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+export interface SiteEncryptionKey {
+  privateKey: KeyObject;
+  /** Raw 32-byte X25519 public key, base64url. */
+  publicB64: string;
+}
+
+export function x25519PublicB64(key: KeyObject): string {
+  const der = (key.type === 'public' ? key : createPublicKey(key)).export({ format: 'der', type: 'spki' });
+  return Buffer.from(der.subarray(der.length - 32)).toString('base64url');
+}
+
+export function x25519FromB64(b64: string, what = 'encryption key'): KeyObject {
+  const raw = Buffer.from(b64, 'base64url');
+  if (raw.length !== 32 || raw.toString('base64url') !== b64) throw new CkksError(`${what} must be 32 bytes of base64url`);
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+}
+
+/** Loads the key at `path`, creating it (0600) the first time. */
+export function loadOrCreateEncryptionKey(path: string): SiteEncryptionKey {
+  if (!existsSync(path)) {
+    const { privateKey } = generateKeyPairSync('x25519');
+    writeFileAtomic(path, Buffer.from(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string), 0o600);
+  }
+  const privateKey = createPrivateKey(readFileSync(path, 'utf8'));
+  if (privateKey.asymmetricKeyType !== 'x25519') throw new CkksError(`${path} is not an X25519 key`);
+  return { privateKey, publicB64: x25519PublicB64(privateKey) };
+}
+
+/** The site's signature binding its encryption key to its name (made with its identity key). */
+export function signEncryptionKey(identity: KeyObject, site: string, publicB64: string): string {
+  return signMessage(identity, ENCRYPTION_KEY_DOMAIN, site, publicB64);
+}
+
+export function verifyEncryptionKey(identity: KeyObject, site: string, publicB64: string, signature: string): boolean {
+  return verifyMessage(identity, signature, ENCRYPTION_KEY_DOMAIN, site, publicB64);
+}
