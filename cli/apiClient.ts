@@ -26,17 +26,8 @@ export function resolveTarget(flags: ApiTarget): { url: string; token: string } 
   return { url, token };
 }
 
-export async function api<T>(target: { url: string; token: string }, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, target.url), {
-      method,
-      headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    throw new ApiError(`cannot reach the coordinator at ${target.url}: ${(err as Error).message}`, 0);
-  }
+export async function api<T>(target: { url: string; token: string }, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+  const res = await request(target, method, path, body);
   const text = await res.text();
   let json: unknown = null;
   try {
@@ -46,4 +37,34 @@ export async function api<T>(target: { url: string; token: string }, method: 'GE
   }
   if (!res.ok) throw new ApiError(`${method} ${path} failed (${res.status}): ${(json as { message?: string })?.message ?? text}`, res.status);
   return json as T;
+}
+
+/** A binary GET (model files, ciphertexts). */
+export async function apiBytes(target: { url: string; token: string }, path: string): Promise<Buffer> {
+  const res = await request(target, 'GET', path);
+  const bytes = Buffer.from(await res.arrayBuffer());
+  if (!res.ok) {
+    let message = bytes.toString('utf8');
+    try {
+      message = (JSON.parse(message) as { message?: string }).message ?? message;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new ApiError(`GET ${path} failed (${res.status}): ${message}`, res.status);
+  }
+  return bytes;
+}
+
+/** JSON bodies are serialised; a Uint8Array is sent as application/octet-stream. */
+async function request(target: { url: string; token: string }, method: string, path: string, body?: unknown): Promise<Response> {
+  const binary = body instanceof Uint8Array;
+  try {
+    return await fetch(new URL(path, target.url), {
+      method,
+      headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { 'content-type': binary ? 'application/octet-stream' : 'application/json' }) },
+      body: body === undefined ? undefined : binary ? body : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(`cannot reach the coordinator at ${target.url}: ${(err as Error).message}`, 0);
+  }
 }

@@ -18,6 +18,7 @@ import { siteCommand } from './siteCommand.js';
 import { privacyCommand } from './privacyCommand.js';
 import { modelCommand } from './modelCommand.js';
 import { simulateCommand } from './simulateCommand.js';
+import { federationCommand } from './federationCommand.js';
 
 const program = new Command('fedmed')
   .description('fedmed: federated learning for hospital edge nodes')
@@ -40,6 +41,7 @@ program.addCommand(tokenCommand());
 program.addCommand(privacyCommand());
 program.addCommand(modelCommand());
 program.addCommand(simulateCommand());
+program.addCommand(federationCommand());
 
 try {
   await program.parseAsync(process.argv);

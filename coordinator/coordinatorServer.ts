@@ -20,6 +20,8 @@ import { SiteRegistry } from './siteRegistry.js';
 import { CoordinatorStore } from './store/coordinatorStore.js';
 import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits } from '../shared/protocol/messageChannel.js';
 import { acquireDataDirLock, releaseDataDirLock } from './store/dataDirLock.js';
+import { CkksKeySets } from './ckks/ckksKeySets.js';
+import { CkksService } from './ckks/ckksService.js';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -69,6 +71,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const limits = { ...DEFAULT_CHANNEL_LIMITS, ...o.limits };
   const heartbeatMs = o.heartbeatMs ?? 5000;
   const gateway = new EdgeGateway(app.server as Server, sites, identity.privateKey, app.log, limits, { authMs: 10_000, heartbeatMs, idleMs: Math.max(12 * heartbeatMs, 30_000) });
+  const keySets = new CkksKeySets(store);
+  const ckks = new CkksService(store, keySets, gateway, app.log);
+  gateway.onCkksMessage = (site, m) => ckks.onMessage(site, m);
   const rounds = new RoundEngine(store, gateway, app.log);
   await rounds.recover();
   // Deployment changes are offered to the affected sites (the callback runs only after setup).
@@ -76,9 +81,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const publisher = new OtaPublisher(store, gateway, identity.privateKey, deployment, app.log, o.otaChunkBytes);
   gateway.modelEvents = { onConnect: (s) => publisher.onConnect(s), onDisconnect: (s) => publisher.onDisconnect(s), onMessage: (s, m) => publisher.onMessage(s, m) };
   rounds.onVersionPublished = (exp, versionId) => {
-    if ((exp.config.deploy ?? 'auto') === 'auto') void deployment.publish(versionId).catch((err: Error) => app.log.warn({ err: err.message, versionId }, 'auto-deploy failed'));
+    // CKKS versions are encrypted: no coordinator-signed OTA (each site decrypts its own copy).
+    if ((exp.config.deploy ?? 'auto') === 'auto' && (exp.config.security ?? 'plain') !== 'ckks') void deployment.publish(versionId).catch((err: Error) => app.log.warn({ err: err.message, versionId }, 'auto-deploy failed'));
   };
-  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, coordinatorPublicKey: identity.publicKeyB64 });
+  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, coordinatorPublicKey: identity.publicKeyB64 });
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
   const address = app.server.address();

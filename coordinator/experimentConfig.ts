@@ -13,6 +13,9 @@ import { updateNoiseMultiplier } from '../shared/privacy/adaptiveClipping.js';
 import { SECAGG_CONFIG_SCHEMA, type SecAggConfig } from '../shared/secure/secagg/secaggParams.js';
 import { createStrategy, securityConflict, STRATEGY_NAMES, STRATEGY_OPTIONS_SCHEMA, type StrategyName, type StrategyOptions } from '../shared/aggregation/createStrategy.js';
 import { AggregationError } from '../shared/aggregation/aggregationRule.js';
+import { CKKS_CONFIG_SCHEMA, type CkksConfig } from '../shared/secure/ckks/ckksParams.js';
+import { CkksError } from '../shared/secure/ckks/ckksErrors.js';
+import type { CkksKeySets } from './ckks/ckksKeySets.js';
 
 export interface ExperimentConfig {
   name: string;
@@ -40,10 +43,15 @@ export interface ExperimentConfig {
   fit: { epochs: number; batchSize: number; learningRate: number; optimizer: 'sgd' | 'adam'; proxMu: number; steps?: number };
   /** Differential privacy (client level); absent = none. */
   privacy?: PrivacyConfig;
-  /** How updates reach the coordinator: in the clear, or masked by SecAgg+ (it only learns their sum). */
-  security?: 'plain' | 'secagg';
+  /**
+   * How updates reach the coordinator: in the clear; masked by SecAgg+ (it only learns their
+   * sum); or CKKS-encrypted (it only adds ciphertexts and never sees the model in the clear).
+   */
+  security?: 'plain' | 'secagg' | 'ckks';
   /** SecAgg+ parameters (security "secagg"). */
   secagg?: SecAggConfig;
+  /** CKKS parameters (security "ckks"); the key set is fixed at creation. */
+  ckks?: CkksConfig;
   /**
    * "auto" (default): every version a round publishes is deployed to all sites' inference
    * services; "manual": versions are deployed only by `fedmed model publish`.
@@ -95,8 +103,9 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
     minEvaluateClients: { type: 'integer', minimum: 0, default: 1 },
     deadlineSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 86400, default: 600 },
     privacy: PRIVACY_CONFIG_SCHEMA,
-    security: { enum: ['plain', 'secagg'], default: 'plain' },
+    security: { enum: ['plain', 'secagg', 'ckks'], default: 'plain' },
     secagg: SECAGG_CONFIG_SCHEMA,
+    ckks: CKKS_CONFIG_SCHEMA,
     deploy: { enum: ['auto', 'manual'], default: 'auto' },
     fit: EXPERIMENT_FIT_SCHEMA,
   },
@@ -133,4 +142,21 @@ export function checkStrategy(config: ExperimentConfig): void {
   if (config.normBound !== undefined && (config.security ?? 'plain') !== 'plain') {
     throw new AggregationError(`normBound is applied by the coordinator to each update, which security "${config.security}" hides; bound updates at the sites with privacy.clip instead`);
   }
+  if (config.security === 'ckks') {
+    // Under CKKS the sites compute the next model from the decrypted mean: no server optimiser.
+    const strategy = config.strategy ?? 'fedavg';
+    if (strategy !== 'fedavg' && strategy !== 'fedprox') throw new AggregationError(`strategy ${strategy} needs the coordinator to compute on the model, which security "ckks" hides from it; use fedavg or fedprox, or security "secagg" (the coordinator sees the aggregate only)`);
+    if (config.privacy?.mode === 'central') throw new AggregationError('privacy.mode "central" has the coordinator add noise to the aggregate, which security "ckks" hides from it; use mode "distributed" (each site adds its share) or "local"');
+  }
+  if (config.ckks !== undefined && config.security !== 'ckks') throw new AggregationError(`"ckks" settings need security "ckks" (this experiment has "${config.security ?? 'plain'}")`);
+}
+
+/** CKKS: fixes the experiment's key set at creation (the newest one, unless the config names one). */
+export function resolveKeySet(config: ExperimentConfig, keySets: CkksKeySets): void {
+  if (config.security !== 'ckks') return;
+  const named = config.ckks?.keySet;
+  const set = named ? keySets.find(named) : keySets.newest();
+  if (!set) throw new CkksError(named ? `no CKKS key set ${named}` : 'security "ckks" needs a key set: the federation admin runs "fedmed federation keys create" first');
+  if (set.sites.length === 0) throw new CkksError(`CKKS key set ${set.id} was granted to no site yet ("fedmed federation keys grant")`);
+  config.ckks = { ...config.ckks, keySet: set.id };
 }

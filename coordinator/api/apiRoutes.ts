@@ -12,7 +12,7 @@ import { encodeParamsFile } from '../../shared/model/paramsFile.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { CloseCode } from '../../shared/protocol/protocolError.js';
 import type { ApiTokens } from '../apiTokens.js';
-import { checkStrategy, EXPERIMENT_CONFIG_SCHEMA, experimentSpec, resolvePrivacy, type ExperimentConfig } from '../experimentConfig.js';
+import { checkStrategy, EXPERIMENT_CONFIG_SCHEMA, experimentSpec, resolveKeySet, resolvePrivacy, type ExperimentConfig } from '../experimentConfig.js';
 import { experimentPrivacy } from '../rounds/privacyLedger.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { RoundEngine } from '../rounds/roundEngine.js';
@@ -21,6 +21,8 @@ import type { OtaPublisher } from '../ota/otaPublisher.js';
 import type { SiteRegistry } from '../siteRegistry.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import type { Role } from '../store/storeSchema.js';
+import { KeySetError, MAX_WRAPPED_KEY_BYTES, type CkksKeySets } from '../ckks/ckksKeySets.js';
+import { CKKS_PARAMETERS_SCHEMA, type CkksParameters } from '../../shared/secure/ckks/ckksParams.js';
 
 export interface ApiDeps {
   store: CoordinatorStore;
@@ -30,12 +32,14 @@ export interface ApiDeps {
   rounds: RoundEngine;
   deployment: Deployment;
   ota: OtaPublisher;
+  keySets: CkksKeySets;
   coordinatorPublicKey: string;
 }
 
 const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } };
 
 export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   const requireRole = (roles: Role[]) => async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = req.headers.authorization;
     const role = d.tokens.roleOf(header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined);
@@ -68,9 +72,22 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
 
   const siteView = (name: string) => {
     const s = d.sites.find(name)!;
-    return { name: s.name, enrolled: !!s.enrolledAt, revoked: !!s.revokedAt, online: d.gateway.isOnline(s.name), lastSeen: s.lastSeen, roundsJoined: s.roundsJoined, createdAt: s.createdAt };
+    return {
+      name: s.name,
+      enrolled: !!s.enrolledAt,
+      revoked: !!s.revokedAt,
+      online: d.gateway.isOnline(s.name),
+      lastSeen: s.lastSeen,
+      roundsJoined: s.roundsJoined,
+      createdAt: s.createdAt,
+      // Public keys: identity (Ed25519) and encryption (X25519, signed by the identity).
+      publicKey: s.publicKey,
+      encryptionKey: s.encryptionKey ?? null,
+      encryptionKeySignature: s.encryptionKeySignature ?? null,
+    };
   };
-  const siteSchema = { type: 'object', properties: { name: { type: 'string' }, enrolled: { type: 'boolean' }, revoked: { type: 'boolean' }, online: { type: 'boolean' }, lastSeen: { type: ['string', 'null'] }, roundsJoined: { type: 'integer' }, createdAt: { type: 'string' } } };
+  const nullableString = { type: ['string', 'null'] };
+  const siteSchema = { type: 'object', properties: { name: { type: 'string' }, enrolled: { type: 'boolean' }, revoked: { type: 'boolean' }, online: { type: 'boolean' }, lastSeen: nullableString, roundsJoined: { type: 'integer' }, createdAt: { type: 'string' }, publicKey: nullableString, encryptionKey: nullableString, encryptionKeySignature: nullableString } };
 
   app.post<{ Body: { name: string } }>(
     '/v1/sites',
@@ -103,6 +120,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     const spec = experimentSpec(config);
     checkStrategy(config);
     resolvePrivacy(config);
+    resolveKeySet(config, d.keySets);
     const params = initParams(spec, config.initSeed);
     const versionId = modelVersionId(spec, params);
     d.store.saveParams(versionId, spec, params);
@@ -141,9 +159,36 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     const v = d.store.data.versions.find((x) => x.id === req.params.id);
     const e = v && d.store.data.experiments.find((x) => x.id === v.experiment);
     if (!v || !e) return reply.code(404).send({ error: 'not found', message: `no model version ${req.params.id}` });
+    if (v.encrypted) return reply.code(409).send({ error: 'encrypted', message: `version ${v.id} was aggregated under CKKS: the coordinator holds only its encrypted aggregate (GET /v1/versions/${v.id}/ciphertext); a key holder decrypts it with "fedmed federation keys decrypt"` });
     const bytes = encodeParamsFile(e.spec, d.store.loadParams(v.id, e.spec));
     return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${v.id}.fmp"`).send(bytes);
   });
+
+  // The encrypted aggregate of a CKKS version (applied to its parent; useless without the key).
+  app.get<{ Params: { id: string } }>('/v1/versions/:id/ciphertext', reader, async (req, reply) => {
+    const v = d.store.data.versions.find((x) => x.id === req.params.id);
+    if (!v?.encrypted) return reply.code(404).send({ error: 'not found', message: `no CKKS version ${req.params.id}` });
+    return reply.type('application/octet-stream').send(d.store.loadEncryptedVersion(v.id));
+  });
+
+  // CKKS key sets: the admin registers the public parameters, then one wrapped key per site.
+  const keySetSchema = { type: 'object', properties: { id: { type: 'string' }, parameters: CKKS_PARAMETERS_SCHEMA, createdAt: { type: 'string' }, sites: { type: 'array', items: { type: 'object', properties: { site: { type: 'string' }, encryptionKey: { type: 'string' }, at: { type: 'string' } } } } } };
+  app.get('/v1/ckks/keysets', { ...reader, schema: { response: { 200: { type: 'array', items: keySetSchema } } } }, async () => d.keySets.list());
+  app.post<{ Body: { id: string; parameters: CkksParameters } }>(
+    '/v1/ckks/keysets',
+    { ...admin, schema: { body: { type: 'object', additionalProperties: false, required: ['id', 'parameters'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' }, parameters: CKKS_PARAMETERS_SCHEMA } }, response: { 200: keySetSchema } } },
+    async (req) => d.keySets.create(req.body.id, req.body.parameters),
+  );
+  app.put<{ Params: { id: string; site: string }; Querystring: { encryptionKey: string }; Body: Buffer }>(
+    '/v1/ckks/keysets/:id/sites/:site',
+    { ...admin, bodyLimit: MAX_WRAPPED_KEY_BYTES, schema: { querystring: { type: 'object', required: ['encryptionKey'], properties: { encryptionKey: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } } }, response: { 200: keySetSchema } } },
+    async (req) => {
+      if (!Buffer.isBuffer(req.body)) throw new KeySetError('send the wrapped key as application/octet-stream');
+      const set = await d.keySets.grant(req.params.id, req.params.site, req.query.encryptionKey, req.body);
+      app.log.info({ keySet: set.id, site: req.params.site }, 'CKKS key granted to site');
+      return set;
+    },
+  );
 
   // Rollout control: which version each site's inference service runs (see coordinator/ota/).
   const versionRef = { type: 'string', pattern: '^[0-9a-f]{8,64}$' };

@@ -31,6 +31,8 @@ export class EdgeGateway {
   events: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
   /** Model OTA: `model_*` messages, connects and disconnects. */
   modelEvents: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
+  /** CKKS keys and encrypted model chains: `site_key` and `ckks_*` messages. */
+  onCkksMessage: (site: string, message: Message, payload: Buffer) => void = () => {};
 
   constructor(
     server: Server,
@@ -123,7 +125,10 @@ export class EdgeGateway {
           this.events.onConnect(s.site!);
           this.modelEvents.onConnect(s.site!);
         },
-        onMessage: (s, m, p) => (m.type.startsWith('model_') ? this.modelEvents : this.events).onMessage(s.site!, m, p),
+        onMessage: (s, m, p) => {
+          if (m.type === 'site_key' || m.type.startsWith('ckks_')) return this.onCkksMessage(s.site!, m, p);
+          (m.type.startsWith('model_') ? this.modelEvents : this.events).onMessage(s.site!, m, p);
+        },
         onClosed: (s, code, reason) => {
           if (this.sessions.get(s.site!) === s) {
             this.sessions.delete(s.site!);

@@ -147,6 +147,7 @@ export class Deployment {
     const matches = this.store.data.versions.filter((v) => v.id.startsWith(idOrPrefix));
     if (matches.length === 0) throw new DeploymentError(`unknown model version ${idOrPrefix}`, 404);
     if (matches.length > 1) throw new DeploymentError(`version prefix ${idOrPrefix} is ambiguous (${matches.length} versions)`, 400);
+    if (matches[0].encrypted) throw new DeploymentError(`version ${matches[0].id} was aggregated under CKKS: the coordinator cannot read or sign it; each site decrypts it itself`, 409);
     return matches[0].id;
   }
 }

@@ -50,6 +50,7 @@ export class OtaPublisher {
   async signedManifest(versionId: string): Promise<SignedManifest> {
     const v = this.version(versionId);
     if (v.signed) return v.signed;
+    if (v.paramsSha256 === null) throw new Error(`version ${v.id} is encrypted (CKKS) and cannot be signed by the coordinator`);
     const round = this.store.data.rounds.find((r) => r.experiment === v.experiment && r.versionId === v.id);
     const m = round?.evalMetrics ?? round?.fitMetrics;
     const metrics: Record<string, number> = {};
@@ -104,7 +105,7 @@ export class OtaPublisher {
     const b = base ? this.store.data.versions.find((v) => v.id === base) : undefined;
     // A delta only against a version of the same model (and one the coordinator still has).
     const baseParams = b && b.specHash === target.specHash ? this.store.loadParams(b.id, this.specOf(b)) : null;
-    const bytes = encodeModelUpdate(targetParams, baseParams, { codec: 'deflate', targetSha256: target.paramsSha256, baseSha256: b?.paramsSha256 });
+    const bytes = encodeModelUpdate(targetParams, baseParams, { codec: 'deflate', targetSha256: target.paramsSha256 ?? undefined, baseSha256: b?.paramsSha256 ?? undefined });
     const isDelta = readUpdateHeader(bytes).header.kind === 'delta';
     const encoded = { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), base: isDelta ? b!.id : null };
     this.cache.set(key, encoded);

@@ -10,7 +10,13 @@ import { FederatedStrategy } from '../../shared/aggregation/federatedStrategy.js
 import { decodeRuleState, encodeRuleState } from '../../shared/aggregation/ruleStateFile.js';
 import { weightedMetrics, type SiteEvaluation } from '../../shared/aggregation/strategy.js';
 import { FedmedError } from '../../shared/errors.js';
-import { float32Bytes, modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
+import { encryptedVersionId, float32Bytes, modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
+import { layoutOf } from '../../shared/model/parameterLayout.js';
+import { CKKS_DEFAULTS, ckksMaxWeight, type CkksRoundParams } from '../../shared/secure/ckks/ckksParams.js';
+import { CkksError } from '../../shared/secure/ckks/ckksErrors.js';
+import { ckksContext } from '../../shared/secure/ckks/sealContext.js';
+import { CkksAggregation, type EncryptedAggregate } from './ckksAggregation.js';
+import type { VersionRecord } from '../store/storeSchema.js';
 import { encodeMessage } from '../../shared/protocol/messageChannel.js';
 import type { Message } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
@@ -96,8 +102,10 @@ export class RoundEngine {
   private equalWeights = false;
   /** Called when a round has published (and evaluated) a new version. */
   onVersionPublished: (experiment: ExperimentRecord, versionId: string) => void = () => {};
-  /** The open round's aggregation (plain or SecAgg+); outlives the fit phase for unmasking. */
-  private aggregation: { experiment: string; round: number; impl: FitAggregation } | null = null;
+  /** The open round's aggregation (plain, SecAgg+ or CKKS); outlives the fit phase for unmasking. */
+  private aggregation: { experiment: string; round: number; impl: FitAggregation<AggregatedFit | EncryptedAggregate> } | null = null;
+  /** Test instrumentation: every encrypted update the coordinator receives in a CKKS round. */
+  ckksObserver?: (site: string, payload: Uint8Array) => void;
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -211,7 +219,9 @@ export class RoundEngine {
     const cpu0 = process.cpuUsage();
     const strategy = this.strategy(exp);
     const round = this.nextRound(exp.id);
-    const available = this.gateway.readySites();
+    const ckks = exp.config.security === 'ckks';
+    // CKKS: only sites holding the experiment's key can take part.
+    const available = ckks ? this.keyedSites(exp, this.gateway.readySites()) : this.gateway.readySites();
     const { sites, config } = strategy.configureFit(round, available);
     const record: RoundRecord = {
       experiment: exp.id,
@@ -243,7 +253,9 @@ export class RoundEngine {
     if (sites.length < exp.config.minFitClients) {
       return finish('failed', `only ${available.length} site(s) online (${available.join(', ') || 'none'}); the round needs at least ${exp.config.minFitClients}`);
     }
-    const current = this.currentParams(exp);
+    // Under CKKS the coordinator has no plaintext model (after round 0) and needs none.
+    const current = ckks ? null : this.currentParams(exp);
+    const size = layoutOf(exp.spec).size;
     const dp = exp.config.privacy;
     // With adaptive clipping the count of unclipped updates takes part of the noise budget:
     // the update noise uses z_Δ, the accounting keeps z.
@@ -266,9 +278,9 @@ export class RoundEngine {
     record.timings.configureMs = performance.now() - t0;
 
     // Fit phase.
-    let aggregation: FitAggregation;
+    let aggregation: FitAggregation<AggregatedFit | EncryptedAggregate>;
     try {
-      aggregation = this.fitAggregation(exp, round, sites, current.length, privacy);
+      aggregation = await this.fitAggregation(exp, round, sites, size, privacy);
     } catch (err) {
       return finish('failed', (err as Error).message);
     }
@@ -279,10 +291,10 @@ export class RoundEngine {
       record.privacy.charged = true;
       record.privacy.epsilon = experimentPrivacy(exp, this.store.data.rounds).epsilon ?? undefined;
     };
-    let agg: AggregatedFit;
+    let agg: AggregatedFit | EncryptedAggregate;
     let fit: Phase;
     try {
-      fit = await this.collect('fit', exp, record, sites, encodeMessage({ type: 'fit_ins', experiment: exp.id, round, modelVersion: exp.currentVersion, spec: exp.spec, config, ...(privacy ? { privacy } : {}), ...aggregation.fitInsFields() }, float32Bytes(current), this.gateway.chunkBytes), run);
+      fit = await this.collect('fit', exp, record, sites, encodeMessage({ type: 'fit_ins', experiment: exp.id, round, modelVersion: exp.currentVersion, spec: exp.spec, config, ...(privacy ? { privacy } : {}), ...aggregation.fitInsFields() }, current ? float32Bytes(current) : undefined, this.gateway.chunkBytes), run);
       const received = [...fit.sites.values()].filter((e) => e.status === 'done').length;
       if (aggregation.security === 'plain' && received > 0) charge();
       record.timings.fitMs = performance.now() - t0 - record.timings.configureMs;
@@ -304,10 +316,10 @@ export class RoundEngine {
       if (aggregation.security !== 'plain') charge();
     } finally {
       this.aggregation = null;
+      aggregation.dispose?.();
     }
     record.fitMetrics = weightedMetrics(fit.fitMetrics);
     const t1 = performance.now();
-    if (privacy?.mode === 'central') addCentralNoise(agg.weightedDeltaSum, deltaZ * privacy.clip);
     if (dp?.adaptiveClipping && record.privacy) {
       let indicators = fit.clipIndicatorSum;
       if (privacy?.mode === 'central') indicators += gaussian(countStddev);
@@ -315,28 +327,37 @@ export class RoundEngine {
       record.privacy.unclippedFraction = unclipped;
       record.privacy.nextClip = nextClip(clip, unclipped, dp.adaptiveClipping);
     }
-    let next: Float32Array;
-    try {
-      next = strategy.aggregateFit(round, current, agg);
-    } catch (err) {
-      if (err instanceof FedmedError) return finish('failed', `${strategy.name} could not aggregate: ${err.message}`);
-      throw err;
+    let next: Float32Array | null = null;
+    let version: Pick<VersionRecord, 'id' | 'paramsSha256' | 'encrypted'>;
+    if ('bytes' in agg) {
+      // CKKS: the encrypted aggregate is the version; every site applies it to its copy.
+      const id = encryptedVersionId(exp.spec, exp.currentVersion, agg.sha256);
+      this.store.saveEncryptedVersion(id, agg.bytes);
+      version = { id, paramsSha256: null, encrypted: { sha256: agg.sha256, bytes: agg.bytes.byteLength } };
+    } else {
+      if (privacy?.mode === 'central') addCentralNoise(agg.weightedDeltaSum, deltaZ * privacy.clip);
+      try {
+        next = strategy.aggregateFit(round, current!, agg);
+      } catch (err) {
+        if (err instanceof FedmedError) return finish('failed', `${strategy.name} could not aggregate: ${err.message}`);
+        throw err;
+      }
+      version = { id: modelVersionId(exp.spec, next), paramsSha256: paramsSha256(next) };
+      this.store.saveParams(version.id, exp.spec, next, version.paramsSha256!);
+      const ruleState = strategy.rule.exportState();
+      if (Object.keys(ruleState).length > 0) this.store.saveStrategyState(exp.id, version.id, encodeRuleState(ruleState));
     }
     record.timings.aggregateMs = performance.now() - t1;
-    const versionId = modelVersionId(exp.spec, next);
-    const nextSha256 = paramsSha256(next);
-    this.store.saveParams(versionId, exp.spec, next, nextSha256);
-    const ruleState = strategy.rule.exportState();
-    if (Object.keys(ruleState).length > 0) this.store.saveStrategyState(exp.id, versionId, encodeRuleState(ruleState));
+    const versionId = version.id;
     await this.store.update((d) => {
-      d.versions.push({ id: versionId, experiment: exp.id, round, parent: exp.currentVersion, specHash: specHash(exp.spec), paramsSha256: nextSha256, createdAt: new Date().toISOString() });
+      d.versions.push({ ...version, experiment: exp.id, round, parent: exp.currentVersion, specHash: specHash(exp.spec), createdAt: new Date().toISOString() });
       exp.currentVersion = versionId;
       exp.roundsCompleted++;
       if (record.privacy?.nextClip !== undefined) exp.clip = record.privacy.nextClip;
       record.versionId = versionId;
       for (const s of record.sites) if (s.phase === 'fit' && s.status === 'done') this.findSite(s.site)!.roundsJoined++;
     });
-    this.params.set(exp.id, next);
+    if (next) this.params.set(exp.id, next);
     record.timings.persistedMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     // CPU the coordinator process spent on the round so far (all its threads), to tell its own
@@ -347,7 +368,7 @@ export class RoundEngine {
     const evalSites = strategy.configureEvaluate(round, this.gateway.readySites());
     if (evalSites.length > 0 && !run.stop) {
       const te = performance.now();
-      const ev = await this.collect('evaluate', exp, record, evalSites, encodeMessage({ type: 'eval_ins', experiment: exp.id, round, modelVersion: versionId, spec: exp.spec }, float32Bytes(next), this.gateway.chunkBytes), run);
+      const ev = await this.collect('evaluate', exp, record, evalSites, encodeMessage({ type: 'eval_ins', experiment: exp.id, round, modelVersion: versionId, spec: exp.spec, ...(next ? {} : { ckksKeySet: exp.config.ckks!.keySet! }) }, next ? float32Bytes(next) : undefined, this.gateway.chunkBytes), run);
       if (ev.evaluations.length > 0) record.evalMetrics = strategy.aggregateEvaluate(round, ev.evaluations);
       record.timings.evaluateMs = performance.now() - te;
     }
@@ -356,8 +377,24 @@ export class RoundEngine {
     return done;
   }
 
-  /** The round's aggregation: in the clear, or SecAgg+ with the experiment's parameters. */
-  private fitAggregation(exp: ExperimentRecord, round: number, sites: string[], size: number, privacy: RoundPrivacy | undefined): FitAggregation {
+  /** Sites that hold a wrapped copy of the CKKS experiment's key (the others cannot take part). */
+  private keyedSites(exp: ExperimentRecord, online: string[]): string[] {
+    const set = this.store.data.ckksKeySets?.find((k) => k.id === exp.config.ckks?.keySet);
+    const granted = new Set(set?.sites.map((s) => s.site) ?? []);
+    const missing = online.filter((s) => !granted.has(s));
+    if (missing.length > 0) this.log.warn({ experiment: exp.id, keySet: set?.id, sites: missing }, 'online sites without a key for this CKKS experiment are left out ("fedmed federation keys grant")');
+    return online.filter((s) => granted.has(s));
+  }
+
+  /** The round's aggregation: in the clear, SecAgg+ or CKKS with the experiment's parameters. */
+  private async fitAggregation(exp: ExperimentRecord, round: number, sites: string[], size: number, privacy: RoundPrivacy | undefined): Promise<FitAggregation<AggregatedFit | EncryptedAggregate>> {
+    if (exp.config.security === 'ckks') {
+      const range = exp.config.ckks?.range ?? CKKS_DEFAULTS.range;
+      const maxWeight = this.equalWeights ? 1 : ckksMaxWeight(sites.length, range);
+      if (maxWeight < 1) throw new RoundError(`CKKS with ${sites.length} sites and range ${range} leaves no room in the last level for weights; lower ckks.range`);
+      const params: CkksRoundParams = { mode: 'ckks', keySet: exp.config.ckks!.keySet!, range, maxWeight };
+      return new CkksAggregation(await ckksContext(), params, size, this.ckksObserver);
+    }
     if ((exp.config.security ?? 'plain') === 'plain') {
       const keepUpdates = exp.config.deterministic === true || this.strategy(exp).rule.needsIndividualUpdates;
       this.aggregator.reset(size, { keepUpdates, normBound: exp.config.normBound });
@@ -517,7 +554,7 @@ export class RoundEngine {
       this.aggregation.impl.addResult(site, m, payload, this.equalWeights ? 1 : m.numExamples);
     } catch (err) {
       this.settle(p, site, 'failed', (err as Error).message);
-      throw err instanceof SecAggProtocolError ? new ProtocolError(CloseCode.PROTOCOL_ERROR, err.message) : err;
+      throw err instanceof SecAggProtocolError || err instanceof CkksError ? new ProtocolError(CloseCode.PROTOCOL_ERROR, err.message) : err;
     }
     entry.numExamples = m.numExamples;
     entry.metrics = m.metrics;

@@ -25,6 +25,8 @@ export class CoordinatorStore {
   static async open(dataDir: string): Promise<CoordinatorStore> {
     mkdirSync(join(dataDir, 'blobs'), { recursive: true });
     mkdirSync(join(dataDir, 'strategy-state'), { recursive: true });
+    mkdirSync(join(dataDir, 'ckks-versions'), { recursive: true });
+    mkdirSync(join(dataDir, 'ckks-keys'), { recursive: true, mode: 0o700 });
     const db = await JSONFilePreset<StoreData>(join(dataDir, 'fedmed.json'), emptyStore());
     return new CoordinatorStore(db, dataDir);
   }
@@ -80,6 +82,38 @@ export class CoordinatorStore {
     if (!/^[\w.-]+$/.test(experiment)) throw new RangeError(`not an experiment id: ${experiment}`);
     if (!/^[0-9a-f]{64}$/.test(versionId)) throw new RangeError(`not a version id: ${versionId}`);
     return join(this.dataDir, 'strategy-state', `${experiment}-${versionId}.bin`);
+  }
+
+  /** A CKKS version's encrypted aggregate (written atomically before the version is recorded). */
+  saveEncryptedVersion(versionId: string, bytes: Uint8Array): void {
+    writeFileAtomic(this.encryptedVersionPath(versionId), bytes);
+  }
+
+  loadEncryptedVersion(versionId: string): Buffer {
+    return readFileSync(this.encryptedVersionPath(versionId));
+  }
+
+  private encryptedVersionPath(versionId: string): string {
+    if (!/^[0-9a-f]{64}$/.test(versionId)) throw new RangeError(`not a version id: ${versionId}`);
+    return join(this.dataDir, 'ckks-versions', `${versionId}.fmck`);
+  }
+
+  /** A site's copy of a CKKS secret key, wrapped to the site's encryption key by the admin. */
+  saveWrappedKey(keySet: string, site: string, bytes: Uint8Array): void {
+    const path = this.wrappedKeyPath(keySet, site);
+    mkdirSync(join(this.dataDir, 'ckks-keys', keySet), { recursive: true, mode: 0o700 });
+    writeFileAtomic(path, bytes, 0o600);
+  }
+
+  loadWrappedKey(keySet: string, site: string): Buffer | null {
+    const path = this.wrappedKeyPath(keySet, site);
+    return existsSync(path) ? readFileSync(path) : null;
+  }
+
+  private wrappedKeyPath(keySet: string, site: string): string {
+    if (!/^[0-9a-f]{32}$/.test(keySet)) throw new RangeError(`not a key set id: ${keySet}`);
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(site) || site.startsWith('.')) throw new RangeError(`not a site name: ${site}`);
+    return join(this.dataDir, 'ckks-keys', keySet, `${site}.fmkw`);
   }
 
   loadParams(versionId: string, spec: ModelSpec): Float32Array {

@@ -4,6 +4,7 @@ import type { WeightedMetrics } from '../../shared/aggregation/strategy.js';
 import type { ModelStatus, SiteMetrics } from '../../shared/protocol/messages.js';
 import type { SignedManifest } from '../../shared/model/versionManifest.js';
 import type { ExperimentConfig } from '../experimentConfig.js';
+import type { CkksParameters } from '../../shared/secure/ckks/ckksParams.js';
 
 export type Role = 'admin' | 'researcher';
 
@@ -19,6 +20,21 @@ export interface SiteRecord {
   revokedAt: string | null;
   lastSeen: string | null;
   roundsJoined: number;
+  /** X25519 key the site receives secrets with (base64url) and its identity's signature on it. */
+  encryptionKey?: string;
+  encryptionKeySignature?: string;
+}
+
+/**
+ * A CKKS key set made by the federation admin: only its public parameters and which sites have
+ * a wrapped copy of its secret key (the wrapped keys are files in DATA_DIR/ckks-keys/).
+ */
+export interface CkksKeySetRecord {
+  id: string;
+  parameters: CkksParameters;
+  createdAt: string;
+  /** Sites a wrapped secret key was uploaded for, with the encryption key it was wrapped to. */
+  sites: { site: string; encryptionKey: string; at: string }[];
 }
 
 export interface ApiTokenRecord {
@@ -81,7 +97,10 @@ export interface VersionRecord {
   round: number;
   parent: string | null;
   specHash: string;
-  paramsSha256: string;
+  /** SHA-256 of the parameters; null for a CKKS version (the coordinator cannot compute it). */
+  paramsSha256: string | null;
+  /** CKKS: the version is an encrypted aggregate applied to `parent` (DATA_DIR/ckks-versions/). */
+  encrypted?: { sha256: string; bytes: number };
   createdAt: string;
   /** The coordinator-signed manifest, made when the version is first deployed. */
   signed?: SignedManifest;
@@ -123,6 +142,7 @@ export interface StoreData {
   versions: VersionRecord[];
   deployment?: DeploymentRecord;
   siteModels?: SiteModelRecord[];
+  ckksKeySets?: CkksKeySetRecord[];
 }
 
 export function emptyStore(): StoreData {

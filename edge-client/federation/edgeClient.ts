@@ -14,7 +14,9 @@ import { float32Bytes } from '../../shared/model/modelHash.js';
 import { parseModelSpec, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { DEFAULT_CHANNEL_LIMITS, MessageChannel, type FrameSocket } from '../../shared/protocol/messageChannel.js';
-import { AUTH_DOMAIN, CHALLENGE_DOMAIN, PROTOCOL_VERSIONS, type Message, type MessageOf } from '../../shared/protocol/messages.js';
+import { AUTH_DOMAIN, CHALLENGE_DOMAIN, CKKS_PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Message, type MessageOf } from '../../shared/protocol/messages.js';
+import { loadOrCreateEncryptionKey, signEncryptionKey, type SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import { EdgeCkks } from './edgeCkks.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import { signMessage, verifyMessage } from '../../shared/secure/identity.js';
 import type { Dataset, DatasetSplits } from '../data/dataset.js';
@@ -109,6 +111,9 @@ export class EdgeClient extends EventEmitter {
   readonly coordinatorUrl: string;
   /** Applies the coordinator's signed model updates. */
   readonly ota: OtaApplier;
+  /** CKKS keys and this site's decrypted copies of encrypted models. */
+  private readonly ckks: EdgeCkks;
+  private encryptionKey: SiteEncryptionKey | null = null;
   /** Since when the coordinator link is up (null while disconnected). */
   connectedSince: string | null = null;
 
@@ -130,6 +135,7 @@ export class EdgeClient extends EventEmitter {
       log: (event, detail) => this.log(event, detail),
       onBytes: o.ota?.onBytes,
     });
+    this.ckks = new EdgeCkks(this.state.ckksDir, this.site, () => this.siteEncryptionKey(), (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))));
     this.trainer = o.trainer ?? new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
     this.ledger = new PrivacyLedger(o.stateDir, o.budget ?? { epsilon: Infinity, delta: 1e-5 });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
@@ -140,11 +146,18 @@ export class EdgeClient extends EventEmitter {
     this.connect();
   }
 
+  /** The X25519 key wrapped CKKS keys are opened with (made on first use for older state folders). */
+  private siteEncryptionKey(): SiteEncryptionKey {
+    this.encryptionKey ??= loadOrCreateEncryptionKey(this.state.encryptionKeyPath);
+    return this.encryptionKey;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.channel?.close(1000, 'edge shutting down');
     this.socket?.terminate();
+    this.ckks.close();
     await this.trainer.close();
   }
 
@@ -159,6 +172,7 @@ export class EdgeClient extends EventEmitter {
     const channel = new MessageChannel(socket);
     this.channel = channel;
     let ready = false;
+    let version = 0;
     let lastHeard = Date.now();
     socket.on('open', () => void channel.send({ type: 'hello', site: config.site, versions: [...PROTOCOL_VERSIONS] }).catch(() => {}));
     socket.on('error', (err) => this.log('socket_error', { message: err.message }));
@@ -171,6 +185,7 @@ export class EdgeClient extends EventEmitter {
           this.fatal('the coordinator could not prove its identity (its key differs from the one pinned at enrolment)');
           return;
         }
+        version = m.version;
         void channel.send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, config.site, m.nonce) }).catch(() => {});
         return;
       }
@@ -185,6 +200,11 @@ export class EdgeClient extends EventEmitter {
           if (Date.now() - lastHeard > 6 * m.heartbeatMs) return void socket.terminate();
           void channel.send({ type: 'heartbeat', t: Date.now() }).catch(() => {});
         }, m.heartbeatMs).unref();
+        if (version >= CKKS_PROTOCOL_VERSION) {
+          // Registers (again) the key CKKS secret keys are wrapped to, signed by this site.
+          const { publicB64 } = this.siteEncryptionKey();
+          void channel.send({ type: 'site_key', encryptionKey: publicB64, signature: signEncryptionKey(identity.privateKey, config.site, publicB64) }).catch(() => {});
+        }
         this.flushPending();
         this.emit('ready');
         return;
@@ -200,6 +220,7 @@ export class EdgeClient extends EventEmitter {
       // Masks cannot be resumed on a new connection: the coordinator counts this site as dropped.
       for (const session of this.secure.values()) session.cancel('connection lost during the secure round');
       this.secure.clear();
+      this.ckks.disconnected();
       this.emit('disconnected', code, reason);
       if (this.stopped) return;
       if (code === CloseCode.REVOKED) return this.fatal(`the coordinator revoked this site: ${reason}`);
@@ -252,11 +273,16 @@ export class EdgeClient extends EventEmitter {
         this.log('round_cancelled', { experiment: m.experiment, round: m.round, reason: m.reason });
         return;
       case 'fit_ins':
-        void this.fit(m, this.params(m.spec, payload));
+        // CKKS rounds carry no model: the edge decrypts its own copy.
+        void this.fit(m, m.ckks ? null : this.params(m.spec, payload));
         return;
       case 'eval_ins':
-        void this.evaluate(m, this.params(m.spec, payload));
+        void this.evaluate(m, m.ckksKeySet ? null : this.params(m.spec, payload));
         return;
+      case 'ckks_key':
+      case 'ckks_chain':
+      case 'ckks_refused':
+        return this.ckks.onReply(m, payload);
       case 'model_offer':
         return this.ota.onOffer(m);
       case 'model_chunk':
@@ -291,7 +317,13 @@ export class EdgeClient extends EventEmitter {
     return { spec, params };
   }
 
-  private async fit(m: MessageOf<'fit_ins'>, { spec, params }: { spec: ModelSpec; params: Float32Array }): Promise<void> {
+  /** A CKKS round's model: this site's copy, brought up to the named version by decrypting. */
+  private async encryptedModel(experiment: string, version: string, specJson: unknown, keySet: string): Promise<{ spec: ModelSpec; params: Float32Array }> {
+    const spec = parseModelSpec(specJson, 'coordinator model spec');
+    return { spec, params: await this.ckks.model(experiment, version, spec, keySet) };
+  }
+
+  private async fit(m: MessageOf<'fit_ins'>, model: { spec: ModelSpec; params: Float32Array } | null): Promise<void> {
     const key = `${m.experiment}/${m.round}`;
     const started = performance.now();
     this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
@@ -303,6 +335,7 @@ export class EdgeClient extends EventEmitter {
     }
     let secure: EdgeSecAggSession | undefined;
     try {
+      const { spec, params } = model ?? (await this.encryptedModel(m.experiment, m.modelVersion, m.spec, m.ckks!.keySet));
       if (m.security) {
         // Key exchange runs while the model trains.
         secure = new EdgeSecAggSession(this.site, m, m.security, this.state.load().identity.privateKey, (msg) => this.channel ? this.channel.send(msg) : Promise.reject(new Error('not connected')));
@@ -336,6 +369,10 @@ export class EdgeClient extends EventEmitter {
         const masked = await secure.maskedResult(delta, r.numExamples, header);
         if (masked.clipped > 0) this.log('secagg_values_clipped', { experiment: m.experiment, round: m.round, clipped: masked.clipped, range: secure.params.range });
         reply = masked;
+      } else if (m.ckks) {
+        const encrypted = await this.ckks.encryptUpdate(delta, r.numExamples, m.ckks);
+        if (encrypted.clipped > 0) this.log('ckks_values_clipped', { experiment: m.experiment, round: m.round, clipped: encrypted.clipped, range: m.ckks.range });
+        reply = { message: { type: 'fit_res', ...header }, payload: encrypted.payload };
       } else reply = { message: { type: 'fit_res', ...header }, payload: float32Bytes(delta) };
       this.log('fit_done', { experiment: m.experiment, round: m.round, seconds: (performance.now() - started) / 1000, loss: last.trainLoss });
     } catch (err) {
@@ -362,7 +399,13 @@ export class EdgeClient extends EventEmitter {
     return this.ledger.spent();
   }
 
-  private async evaluate(m: MessageOf<'eval_ins'>, { spec, params }: { spec: ModelSpec; params: Float32Array }): Promise<void> {
+  private async evaluate(m: MessageOf<'eval_ins'>, global: { spec: ModelSpec; params: Float32Array } | null): Promise<void> {
+    let spec: ModelSpec, params: Float32Array;
+    try {
+      ({ spec, params } = global ?? (await this.encryptedModel(m.experiment, m.modelVersion, m.spec, m.ckksKeySet!)));
+    } catch (err) {
+      return void this.log('evaluate_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
+    }
     this.state.saveGlobalModel(m.modelVersion, spec, params);
     const data = this.o.data.val ?? this.o.data.test;
     const model = new TfjsModel(spec, params);

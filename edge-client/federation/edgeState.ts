@@ -1,7 +1,7 @@
 /**
- * An edge's state folder: its Ed25519 key (site-key.pem, 0600), what enrolment pinned
- * (site.json: site name, coordinator URL and public key) and the last global model
- * (models/<version>.fmp).
+ * An edge's state folder: its Ed25519 key (site-key.pem, 0600), its X25519 encryption key
+ * (site-encryption-key.pem, 0600), what enrolment pinned (site.json: site name, coordinator
+ * URL and public key), the last global model (models/<version>.fmp) and CKKS state (ckks/).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +27,16 @@ export class EdgeState {
 
   get keyPath(): string {
     return join(this.dir, 'site-key.pem');
+  }
+
+  /** X25519 key the site receives wrapped secrets with (CKKS keys). */
+  get encryptionKeyPath(): string {
+    return join(this.dir, 'site-encryption-key.pem');
+  }
+
+  /** CKKS: wrapped secret keys and this site's decrypted copies of encrypted models. */
+  get ckksDir(): string {
+    return join(this.dir, 'ckks');
   }
 
   get configPath(): string {

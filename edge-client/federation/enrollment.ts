@@ -1,11 +1,13 @@
 /**
  * `fedmed edge enroll`: creates the site's Ed25519 key pair (mode 0600), registers the public
  * key with the coordinator using the one-time join token, and pins the coordinator's public key.
+ * Also creates the site's X25519 encryption key (registered, signed, on its first connection).
  */
 import { mkdirSync } from 'node:fs';
 import { FedmedError } from '../../shared/errors.js';
 import { generateIdentity, saveIdentity } from '../../shared/secure/identity.js';
 import { EdgeState } from './edgeState.js';
+import { loadOrCreateEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
 
 export class EnrollError extends FedmedError {
   constructor(message: string) {
@@ -28,6 +30,7 @@ export async function enrollSite(coordinator: string, token: string, stateDir: s
   // Key first, then config: a site.json always has its key beside it.
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   saveIdentity(state.keyPath, identity);
+  loadOrCreateEncryptionKey(state.encryptionKeyPath);
   state.saveConfig({ site: body.site, coordinator, coordinatorPublicKey: body.coordinatorPublicKey, enrolledAt: new Date().toISOString() });
   return { site: body.site, coordinatorPublicKey: body.coordinatorPublicKey };
 }

@@ -19,6 +19,14 @@ export function modelVersionId(spec: ModelSpec, params: Float32Array): string {
   return createHash('sha256').update(canonicalJson(spec)).update(float32Bytes(params)).digest('hex');
 }
 
+/**
+ * Id of a CKKS version, which nobody can hash the parameters of without the key: it names the
+ * encrypted aggregate and the version it applies to, so a chain of ids pins every ciphertext.
+ */
+export function encryptedVersionId(spec: ModelSpec, parent: string, aggregateSha256: string): string {
+  return createHash('sha256').update(`fedmed-ckks-version-v1\n${specHash(spec)}\n${parent}\n${aggregateSha256}`).digest('hex');
+}
+
 /** The params' bytes, little-endian (the machines we target are little-endian; checked here). */
 export function float32Bytes(params: Float32Array): Uint8Array {
   return new Uint8Array(params.buffer, params.byteOffset, params.byteLength);

@@ -14,6 +14,14 @@
  * for this site); `fit_res` then carries the masked vector (signed); after the fit phase
  * `secagg_unmask` (who survived, who dropped) -> `secagg_unmask_res` (the shares that permits).
  *
+ * CKKS rounds (`fit_ins.ckks`): the coordinator cannot read the global model, so `fit_ins` and
+ * `eval_ins` carry no parameters; the edge brings its copy up to `modelVersion` with
+ * `ckks_fetch` -> `ckks_chain` (the encrypted aggregates since the version it holds, + the
+ * plaintext initial model if it holds none), fetching its wrapped secret key once with
+ * `ckks_key_req` -> `ckks_key` (+ the wrapped key); `fit_res` carries its encrypted update.
+ * `ckks_refused` answers a request the coordinator cannot serve. After `welcome` every edge
+ * sends `site_key`: its X25519 encryption key signed with its identity (what keys are wrapped to).
+ *
  * Model OTA (deployment of a version to a site's inference service): `model_offer` (the signed
  * manifest + spec of the version this site should run) -> `model_fetch` (from byte `offset` of
  * the update against the version the edge holds, so a cut download resumes) -> `model_chunk`s
@@ -24,10 +32,15 @@ import { CloseCode, ProtocolError } from './protocolError.js';
 import { ROUND_PRIVACY_SCHEMA, type RoundPrivacy } from '../privacy/privacyConfig.js';
 import { SECAGG_ROUND_SCHEMA, type SecAggRoundParams } from '../secure/secagg/secaggParams.js';
 import { MANIFEST_SCHEMA, type SignedManifest } from '../model/versionManifest.js';
+import { CKKS_PARAMETERS_SCHEMA, CKKS_ROUND_SCHEMA, type CkksParameters, type CkksRoundParams } from '../secure/ckks/ckksParams.js';
 
-/** 1: rounds (and SecAgg+); 2: adds model OTA (`model_*`), offered only to edges that speak it. */
-export const PROTOCOL_VERSIONS = [1, 2] as const;
+/**
+ * 1: rounds (and SecAgg+); 2: adds model OTA (`model_*`), offered only to edges that speak it;
+ * 3: adds CKKS (`site_key`, `ckks_*`).
+ */
+export const PROTOCOL_VERSIONS = [1, 2, 3] as const;
 export const OTA_PROTOCOL_VERSION = 2;
+export const CKKS_PROTOCOL_VERSION = 3;
 export const AUTH_DOMAIN = 'fedmed-edge-auth-v1';
 export const CHALLENGE_DOMAIN = 'fedmed-coordinator-challenge-v1';
 
@@ -59,14 +72,14 @@ export type Message =
   | { type: 'auth'; signature: string }
   | { type: 'welcome'; site: string; heartbeatMs: number }
   | { type: 'heartbeat'; t: number }
-  | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig; privacy?: RoundPrivacy; security?: SecAggRoundParams }
+  | { type: 'fit_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; config: FitConfig; privacy?: RoundPrivacy; security?: SecAggRoundParams; ckks?: CkksRoundParams }
   /**
    * clipIndicator: adaptive clipping's noised bit (1 = the update fitted under the clip).
    * signature: SecAgg+ only — the site's Ed25519 signature over this header and the masked payload.
    */
   | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics; clipIndicator?: number; signature?: string }
   | { type: 'fit_failed'; experiment: string; round: number; reason: string }
-  | { type: 'eval_ins'; experiment: string; round: number; modelVersion: string; spec: unknown }
+  | { type: 'eval_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; ckksKeySet?: string }
   | { type: 'eval_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
   | { type: 'round_cancel'; experiment: string; round: number; reason: string }
   | ({ type: 'secagg_keys' } & SecAggSession & SecAggKeys & { signature: string })
@@ -75,6 +88,13 @@ export type Message =
   | ({ type: 'secagg_relay' } & SecAggSession & { boxes: { from: string; box: string }[] })
   | ({ type: 'secagg_unmask' } & SecAggSession & { survivors: string[]; dropped: string[] })
   | ({ type: 'secagg_unmask_res' } & SecAggSession & { seedShares: { of: string; share: string }[]; keyShares: { of: string; share: string }[]; signature: string })
+  | { type: 'site_key'; encryptionKey: string; signature: string }
+  | { type: 'ckks_key_req'; keySet: string }
+  | { type: 'ckks_key'; keySet: string; parameters: CkksParameters }
+  | { type: 'ckks_fetch'; experiment: string; have: string | null; want: string }
+  /** links: the encrypted aggregates in order (oldest first), their bytes in the payload after `initialBytes` of plaintext initial model. */
+  | { type: 'ckks_chain'; experiment: string; want: string; base: string | null; initialBytes: number; links: { version: string; parent: string; bytes: number }[] }
+  | { type: 'ckks_refused'; request: 'key' | 'chain'; id: string; reason: string }
   | ({ type: 'model_offer' } & SignedManifest & { spec: unknown })
   | { type: 'model_fetch'; version: string; base: string | null; offset: number }
   | { type: 'model_chunk'; version: string; base: string | null; offset: number; totalBytes: number; sha256: string }
@@ -165,12 +185,13 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
       },
       privacy: ROUND_PRIVACY_SCHEMA,
       security: SECAGG_ROUND_SCHEMA,
+      ckks: CKKS_ROUND_SCHEMA,
     },
     ['experiment', 'round', 'modelVersion', 'spec', 'config'],
   ),
   fit_res: schema('fit_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics, clipIndicator: finite, signature }, ['experiment', 'round', 'numExamples', 'metrics']),
   fit_failed: schema('fit_failed', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
-  eval_ins: schema('eval_ins', { ...experimentRound, modelVersion: { type: 'string', pattern: '^[0-9a-f]{64}$' }, spec: { type: 'object' } }, ['experiment', 'round', 'modelVersion', 'spec']),
+  eval_ins: schema('eval_ins', { ...experimentRound, modelVersion: { type: 'string', pattern: '^[0-9a-f]{64}$' }, spec: { type: 'object' }, ckksKeySet: CKKS_ROUND_SCHEMA.properties.keySet }, ['experiment', 'round', 'modelVersion', 'spec']),
   eval_res: schema('eval_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics }, ['experiment', 'round', 'numExamples', 'metrics']),
   round_cancel: schema('round_cancel', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
   secagg_keys: schema('secagg_keys', { ...session, ...keysProperties, signature }, [...sessionRequired, 'cPk', 'sPk', 'seedCommitment', 'signature']),
@@ -192,6 +213,22 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
   secagg_relay: schema('secagg_relay', { ...session, boxes: { type: 'array', maxItems: 254, items: { type: 'object', additionalProperties: false, required: ['from', 'box'], properties: { from: id, box } } } }, [...sessionRequired, 'boxes']),
   secagg_unmask: schema('secagg_unmask', { ...session, survivors: siteList, dropped: siteList }, [...sessionRequired, 'survivors', 'dropped']),
   secagg_unmask_res: schema('secagg_unmask_res', { ...session, seedShares: shareList, keyShares: shareList, signature }, [...sessionRequired, 'seedShares', 'keyShares', 'signature']),
+  site_key: schema('site_key', { encryptionKey: key32, signature }, ['encryptionKey', 'signature']),
+  ckks_key_req: schema('ckks_key_req', { keySet: CKKS_ROUND_SCHEMA.properties.keySet }, ['keySet']),
+  ckks_key: schema('ckks_key', { keySet: CKKS_ROUND_SCHEMA.properties.keySet, parameters: CKKS_PARAMETERS_SCHEMA }, ['keySet', 'parameters']),
+  ckks_fetch: schema('ckks_fetch', { experiment: id, have: { anyOf: [hex64, { type: 'null' }] }, want: hex64 }, ['experiment', 'have', 'want']),
+  ckks_chain: schema(
+    'ckks_chain',
+    {
+      experiment: id,
+      want: hex64,
+      base: { anyOf: [hex64, { type: 'null' }] },
+      initialBytes: { type: 'integer', minimum: 0 },
+      links: { type: 'array', maxItems: 10000, items: { type: 'object', additionalProperties: false, required: ['version', 'parent', 'bytes'], properties: { version: hex64, parent: hex64, bytes: { type: 'integer', minimum: 1 } } } },
+    },
+    ['experiment', 'want', 'base', 'initialBytes', 'links'],
+  ),
+  ckks_refused: schema('ckks_refused', { request: { enum: ['key', 'chain'] }, id: { type: 'string', maxLength: 128 }, reason: { type: 'string', maxLength: 2000 } }, ['request', 'id', 'reason']),
   model_offer: schema('model_offer', { manifest: MANIFEST_SCHEMA, signature, spec: { type: 'object' } }, ['manifest', 'signature', 'spec']),
   model_fetch: schema('model_fetch', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 } }, ['version', 'base', 'offset']),
   model_chunk: schema('model_chunk', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 }, totalBytes: { type: 'integer', minimum: 1, maximum: 2 ** 31 }, sha256: hex64 }, ['version', 'base', 'offset', 'totalBytes', 'sha256']),

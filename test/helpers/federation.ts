@@ -105,7 +105,12 @@ export async function createExperiment(c: CoordinatorProc, overrides: Record<str
 /** Accuracy of a published version (downloaded from the API) on the test splits of the given .npz files. */
 export async function versionAccuracy(c: CoordinatorProc, versionId: string, npzFiles: string[]): Promise<number> {
   const res = await fetch(new URL(`/v1/versions/${versionId}/params`, c.url), { headers: { authorization: `Bearer ${c.adminToken}` } });
-  const { spec, params } = decodeParamsFile(new Uint8Array(await res.arrayBuffer()), 'download');
+  return paramsFileAccuracy(new Uint8Array(await res.arrayBuffer()), npzFiles);
+}
+
+/** Accuracy of a `.fmp` model file's bytes on the test splits of the given .npz files. */
+export async function paramsFileAccuracy(bytes: Uint8Array, npzFiles: string[]): Promise<number> {
+  const { spec, params } = decodeParamsFile(bytes, 'model file');
   await initTrainingBackend('wasm');
   const model = new TfjsModel(spec, params);
   let correct = 0;

@@ -10,7 +10,7 @@ import { decodeBundle, encodeBundle } from './ciphertextBundle.js';
 import { CkksError } from './ckksErrors.js';
 import { sealMessage } from './ckksSecretKey.js';
 import { ciphertextCount } from './ckksParams.js';
-import { sameParmsId, type CkksContext } from './sealContext.js';
+import { sameParmsId, sealBytes, type CkksContext } from './sealContext.js';
 
 export class CiphertextSum {
   private readonly sum: Ciphertext[] = [];
@@ -36,7 +36,7 @@ export class CiphertextSum {
     bundle.ciphertexts.forEach((blob, k) => {
       const c = this.scratch[k];
       try {
-        c.loadFromArray(context, blob);
+        c.loadFromArray(context, sealBytes(blob));
       } catch (err) {
         throw new CkksError(`encrypted update of ${site}: ciphertext ${k} does not load with the federation's CKKS parameters (${sealMessage(err)})`, site);
       }

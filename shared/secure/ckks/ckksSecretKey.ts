@@ -4,7 +4,7 @@
  * generated the key set) ever hold one; the coordinator never does.
  */
 import type { Decryptor, Encryptor, SecretKey } from 'node-seal';
-import { ckksContext, sameParmsId, type CkksContext } from './sealContext.js';
+import { ckksContext, sameParmsId, sealBytes, type CkksContext } from './sealContext.js';
 import { decodeBundle, encodeBundle } from './ciphertextBundle.js';
 import { CkksError } from './ckksErrors.js';
 import { ciphertextCount } from './ckksParams.js';
@@ -41,7 +41,7 @@ export class CkksSecretKey {
     const ctx = await ckksContext();
     const sk = new ctx.seal.SecretKey();
     try {
-      sk.loadFromArray(ctx.context, Uint8Array.from(bytes)); // (not a pooled Buffer view)
+      sk.loadFromArray(ctx.context, sealBytes(bytes));
     } catch (err) {
       sk.delete();
       throw new CkksError(`the CKKS secret key does not load with fedmed's parameters (${sealMessage(err)})`);
@@ -88,7 +88,7 @@ export class CkksSecretKey {
     try {
       bundle.ciphertexts.forEach((blob, k) => {
         try {
-          c.loadFromArray(context, blob);
+          c.loadFromArray(context, sealBytes(blob));
         } catch (err) {
           throw new CkksError(`${what}: ciphertext ${k} does not load (${sealMessage(err)})`);
         }

@@ -45,3 +45,11 @@ export function sameParmsId(a: ParmsIdType, b: ParmsIdType): boolean {
   const y = b.values() as BigUint64Array;
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
+
+/**
+ * node-seal's bindings accept a plain Uint8Array only, not a subclass such as Node's Buffer
+ * (which network payloads are): a view of the same bytes, no copy.
+ */
+export function sealBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

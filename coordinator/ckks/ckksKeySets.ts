@@ -1,0 +1,74 @@
+/**
+ * The CKKS key sets the federation admin registered: public parameters and, per site, a copy of
+ * the secret key wrapped to that site's encryption key (stored as a file the coordinator cannot
+ * open). The admin tool (`fedmed federation keys`) creates them; sites fetch their copy.
+ */
+import { FedmedError } from '../../shared/errors.js';
+import { checkCkksParameters, type CkksParameters } from '../../shared/secure/ckks/ckksParams.js';
+import { CkksError } from '../../shared/secure/ckks/ckksErrors.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
+import type { CkksKeySetRecord } from '../store/storeSchema.js';
+
+export class KeySetError extends FedmedError {
+  constructor(
+    message: string,
+    readonly status: 400 | 404 | 409 = 400,
+  ) {
+    super('CKKS_KEYSET', message);
+  }
+}
+
+/** A wrapped secret key is a few hundred KB; anything much larger is not one. */
+export const MAX_WRAPPED_KEY_BYTES = 1024 * 1024;
+
+export class CkksKeySets {
+  constructor(private readonly store: CoordinatorStore) {}
+
+  list(): CkksKeySetRecord[] {
+    return this.store.data.ckksKeySets ?? [];
+  }
+
+  find(id: string): CkksKeySetRecord | undefined {
+    return this.list().find((k) => k.id === id);
+  }
+
+  /** The key set an experiment uses when its config names none. */
+  newest(): CkksKeySetRecord | undefined {
+    const all = this.list();
+    return all[all.length - 1];
+  }
+
+  async create(id: string, parameters: CkksParameters): Promise<CkksKeySetRecord> {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new KeySetError(`key set id "${id}" must be 32 hex digits`);
+    if (this.find(id)) throw new KeySetError(`key set ${id} already exists`, 409);
+    try {
+      checkCkksParameters(parameters);
+    } catch (err) {
+      throw new KeySetError((err as CkksError).message);
+    }
+    const record: CkksKeySetRecord = { id, parameters, createdAt: new Date().toISOString(), sites: [] };
+    await this.store.update((d) => void (d.ckksKeySets ??= []).push(record));
+    return record;
+  }
+
+  /**
+   * Stores `site`'s wrapped copy. `encryptionKey` is the key the admin wrapped to: it must be
+   * the one the site registered (else the site could not open it).
+   */
+  async grant(id: string, site: string, encryptionKey: string, wrapped: Uint8Array): Promise<CkksKeySetRecord> {
+    const set = this.find(id);
+    if (!set) throw new KeySetError(`no key set ${id}`, 404);
+    const s = this.store.data.sites.find((x) => x.name === site);
+    if (!s || !s.enrolledAt) throw new KeySetError(`no enrolled site "${site}"`, 404);
+    if (s.revokedAt) throw new KeySetError(`site "${site}" is revoked`, 409);
+    if (!s.encryptionKey) throw new KeySetError(`site "${site}" has not registered an encryption key yet (it does on its first connection)`, 409);
+    if (s.encryptionKey !== encryptionKey) throw new KeySetError(`the key was wrapped to ${encryptionKey}, but site "${site}" now has encryption key ${s.encryptionKey}; wrap it again`, 409);
+    if (wrapped.byteLength < 70 || wrapped.byteLength > MAX_WRAPPED_KEY_BYTES) throw new KeySetError(`a wrapped key of ${wrapped.byteLength} bytes is not one (expected 70 B to 1 MiB)`);
+    this.store.saveWrappedKey(id, site, wrapped);
+    await this.store.update(() => {
+      set.sites = set.sites.filter((x) => x.site !== site);
+      set.sites.push({ site, encryptionKey, at: new Date().toISOString() });
+    });
+    return set;
+  }
+}

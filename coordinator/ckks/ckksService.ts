@@ -1,0 +1,105 @@
+/**
+ * The coordinator's side of CKKS outside the rounds: records each site's signed encryption key
+ * (`site_key`), hands a site its wrapped secret key (`ckks_key_req`), and serves the chain of
+ * encrypted aggregates an edge needs to bring its copy of a model up to a version
+ * (`ckks_fetch`). It serves ciphertexts and the public initial model only.
+ */
+import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
+import { publicKeyFromB64 } from '../../shared/secure/identity.js';
+import { verifyEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import { float32Bytes } from '../../shared/model/modelHash.js';
+import type { EdgeGateway } from '../gateway/edgeGateway.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
+import type { VersionRecord } from '../store/storeSchema.js';
+import type { CkksKeySets } from './ckksKeySets.js';
+
+type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+
+/** A chain reply stops adding links past this many bytes (the edge asks again for the rest). */
+export const CHAIN_REPLY_BYTES = 256 * 1024 * 1024;
+
+export class CkksService {
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly keySets: CkksKeySets,
+    private readonly gateway: EdgeGateway,
+    private readonly log: Log,
+    private readonly chainReplyBytes = CHAIN_REPLY_BYTES,
+  ) {}
+
+  onMessage(site: string, m: Message): void {
+    if (m.type === 'site_key') return void this.registerKey(site, m);
+    if (m.type === 'ckks_key_req') return void this.sendKey(site, m);
+    if (m.type === 'ckks_fetch') return void this.sendChain(site, m);
+    throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
+  }
+
+  private registerKey(site: string, m: MessageOf<'site_key'>): void {
+    const s = this.store.data.sites.find((x) => x.name === site);
+    if (!s?.publicKey) return;
+    if (!verifyEncryptionKey(publicKeyFromB64(s.publicKey), site, m.encryptionKey, m.signature)) {
+      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'site_key signature does not verify with this site\'s identity key');
+    }
+    if (s.encryptionKey === m.encryptionKey) return;
+    if (s.encryptionKey) this.log.warn({ site }, 'site registered a new encryption key; CKKS key sets must be granted to it again');
+    void this.store.update(() => {
+      s.encryptionKey = m.encryptionKey;
+      s.encryptionKeySignature = m.signature;
+    });
+  }
+
+  private refuse(site: string, request: 'key' | 'chain', id: string, reason: string): void {
+    this.log.warn({ site, request, id, reason }, 'CKKS request refused');
+    void this.gateway.send(site, { type: 'ckks_refused', request, id, reason }).catch(() => {});
+  }
+
+  private sendKey(site: string, m: MessageOf<'ckks_key_req'>): void {
+    const set = this.keySets.find(m.keySet);
+    if (!set) return this.refuse(site, 'key', m.keySet, `no CKKS key set ${m.keySet}`);
+    const wrapped = this.store.loadWrappedKey(m.keySet, site);
+    if (!wrapped) return this.refuse(site, 'key', m.keySet, `key set ${m.keySet} has no key for site "${site}"; the federation admin must run "fedmed federation keys grant"`);
+    void this.gateway.send(site, { type: 'ckks_key', keySet: set.id, parameters: set.parameters }, wrapped).catch((err: Error) => this.log.warn({ site, err: err.message }, 'could not send the wrapped key'));
+  }
+
+  /**
+   * The links from the version the edge has (or from the initial model) to `want`, oldest
+   * first, cut after `chainReplyBytes`.
+   */
+  private sendChain(site: string, m: MessageOf<'ckks_fetch'>): void {
+    const exp = this.store.data.experiments.find((e) => e.id === m.experiment);
+    if (!exp || (exp.config.security ?? 'plain') !== 'ckks') return this.refuse(site, 'chain', m.experiment, `no CKKS experiment ${m.experiment}`);
+    const byId = new Map<string, VersionRecord>(this.store.data.versions.filter((v) => v.experiment === exp.id).map((v) => [v.id, v]));
+    const path: VersionRecord[] = [];
+    const wanted = byId.get(m.want);
+    if (!wanted) return this.refuse(site, 'chain', m.experiment, `experiment ${exp.id} has no version ${m.want}`);
+    let v: VersionRecord = wanted;
+    while (v.encrypted && v.id !== m.have) {
+      path.push(v);
+      const parent: VersionRecord | undefined = v.parent ? byId.get(v.parent) : undefined;
+      if (!parent) return this.refuse(site, 'chain', m.experiment, `version ${v.id} has lost its parent ${v.parent}`);
+      v = parent;
+    }
+    const fromInitial = v.id !== m.have;
+    path.reverse();
+    const parts: Uint8Array[] = [];
+    let initialBytes = 0;
+    if (fromInitial) {
+      const initial = float32Bytes(this.store.loadParams(v.id, exp.spec));
+      parts.push(initial);
+      initialBytes = initial.byteLength;
+    }
+    const links: { version: string; parent: string; bytes: number }[] = [];
+    let total = initialBytes;
+    for (const link of path) {
+      if (links.length > 0 && total + link.encrypted!.bytes > this.chainReplyBytes) break;
+      const bytes = this.store.loadEncryptedVersion(link.id);
+      parts.push(bytes);
+      links.push({ version: link.id, parent: link.parent!, bytes: bytes.byteLength });
+      total += bytes.byteLength;
+    }
+    const want = links.length > 0 ? links[links.length - 1].version : v.id;
+    const payload = Buffer.concat(parts);
+    void this.gateway.send(site, { type: 'ckks_chain', experiment: exp.id, want, base: fromInitial ? null : v.id, initialBytes, links }, payload).catch((err: Error) => this.log.warn({ site, err: err.message }, 'could not send the CKKS chain'));
+  }
+}
