@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: fedmed's benchmarks, printed as one JSON object (and written to --out FILE).
- *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ota|infer-service|simulate]
+ *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ckks|ota|infer-service|simulate]
  * Medians over repeated runs; the machine and Node version are recorded with the numbers.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { benchTraining } from './trainingThroughput.js';
 import { benchOta } from './otaBenchmark.js';
 import { benchInferService } from './inferServiceBenchmark.js';
 import { benchSimulate } from './simulateBenchmark.js';
+import { benchCkks } from './ckksBenchmark.js';
 
 const { values, positionals } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } }, allowPositionals: true });
 // `npm run bench -- round` runs only the round benchmark (positional form of --only).
@@ -67,6 +68,10 @@ if (!only || only === 'secagg') {
     for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'secagg', secagg }));
     result[name] = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
   }
+}
+if (!only || only === 'ckks') {
+  // In-process CKKS cost at N in {10, 100}, d in {100k, 1M} (encrypt, add, decrypt; bytes vs raw).
+  result.ckksInProcess = await benchCkks({ sites: [10, 100], parameters: quick ? [100_000] : [100_000, 1_000_000], dropouts: [0, 0.1], repeats: quick ? 1 : 3 });
 }
 if (!only || only === 'ota') {
   result.otaCnn28 = await benchOta({ rounds: quick ? 2 : 5, sites: 3 });
