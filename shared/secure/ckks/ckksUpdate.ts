@@ -12,10 +12,10 @@ export function encodeCkksUpdate(delta: Float32Array, numExamples: number, p: Pi
   const values = new Float64Array(delta.length + 1);
   let clipped = 0;
   for (let i = 0; i < delta.length; i++) {
-    let x = delta[i];
-    if (x > p.range) (x = p.range), clipped++;
-    else if (x < -p.range) (x = -p.range), clipped++;
-    values[i] = weight * x;
+    const x = delta[i];
+    const c = x > p.range ? p.range : x < -p.range ? -p.range : x;
+    if (c !== x) clipped++;
+    values[i] = weight * c;
   }
   values[delta.length] = weight;
   return { values, clipped, weight };
