@@ -16,8 +16,14 @@ import { syntheticTabular } from '../../simulations/siteData.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/federation.js';
 
-/** An enrolled site that authenticates properly, then misbehaves in the fit phase. */
-async function maliciousSite(c: RunningCoordinator, name: string, stateDir: string, onFit: (m: Extract<Message, { type: 'fit_ins' }>, ch: MessageChannel) => void): Promise<WebSocket> {
+/** An enrolled site that authenticates properly, then misbehaves (by default in the fit phase). */
+async function maliciousSite(
+  c: RunningCoordinator,
+  name: string,
+  stateDir: string,
+  onFit: (m: Extract<Message, { type: 'fit_ins' }>, ch: MessageChannel) => void,
+  signKey: (identity: ReturnType<typeof generateIdentity>, publicB64: string) => string = (identity, publicB64) => signEncryptionKey(identity.privateKey, name, publicB64),
+): Promise<{ ws: WebSocket; closed: Promise<number> }> {
   const { token } = await c.sites.add(name);
   const identity = generateIdentity();
   const res = await fetch(new URL('/v1/enroll', c.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, publicKey: identity.publicKeyB64 }) });
@@ -27,12 +33,13 @@ async function maliciousSite(c: RunningCoordinator, name: string, stateDir: stri
   const ch = new MessageChannel(ws);
   ch.onMessage = (m) => {
     if (m.type === 'challenge') void ch.send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, name, m.nonce) });
-    else if (m.type === 'welcome') void ch.send({ type: 'site_key', encryptionKey: enc.publicB64, signature: signEncryptionKey(identity.privateKey, name, enc.publicB64) });
+    else if (m.type === 'welcome') void ch.send({ type: 'site_key', encryptionKey: enc.publicB64, signature: signKey(identity, enc.publicB64) });
     else if (m.type === 'fit_ins') onFit(m, ch);
   };
   ws.on('open', () => void ch.send({ type: 'hello', site: name, versions: [1, 2, 3] }));
   ws.on('error', () => {});
-  return ws;
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  return { ws, closed };
 }
 
 describe('coordinator under CKKS (in-process, instrumented)', function () {
@@ -41,6 +48,7 @@ describe('coordinator under CKKS (in-process, instrumented)', function () {
   let c: RunningCoordinator;
   const clients: EdgeClient[] = [];
   let mallory: WebSocket;
+  let eveClosed: Promise<number>;
 
   before(async () => {
     c = await startCoordinator({ dataDir: join(t.dir, 'coordinator'), port: 0, logLevel: 'silent' });
@@ -54,10 +62,13 @@ describe('coordinator under CKKS (in-process, instrumented)', function () {
       clients.push(client);
     }
     // Mallory answers fit_ins with an encrypted vector of the wrong length.
-    mallory = await maliciousSite(c, 'mallory', t.dir, (m, ch) => {
+    ({ ws: mallory } = await maliciousSite(c, 'mallory', t.dir, (m, ch) => {
       const bogus = encodeBundle({ length: 7, ciphertexts: [new Uint8Array(100)] });
       void ch.send({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: 50, metrics: { loss: 1, accuracy: 0.5 } }, bogus).catch(() => {});
-    });
+    }));
+    // Eve registers an encryption key signed by another identity (so keys wrapped to it would be hers).
+    const other = generateIdentity();
+    ({ closed: eveClosed } = await maliciousSite(c, 'eve', t.dir, () => {}, (_identity, publicB64) => signEncryptionKey(other.privateKey, 'eve', publicB64)));
     await waitFor('4 sites with encryption keys', () => c.store.data.sites.filter((s) => s.encryptionKey).length === 4);
   });
 
@@ -68,11 +79,17 @@ describe('coordinator under CKKS (in-process, instrumented)', function () {
     t.cleanup();
   });
 
+  it('refuses an encryption key not signed by the site\'s own identity: the connection is closed and no key recorded', async () => {
+    assert.equal(await eveClosed, 4000);
+    assert.equal(c.store.data.sites.find((s) => s.name === 'eve')!.encryptionKey, undefined);
+  });
+
   it('receives only ciphertexts: every update it holds decrypts (with the key it never had) to a weighted update, contains none of its plaintext, and a malformed one is refused while the round completes', async () => {
     const target = { url: c.url, token: c.adminToken };
     const keyFile = join(t.dir, 'admin', 'key.json');
     const { results } = await createKeySet(target, keyFile);
     assert.equal(results.filter((r) => r.granted).length, 4);
+    assert.deepEqual(results.filter((r) => !r.granted).map((r) => [r.site, r.reason]), [['eve', 'has not registered an encryption key yet (it does when it connects)']]);
     const received: { site: string; payload: Buffer }[] = [];
     c.rounds.ckksObserver = (site, payload) => received.push({ site, payload: Buffer.from(payload) });
     const res = await c.app.inject({ method: 'POST', url: '/v1/experiments', headers: { authorization: `Bearer ${c.adminToken}` }, payload: { name: 'ckks-in-process', model: { zoo: 'logreg', numFeatures: 6, numClasses: 2 }, security: 'ckks', minFitClients: 3, deadlineSeconds: 60, fit: { epochs: 1, batchSize: 16, learningRate: 0.1, optimizer: 'sgd' } } });
