@@ -3,7 +3,9 @@
  * keys, challenge-response, frames) but answer every `fit_ins` at once with a fixed update,
  * so a benchmark measures the coordinator and the network, not training.
  *   node dist/bench/fixedUpdateEdges.js URL STATE_JSON
- * STATE_JSON: [{ site, privateKeyPem }]; prints "ready" when all are authenticated.
+ * STATE_JSON: [{ site, privateKeyPem, encryptionKeyPem? }]; prints "ready" when all are authenticated.
+ * CKKS: sites with an encryption key register it; the first CKKS fit_ins fetches and unwraps the
+ * key set's secret key and encrypts the fixed update once, which every site then sends.
  */
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -13,14 +15,37 @@ import { DEFAULT_CHANNEL_LIMITS, MessageChannel } from '../shared/protocol/messa
 import { AUTH_DOMAIN, PROTOCOL_VERSIONS } from '../shared/protocol/messages.js';
 import { signMessage } from '../shared/secure/identity.js';
 import { EdgeSecAggSession } from '../edge-client/federation/secAggSession.js';
+import { parseModelSpec } from '../shared/model/modelSpec.js';
+import { layoutOf } from '../shared/model/parameterLayout.js';
+import type { MessageOf } from '../shared/protocol/messages.js';
+import { CkksSecretKey } from '../shared/secure/ckks/ckksSecretKey.js';
+import { encodeCkksUpdate } from '../shared/secure/ckks/ckksUpdate.js';
+import { unwrapSecretKey } from '../shared/secure/ckks/keyWrap.js';
+import { signEncryptionKey, x25519PublicB64 } from '../shared/secure/ckks/siteEncryptionKey.js';
 
 const [url, stateFile] = process.argv.slice(2);
-const sites = JSON.parse(readFileSync(stateFile, 'utf8')) as { site: string; privateKeyPem: string }[];
+const sites = JSON.parse(readFileSync(stateFile, 'utf8')) as { site: string; privateKeyPem: string; encryptionKeyPem?: string }[];
 let ready = 0;
 let update: Uint8Array | null = null;
 const secure = new Map<string, EdgeSecAggSession>();
+/** CKKS: the fixed update, encrypted once per process (the first site to need it fetches the key). */
+let ckksUpdate: Promise<Uint8Array> | null = null;
+const keyReplies = new Map<string, (wrapped: Buffer) => void>();
 
-for (const { site, privateKeyPem } of sites) {
+function encryptedUpdate(site: string, m: MessageOf<'fit_ins'>, encryptionKeyPem: string, channel: MessageChannel): Promise<Uint8Array> {
+  ckksUpdate ??= (async () => {
+    const wrapped = await new Promise<Buffer>((resolve) => {
+      keyReplies.set(site, resolve);
+      void channel.send({ type: 'ckks_key_req', keySet: m.ckks!.keySet });
+    });
+    const key = await CkksSecretKey.load(unwrapSecretKey(wrapped, createPrivateKey(encryptionKeyPem), m.ckks!.keySet, site));
+    const size = layoutOf(parseModelSpec(m.spec, 'bench spec')).size;
+    return key.encrypt(encodeCkksUpdate(new Float32Array(size).fill(1e-3), 100, m.ckks!).values);
+  })();
+  return ckksUpdate;
+}
+
+for (const { site, privateKeyPem, encryptionKeyPem } of sites) {
   const key = createPrivateKey(privateKeyPem);
   const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/edge`, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + 4, perMessageDeflate: false });
   const channel = new MessageChannel(ws);
@@ -28,7 +53,18 @@ for (const { site, privateKeyPem } of sites) {
   channel.onMessage = (m, payload) => {
     if (m.type === 'challenge') void channel.send({ type: 'auth', signature: signMessage(key, AUTH_DOMAIN, site, m.nonce) });
     else if (m.type === 'welcome') {
+      if (encryptionKeyPem) {
+        const publicB64 = x25519PublicB64(createPrivateKey(encryptionKeyPem));
+        void channel.send({ type: 'site_key', encryptionKey: publicB64, signature: signEncryptionKey(key, site, publicB64) });
+      }
       if (++ready === sites.length) process.stdout.write('ready\n');
+    } else if (m.type === 'ckks_key') {
+      keyReplies.get(site)?.(Buffer.from(payload));
+    } else if (m.type === 'fit_ins' && m.ckks) {
+      void encryptedUpdate(site, m, encryptionKeyPem!, channel).then(
+        (bytes) => channel.send({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: 100, metrics: { loss: 0.5, accuracy: 0.5 } }, bytes),
+        (err: Error) => process.stderr.write(`${site}: ${err.message}\n`),
+      );
     } else if (m.type === 'fit_ins' && m.security) {
       // SecAgg+: the real edge protocol code, with a fixed update instead of training.
       const session = new EdgeSecAggSession(site, m, m.security, key, (msg) => channel.send(msg));

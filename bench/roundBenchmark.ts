@@ -4,6 +4,8 @@
  * the coordinator's peak RSS (VmHWM). The coordinator and the edges are separate processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createKeySet } from '../cli/federationKeys.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +50,7 @@ function waitForLine(child: ChildProcess, match: (line: string) => boolean, what
   });
 }
 
-export async function benchRound(o: { edges: number; hidden: number; features: number; rounds: number; edgeProcesses: number; security?: 'plain' | 'secagg'; secagg?: { neighbours?: number; threshold?: number } }): Promise<RoundBenchResult> {
+export async function benchRound(o: { edges: number; hidden: number; features: number; rounds: number; edgeProcesses: number; security?: 'plain' | 'secagg' | 'ckks'; secagg?: { neighbours?: number; threshold?: number } }): Promise<RoundBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'fedmed-bench-round-'));
   // FEDMED_BENCH_COORDINATOR_FLAGS: extra node flags for the coordinator (e.g. --cpu-prof).
   const nodeFlags = process.env.FEDMED_BENCH_COORDINATOR_FLAGS?.split(' ').filter(Boolean) ?? [];
@@ -63,13 +65,14 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       return (await res.json()) as T;
     };
     const get = async <T>(path: string): Promise<T> => (await (await fetch(new URL(path, url), { headers: { authorization: `Bearer ${token}` } })).json()) as T;
-    const state: { site: string; privateKeyPem: string }[] = [];
+    const state: { site: string; privateKeyPem: string; encryptionKeyPem?: string }[] = [];
     for (let i = 0; i < o.edges; i++) {
       const site = `bench-${i}`;
       const { token: join_ } = await post<{ token: string }>('/v1/sites', { name: site });
       const id = generateIdentity();
       await post('/v1/enroll', { token: join_, publicKey: id.publicKeyB64 }, false);
-      state.push({ site, privateKeyPem: id.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string });
+      const pem = (k: KeyObject) => k.export({ format: 'pem', type: 'pkcs8' }) as string;
+      state.push({ site, privateKeyPem: pem(id.privateKey), ...(o.security === 'ckks' ? { encryptionKeyPem: pem(generateKeyPairSync('x25519').privateKey) } : {}) });
     }
     // The simulated edges run in `edgeProcesses` processes (each serving a share of the sites).
     for (let p = 0; p < o.edgeProcesses; p++) {
@@ -78,6 +81,15 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       const child = spawn(process.execPath, [join(here, 'fixedUpdateEdges.js'), url, file], { stdio: ['ignore', 'pipe', 'inherit'] });
       edgeProcs.push(child);
       await waitForLine(child, (l) => l === 'ready', 'the edges');
+    }
+    if (o.security === 'ckks') {
+      // The admin's key set, wrapped to every site once they all registered their encryption keys.
+      for (;;) {
+        const sites = await get<{ encryptionKey: string | null }[]>('/v1/sites');
+        if (sites.every((s) => s.encryptionKey)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await createKeySet({ url, token }, join(dir, 'ckks-secret-key.json'));
     }
     const exp = await post<{ id: string; parameters: number }>('/v1/experiments', {
       name: 'bench-round',
@@ -101,7 +113,7 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
     const bad = recs.find((r) => r.status !== 'completed');
     if (bad) throw new Error(`a benchmark round did not complete: ${bad.reason}`);
     const measured = recs.slice(1); // the first round warms up JIT and buffers
-    for (const r of measured) for (const k of ['secaggKeysMs', 'secaggSharesMs', 'secaggUnmaskMs']) if (r.security?.[k] !== undefined) r.timings[k] = r.security[k];
+    for (const r of measured) for (const k of ['secaggKeysMs', 'secaggSharesMs', 'secaggUnmaskMs', 'ckksAddMs']) if (r.security?.[k] !== undefined) r.timings[k] = r.security[k];
     const status = readFileSync(`/proc/${coord.pid}/status`, 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
     return {
@@ -116,7 +128,7 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       medianTotalMs: round(median(measured.map((r) => r.timings.totalMs)), 1),
       coordinatorPeakRssMB: round(hwmKb / 1024, 1),
       bytesPerRound: measured[0]?.bytesSent + measured[0]?.bytesReceived,
-      phases: Object.fromEntries(['configureMs', 'secaggKeysMs', 'secaggSharesMs', 'fitSendMs', 'fitCollectMs', 'fitMs', 'secaggUnmaskMs', 'aggregateMs', 'persistedMs', 'coordinatorCpuMs'].filter((k) => measured[0]?.timings[k] !== undefined).map((k) => [k, round(median(measured.map((r) => r.timings[k])), 1)])),
+      phases: Object.fromEntries(['configureMs', 'secaggKeysMs', 'secaggSharesMs', 'fitSendMs', 'fitCollectMs', 'fitMs', 'secaggUnmaskMs', 'ckksAddMs', 'aggregateMs', 'persistedMs', 'coordinatorCpuMs'].filter((k) => measured[0]?.timings[k] !== undefined).map((k) => [k, round(median(measured.map((r) => r.timings[k])), 1)])),
     };
   } finally {
     for (const e of edgeProcs) e.kill('SIGKILL');

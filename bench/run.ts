@@ -72,6 +72,11 @@ if (!only || only === 'secagg') {
 if (!only || only === 'ckks') {
   // In-process CKKS cost at N in {10, 100}, d in {100k, 1M} (encrypt, add, decrypt; bytes vs raw).
   result.ckksInProcess = await benchCkks({ sites: [10, 100], parameters: quick ? [100_000] : [100_000, 1_000_000], dropouts: [0, 0.1], repeats: quick ? 1 : 3 });
+  // A full CKKS round over real sockets, N = 10, d ≈ 1M (edges send a fixed encrypted update).
+  const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
+  const runs = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'ckks' }));
+  result.roundCkks10Edges1M = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
 }
 if (!only || only === 'ota') {
   result.otaCnn28 = await benchOta({ rounds: quick ? 2 : 5, sites: 3 });
