@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { versionAccuracy, call, createExperiment, enrol, freePort, onlineSites, paramsFileAccuracy, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
+import { versionAccuracy, runRoundsKillingEdge, call, createExperiment, enrol, freePort, onlineSites, paramsFileAccuracy, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
 
@@ -71,13 +71,8 @@ describe('secure aggregation end to end: CKKS with 5 edges as processes on loopb
 
   it('runs 3 CKKS rounds with an edge killed mid-round; the sites\' model improves; the coordinator never held it in the clear', async () => {
     const experiment = await createExperiment(coord, { name: 'ckks-e2e', security: 'ckks', ckks: { range: 0.5 }, minFitClients: 3, fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' } });
-    const start = await call(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 3 });
-    assert.equal(start.status, 200, JSON.stringify(start.body));
-    const victim = edges.get('site-e')!;
-    await waitFor('site-e to start round 2', () => victim.output().split('"event":"fit_started"').length > 2, 120_000);
-    victim.child.kill('SIGKILL');
-    await waitFor('the rounds to end', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${experiment}`)).body.running, 200_000, 200);
-    const rounds = (await call<RoundRec[]>(coord, 'GET', `/v1/experiments/${experiment}/rounds`)).body;
+    // Kill site-e while it trains in round 2.
+    const rounds = await runRoundsKillingEdge<RoundRec>(coord, experiment, 3, edges.get('site-e')!, 2);
     assert.deepEqual(rounds.map((r) => [r.round, r.status]), [[1, 'completed'], [2, 'completed'], [3, 'completed']], JSON.stringify(rounds.map((r) => r.reason)));
     assert.deepEqual(rounds.map((r) => r.security?.mode), ['ckks', 'ckks', 'ckks']);
     assert.deepEqual(rounds.map((r) => r.security?.contributors), [5, 4, 4]);

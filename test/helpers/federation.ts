@@ -102,6 +102,19 @@ export async function createExperiment(c: CoordinatorProc, overrides: Record<str
   return res.body.id;
 }
 
+/**
+ * Starts `rounds` rounds, SIGKILLs `victim` once it has started training in round `killInRound`,
+ * waits for the rounds to end and returns the experiment's round records.
+ */
+export async function runRoundsKillingEdge<R>(c: CoordinatorProc, experiment: string, rounds: number, victim: Proc, killInRound: number): Promise<R[]> {
+  const start = await call(c, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds });
+  if (start.status !== 200) throw new Error(`rounds not started: ${JSON.stringify(start.body)}`);
+  await waitFor(`the victim to start round ${killInRound}`, () => victim.output().split('"event":"fit_started"').length > killInRound, 120_000);
+  victim.child.kill('SIGKILL');
+  await waitFor('the rounds to end', async () => !(await call<{ running: boolean }>(c, 'GET', `/v1/experiments/${experiment}`)).body.running, 200_000, 200);
+  return (await call<R[]>(c, 'GET', `/v1/experiments/${experiment}/rounds`)).body;
+}
+
 /** Accuracy of a published version (downloaded from the API) on the test splits of the given .npz files. */
 export async function versionAccuracy(c: CoordinatorProc, versionId: string, npzFiles: string[]): Promise<number> {
   const res = await fetch(new URL(`/v1/versions/${versionId}/params`, c.url), { headers: { authorization: `Bearer ${c.adminToken}` } });
