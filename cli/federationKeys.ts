@@ -10,16 +10,14 @@ import { dirname, resolve } from 'node:path';
 import { writeFileAtomic } from '../shared/atomicFile.js';
 import { UsageError } from '../shared/errors.js';
 import { decodeParamsFile, encodeParamsFile } from '../shared/model/paramsFile.js';
-import { encryptedVersionId, modelVersionId } from '../shared/model/modelHash.js';
-import { layoutOf } from '../shared/model/parameterLayout.js';
+import { modelVersionId } from '../shared/model/modelHash.js';
 import { publicKeyFromB64 } from '../shared/secure/identity.js';
 import { checkCkksParameters, FEDMED_CKKS_PARAMETERS, type CkksParameters } from '../shared/secure/ckks/ckksParams.js';
 import { CkksSecretKey } from '../shared/secure/ckks/ckksSecretKey.js';
-import { applyCkksAggregate } from '../shared/secure/ckks/ckksUpdate.js';
+import { applyEncryptedVersion } from '../shared/secure/ckks/ckksUpdate.js';
 import { wrapSecretKey } from '../shared/secure/ckks/keyWrap.js';
 import { verifyEncryptionKey } from '../shared/secure/ckks/siteEncryptionKey.js';
 import { api, apiBytes } from './apiClient.js';
-import { createHash } from 'node:crypto';
 
 type Target = { url: string; token: string };
 
@@ -119,14 +117,11 @@ export async function decryptVersion(target: Target, file: SecretKeyFile, experi
   const { spec } = initial;
   let params = initial.params;
   if (modelVersionId(spec, params) !== v.id) throw new UsageError(`initial version ${v.id} does not hash to its id`);
-  const size = layoutOf(spec).size;
   const key = await CkksSecretKey.load(Buffer.from(file.secretKey, 'base64'));
   try {
     let have = v.id;
     for (const link of chain) {
-      const bytes = await apiBytes(target, `/v1/versions/${link.id}/ciphertext`);
-      if (encryptedVersionId(spec, have, createHash('sha256').update(bytes).digest('hex')) !== link.id) throw new UsageError(`encrypted version ${link.id} does not match its id`);
-      params = applyCkksAggregate(params, key.decrypt(bytes, size + 1, `encrypted version ${link.id}`));
+      params = applyEncryptedVersion(key, spec, params, have, link.id, await apiBytes(target, `/v1/versions/${link.id}/ciphertext`));
       have = link.id;
     }
   } finally {

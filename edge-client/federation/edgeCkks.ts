@@ -5,11 +5,10 @@
  * aggregates since (every link checked against its version id), and encrypts its updates.
  * Nobody else can do this: the coordinator only ever holds ciphertexts.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../shared/atomicFile.js';
-import { encryptedVersionId, modelVersionId } from '../../shared/model/modelHash.js';
+import { modelVersionId } from '../../shared/model/modelHash.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { loadParamsFile, saveParamsFile } from '../../shared/model/paramsFile.js';
@@ -17,7 +16,7 @@ import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { CkksError } from '../../shared/secure/ckks/ckksErrors.js';
 import { checkCkksParameters, type CkksRoundParams } from '../../shared/secure/ckks/ckksParams.js';
 import { CkksSecretKey } from '../../shared/secure/ckks/ckksSecretKey.js';
-import { applyCkksAggregate, encodeCkksUpdate } from '../../shared/secure/ckks/ckksUpdate.js';
+import { applyEncryptedVersion, encodeCkksUpdate } from '../../shared/secure/ckks/ckksUpdate.js';
 import { unwrapSecretKey } from '../../shared/secure/ckks/keyWrap.js';
 import type { SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
 
@@ -140,20 +139,18 @@ export class EdgeCkks {
         have = modelVersionId(spec, params);
         at = chain.initialBytes;
       } else if (chain.base !== have) throw new CkksError(`the coordinator sent a chain from ${chain.base}, but this site holds ${have}`);
-      if (chain.links.length === 0 && have !== chain.want) throw new CkksError(`the chain ends at ${have}, not at the ${chain.want} it names`);
       const key = chain.links.length > 0 ? await this.secretKey(keySet) : null;
       for (const link of chain.links) {
         const bytes = payload.subarray(at, at + link.bytes);
         at += link.bytes;
         if (bytes.byteLength !== link.bytes) throw new CkksError('the chain payload is shorter than its links');
-        const sha = createHash('sha256').update(bytes).digest('hex');
-        // The id pins parent and ciphertext: a link that does not hash to its id is refused.
-        if (link.parent !== have || encryptedVersionId(spec, have!, sha) !== link.version) throw new CkksError(`chain link ${link.version} does not match its id (tampered, or not built on ${have})`);
-        params = applyCkksAggregate(params!, key!.decrypt(bytes, size + 1, `encrypted version ${link.version}`));
+        if (link.parent !== have) throw new CkksError(`chain link ${link.version} is not built on ${have}`);
+        params = applyEncryptedVersion(key!, spec, params!, have, link.version, bytes);
         have = link.version;
       }
       if (at !== payload.byteLength) throw new CkksError('the chain payload is longer than its links');
-      if (!chain.links.length && chain.base === null && have !== want) throw new CkksError(`the initial model is ${have}, not ${want}`);
+      // Every reply must get closer: one without links has to end where the edge wants to be.
+      if (chain.links.length === 0 && have !== want) throw new CkksError(`the coordinator's chain ends at ${have}, not at ${want}`);
     }
     mkdirSync(join(this.dir, 'models'), { recursive: true });
     saveParamsFile(paths.params, spec, params!);

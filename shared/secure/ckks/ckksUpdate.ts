@@ -4,8 +4,12 @@
  * is [sum w_i delta_i, sum w_i], so the next model is base + sum / W: FedAvg weighted by
  * (bounded) example counts, computed by every site from the same ciphertexts.
  */
+import { createHash } from 'node:crypto';
+import { encryptedVersionId } from '../../model/modelHash.js';
+import type { ModelSpec } from '../../model/modelSpec.js';
 import { CkksError } from './ckksErrors.js';
 import type { CkksRoundParams } from './ckksParams.js';
+import type { CkksSecretKey } from './ckksSecretKey.js';
 
 export function encodeCkksUpdate(delta: Float32Array, numExamples: number, p: Pick<CkksRoundParams, 'range' | 'maxWeight'>): { values: Float64Array; clipped: number; weight: number } {
   const weight = Math.min(numExamples, p.maxWeight);
@@ -19,6 +23,17 @@ export function encodeCkksUpdate(delta: Float32Array, numExamples: number, p: Pi
   }
   values[delta.length] = weight;
   return { values, clipped, weight };
+}
+
+/**
+ * Applies one link of a CKKS model chain: the encrypted aggregate `bytes` must hash, with its
+ * parent, to `version` (the id pins parent and ciphertext, so a tampered link is refused), then it
+ * is decrypted and applied to the parent's parameters.
+ */
+export function applyEncryptedVersion(key: CkksSecretKey, spec: ModelSpec, parentParams: Float32Array, parent: string, version: string, bytes: Uint8Array): Float32Array {
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (encryptedVersionId(spec, parent, sha) !== version) throw new CkksError(`encrypted version ${version} does not match its id (tampered, or not built on ${parent})`);
+  return applyCkksAggregate(parentParams, key.decrypt(bytes, parentParams.length + 1, `encrypted version ${version}`));
 }
 
 /** The next global model from the base and the decrypted aggregate [sum w_i delta_i, sum w_i]. */
