@@ -1,12 +1,8 @@
 /** `fedmed export-onnx`: writes a model (zoo spec + params) as an ONNX file for inference. */
-import { writeFileAtomic } from '../shared/atomicFile.js';
 import { Command } from 'commander';
-import { buildOnnxModel } from '../models/onnxModel.js';
-import { modelVersionId } from '../shared/model/modelHash.js';
-import { resolveModel } from './modelResolver.js';
 import { intOption } from './parseNumber.js';
 
-interface ExportFlags {
+export interface ExportFlags {
   model?: string;
   params?: string;
   out: string;
@@ -28,12 +24,5 @@ export function exportOnnxCommand(): Command {
     .option('--hidden <units>', 'hidden widths for mlp-tabular, e.g. 64,32')
     .option('--seed <n>', 'initialisation seed when no --params', intOption('--seed'), 1)
     .option('--json', 'print one JSON object')
-    .action((flags: ExportFlags) => {
-      const { spec, params } = resolveModel(flags);
-      const bytes = buildOnnxModel(spec, params);
-      writeFileAtomic(flags.out, bytes);
-      const info = { model: spec.name, out: flags.out, bytes: bytes.length, parameters: params.length, versionId: modelVersionId(spec, params) };
-      if (flags.json) process.stdout.write(`${JSON.stringify(info)}\n`);
-      else console.log(`wrote ${flags.out}: model ${spec.name}, ${params.length} parameters, ${bytes.length} bytes, version ${info.versionId.slice(0, 16)}`);
-    });
+    .action(async (flags: ExportFlags) => (await import('./actions/exportOnnxAction.js')).runExportOnnx(flags));
 }
