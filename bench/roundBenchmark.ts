@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createKeySet } from '../cli/federationKeys.js';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,8 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
   // FEDMED_BENCH_COORDINATOR_FLAGS: extra node flags for the coordinator (e.g. --cpu-prof).
   const nodeFlags = process.env.FEDMED_BENCH_COORDINATOR_FLAGS?.split(' ').filter(Boolean) ?? [];
   const coord = spawn(process.execPath, [...nodeFlags, cli, 'coordinator', 'start', '--data-dir', join(dir, 'coord'), '--port', '0', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // FEDMED_BENCH_COORDINATOR_LOG: also copy the coordinator's stdout there (e.g. with --trace-gc).
+  if (process.env.FEDMED_BENCH_COORDINATOR_LOG) coord.stdout!.pipe(createWriteStream(process.env.FEDMED_BENCH_COORDINATOR_LOG, { flags: 'a' }));
   const edgeProcs: ChildProcess[] = [];
   try {
     const url = (JSON.parse(await waitForLine(coord, (l) => l.includes('"listening"'), 'the coordinator')) as { url: string }).url;

@@ -9,6 +9,7 @@ import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import type { SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
 import type { CkksRoundParams } from '../../shared/secure/ckks/ckksParams.js';
+import { releaseBuffer } from '../../shared/protocol/releasableBuffers.js';
 import { PlainAggregator } from './plainAggregator.js';
 
 export interface FitAggregationHooks {
@@ -53,7 +54,11 @@ export class PlainAggregation implements FitAggregation {
   }
 
   addResult(site: string, _m: MessageOf<'fit_res'>, payload: Uint8Array, weight: number): void {
-    this.aggregator.add(payload, weight, site);
+    try {
+      this.aggregator.add(payload, weight, site);
+    } finally {
+      releaseBuffer(payload); // added (or refused): its 4 bytes per parameter are freed now, not at the next GC
+    }
   }
 
   onProtocolMessage(_site: string, m: Message): void {

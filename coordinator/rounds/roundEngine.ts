@@ -18,6 +18,7 @@ import { ckksContext } from '../../shared/secure/ckks/sealContext.js';
 import { CkksAggregation, type EncryptedAggregate } from './ckksAggregation.js';
 import type { VersionRecord } from '../store/storeSchema.js';
 import { encodeMessage } from '../../shared/protocol/messageChannel.js';
+import { markReleasable, releaseBuffer } from '../../shared/protocol/releasableBuffers.js';
 import type { Message } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import type { ExperimentConfig } from '../experimentConfig.js';
@@ -441,11 +442,13 @@ export class RoundEngine {
     }
     const before = sites.map((s) => this.gateway.bytes(s));
     const t0 = performance.now();
+    for (const f of frames) markReleasable(f);
     await Promise.all(
       sites.map((site) =>
         this.gateway.sendEncoded(site, frames).catch((err: Error) => this.settle(phase, site, 'dropped', `could not send: ${err.message}`)),
       ),
     );
+    for (const f of frames) releaseBuffer(f); // every socket has written them: free the model copy now
     record.timings[`${kind}SendMs`] = performance.now() - t0;
     this.checkDone(phase);
     const deadline = setTimeout(() => {
@@ -468,8 +471,7 @@ export class RoundEngine {
       record.bytesSent += Math.max(0, after.sent - before[i].sent);
       record.bytesReceived += Math.max(0, after.received - before[i].received);
     });
-    void this.store.write();
-    return phase;
+    return phase; // the caller persists the record (round finished, failed or version published)
   }
 
   private settle(phase: Phase, site: string, status: RoundSiteRecord['status'], reason?: string, cancel = false): void {

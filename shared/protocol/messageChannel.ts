@@ -9,11 +9,14 @@
  * and is reported once through `onError`; it never throws into the socket's event loop.
  *
  * The payload handed to `onMessage` is valid until the next message arrives: copy it if needed.
+ * A payload in a frame buffer of its own is marked releasable (see releasableBuffers.ts): its
+ * last user may free it at once.
  */
 import { createHash } from 'node:crypto';
 import { decodeFrame, encodeFrame, type FrameLimits } from './frameCodec.js';
 import { parseMessage, type Message } from './messages.js';
 import { CloseCode, ProtocolError, type CloseCodeValue } from './protocolError.js';
+import { markReleasable, releaseBuffer } from './releasableBuffers.js';
 
 /** The part of a WebSocket the channel needs. */
 export interface FrameSocket {
@@ -124,6 +127,7 @@ export class MessageChannel {
     try {
       if (!isBinary) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'text frames are not part of the protocol; send binary frames');
       const { header, payload } = decodeFrame(data, this.limits);
+      markReleasable(data);
       const type = (header as { type?: unknown } | null)?.type;
       if (type === 'chunked') return this.startTransfer(header as Record<string, unknown>, payload);
       if (type === 'chunk') return this.addChunk(header as Record<string, unknown>, payload);
@@ -157,6 +161,7 @@ export class MessageChannel {
     if (t.received + payload.length > t.totalBytes) throw new ProtocolError(CloseCode.TOO_LARGE, `chunks exceed the announced ${t.totalBytes} bytes`);
     payload.copy(this.reassembly, t.received);
     t.received += payload.length;
+    releaseBuffer(payload); // copied: the chunk's frame is no longer needed
     t.next++;
     if (t.next < t.chunks) return;
     this.transfer = null;
