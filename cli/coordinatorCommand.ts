@@ -1,5 +1,6 @@
 /** `fedmed coordinator start`: runs the coordinator until SIGTERM/SIGINT. */
 import { Command } from 'commander';
+import { reexecWithCoordinatorHeap } from './coordinatorHeap.js';
 import { intOption } from './parseNumber.js';
 
 export function coordinatorCommand(): Command {
@@ -14,6 +15,7 @@ export function coordinatorCommand(): Command {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug)', 'info')
     .action(async (flags: { dataDir: string; host: string; port: number; tlsCert?: string; tlsKey?: string; logLevel: string }) => {
+      reexecWithCoordinatorHeap(); // returns only once the heap is set up for a coordinator
       const { startCoordinator } = await import('../coordinator/coordinatorServer.js');
       const c = await startCoordinator({ dataDir: flags.dataDir, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel });
       // One machine-readable line for scripts and tests: where it listens and where the admin token is.

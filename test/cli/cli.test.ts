@@ -3,6 +3,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir, sharedDataFile } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
+import { freePort, startCoordinator, stopProc } from '../helpers/federation.js';
+import { COORDINATOR_SEMI_SPACE_MB } from '../../cli/coordinatorHeap.js';
 
 describe('cli: the fedmed command in child processes', function () {
   this.timeout(180_000);
@@ -117,5 +119,20 @@ describe('cli: the fedmed command in child processes', function () {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /corrupt\.fmp: payload SHA-256 .* does not match/);
     assert.ok(!existsSync(join(t.dir, 'never.onnx')), 'nothing half-written');
+  });
+
+  it('coordinator start: one process with the coordinator\'s heap settings, no ML runtime loaded, stops on SIGTERM', async function () {
+    if (!existsSync('/proc/self/cmdline')) this.skip(); // reads the process table (Linux)
+    const c = await startCoordinator(join(t.dir, 'coord-heap'), await freePort());
+    try {
+      const pid = c.child.pid!;
+      // Re-executed in place (same pid, so signals reach the coordinator itself) with a small young generation.
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(argv.includes(`--max-semi-space-size=${COORDINATOR_SEMI_SPACE_MB}`), argv.join(' '));
+      // The CLI loads commands' work lazily: the coordinator maps no onnxruntime library.
+      assert.doesNotMatch(readFileSync(`/proc/${pid}/maps`, 'utf8'), /onnxruntime/);
+    } finally {
+      assert.equal(await stopProc(c), 0);
+    }
   });
 });
