@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FedmedError } from '../../shared/errors.js';
 import { initParams } from '../../shared/model/initParams.js';
-import { modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
+import { specHash, versionHashes } from '../../shared/model/modelHash.js';
 import { encodeParamsFile } from '../../shared/model/paramsFile.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { CloseCode } from '../../shared/protocol/protocolError.js';
@@ -122,12 +122,12 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     resolvePrivacy(config);
     resolveKeySet(config, d.keySets);
     const params = initParams(spec, config.initSeed);
-    const versionId = modelVersionId(spec, params);
-    d.store.saveParams(versionId, spec, params);
+    const { id: versionId, paramsSha256 } = versionHashes(spec, params);
+    d.store.saveParams(versionId, spec, params, paramsSha256);
     const id = `exp-${randomUUID().slice(0, 8)}`;
     await d.store.update((data) => {
       data.experiments.push({ id, name: config.name, createdAt: new Date().toISOString(), config, spec, currentVersion: versionId, roundsCompleted: 0 });
-      data.versions.push({ id: versionId, experiment: id, round: 0, parent: null, specHash: specHash(spec), paramsSha256: paramsSha256(params), createdAt: new Date().toISOString() });
+      data.versions.push({ id: versionId, experiment: id, round: 0, parent: null, specHash: specHash(spec), paramsSha256, createdAt: new Date().toISOString() });
     });
     app.log.info({ experiment: id, name: config.name }, 'experiment created');
     return experimentView(id);

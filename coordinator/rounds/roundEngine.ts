@@ -10,7 +10,7 @@ import { FederatedStrategy } from '../../shared/aggregation/federatedStrategy.js
 import { decodeRuleState, encodeRuleState } from '../../shared/aggregation/ruleStateFile.js';
 import { weightedMetrics, type SiteEvaluation } from '../../shared/aggregation/strategy.js';
 import { FedmedError } from '../../shared/errors.js';
-import { encryptedVersionId, float32Bytes, modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
+import { encryptedVersionId, float32Bytes, specHash, versionHashes } from '../../shared/model/modelHash.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { CKKS_DEFAULTS, ckksMaxWeight, type CkksRoundParams } from '../../shared/secure/ckks/ckksParams.js';
 import { CkksError } from '../../shared/secure/ckks/ckksErrors.js';
@@ -343,7 +343,7 @@ export class RoundEngine {
         if (err instanceof FedmedError) return finish('failed', `${strategy.name} could not aggregate: ${err.message}`);
         throw err;
       }
-      version = { id: modelVersionId(exp.spec, next), paramsSha256: paramsSha256(next) };
+      version = versionHashes(exp.spec, next);
       this.store.saveParams(version.id, exp.spec, next, version.paramsSha256!);
       const ruleState = strategy.rule.exportState();
       if (Object.keys(ruleState).length > 0) this.store.saveStrategyState(exp.id, version.id, encodeRuleState(ruleState));

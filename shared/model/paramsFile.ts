@@ -34,6 +34,11 @@ export interface ParamsHeader {
 
 /** `known.sha256`: the params' SHA-256 when the caller already computed it (saves a pass). */
 export function encodeParamsFile(spec: ModelSpec, params: Float32Array, known: { sha256?: string } = {}): Buffer {
+  return Buffer.concat(paramsFileParts(spec, params, known));
+}
+
+/** The file's parts (magic and header, then a view of the parameters): written as they are, no copy. */
+function paramsFileParts(spec: ModelSpec, params: Float32Array, known: { sha256?: string }): Uint8Array[] {
   const layout = layoutOf(spec);
   if (params.length !== layout.size) throw new ParamsError(`cannot save: model "${spec.name}" has ${layout.size} parameters, the vector has ${params.length}`);
   const header: ParamsHeader = {
@@ -48,7 +53,7 @@ export function encodeParamsFile(spec: ModelSpec, params: Float32Array, known: {
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const lengthBytes = Buffer.alloc(4);
   lengthBytes.writeUInt32LE(headerBytes.length, 0);
-  return Buffer.concat([MAGIC, lengthBytes, headerBytes, float32Bytes(params)]);
+  return [Buffer.concat([MAGIC, lengthBytes, headerBytes]), float32Bytes(params)];
 }
 
 /**
@@ -103,7 +108,7 @@ export function decodeParamsFile(bytes: Uint8Array, source: string, expected?: M
 
 /** Writes a params file atomically (temporary file + rename): readers never see half a file. */
 export function saveParamsFile(path: string, spec: ModelSpec, params: Float32Array, known: { sha256?: string } = {}): void {
-  writeFileAtomic(path, encodeParamsFile(spec, params, known));
+  writeFileAtomic(path, paramsFileParts(spec, params, known));
 }
 
 export function loadParamsFile(path: string, expected?: ModelSpec): { spec: ModelSpec; params: Float32Array } {

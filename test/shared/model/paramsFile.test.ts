@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zooModel } from '../../../models/zoo.js';
 import { ParamsError } from '../../../shared/errors.js';
 import { initParams } from '../../../shared/model/initParams.js';
-import { modelVersionId, paramsSha256, specHash } from '../../../shared/model/modelHash.js';
+import { modelVersionId, paramsSha256, specHash, versionHashes } from '../../../shared/model/modelHash.js';
 import { decodeParamsFile, encodeParamsFile, loadParamsFile, saveParamsFile } from '../../../shared/model/paramsFile.js';
 import { layoutOf } from '../../../shared/model/parameterLayout.js';
 import { makeTempDir } from '../../helpers/paths.js';
@@ -41,6 +41,20 @@ describe('shared/model/paramsFile and hashing', () => {
     } finally {
       t.cleanup();
     }
+  });
+
+  it('a big model saved in parts is byte-identical to the encoded file; both hashes of a version come from one pass', () => {
+    const big = zooModel('mlp-tabular', { numFeatures: 300, numClasses: 2, hidden: [300] }); // ~361 KB: many hash blocks
+    const p = initParams(big, 3);
+    const t = makeTempDir();
+    try {
+      const file = join(t.dir, 'big.fmp');
+      saveParamsFile(file, big, p);
+      assert.ok(readFileSync(file).equals(encodeParamsFile(big, p)));
+    } finally {
+      t.cleanup();
+    }
+    assert.deepEqual(versionHashes(big, p), { id: modelVersionId(big, p), paramsSha256: paramsSha256(p) });
   });
 
   it('the version id changes with any parameter bit', () => {
