@@ -2,13 +2,14 @@
  * The "plain" SecureAggregator half on the coordinator: checks each update's length and that
  * every value is finite, optionally bounds its L2 norm (server-side norm bounding), and either
  * accumulates Σ n_k · Δ_k as updates arrive (streaming, into a float64 buffer reused across
- * rounds) or — when the round keeps updates — stores each one and sums them in site order at the
+ * rounds; with the WebAssembly SIMD kernel where available, see weightedSumKernel.ts) or — when the round keeps updates — stores each one and sums them in site order at the
  * end, so the same updates give the same bits whatever order they arrived in (and robust rules
  * get every update). Secure aggregation produces the same AggregatedFit without the coordinator
  * seeing any single Δ_k.
  */
 import type { AggregatedFit, SiteUpdate } from '../../shared/aggregation/strategy.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
+import { WeightedSumKernel } from './weightedSumKernel.js';
 
 const BLOCK = 8192;
 
@@ -20,8 +21,13 @@ export interface PlainRoundOptions {
 }
 
 export class PlainAggregator {
+  private size = 0;
   private sum = new Float64Array(0);
+  /** For updates not aligned to 4 bytes (made only if one arrives). */
   private scratch = new Float32Array(0);
+  /** Streaming rounds sum here (null: no WebAssembly SIMD, the JavaScript loops below). */
+  private readonly kernel = WeightedSumKernel.create();
+  private onKernel = false;
   private examples = 0;
   private count = 0;
   private kept: SiteUpdate[] = [];
@@ -29,12 +35,20 @@ export class PlainAggregator {
   /** Updates scaled down by the norm bound in this round. */
   bounded = 0;
 
+  /** How streaming rounds are summed here: the WebAssembly SIMD kernel or JavaScript loops. */
+  get summation(): 'wasm-simd' | 'js' {
+    return this.kernel ? 'wasm-simd' : 'js';
+  }
+
   /** Starts a round for vectors of `size` parameters. */
   reset(size: number, options: PlainRoundOptions = {}): void {
-    if (this.sum.length !== size) {
-      this.sum = new Float64Array(size);
-      this.scratch = new Float32Array(size);
-    } else this.sum.fill(0);
+    this.size = size;
+    this.onKernel = this.kernel !== null && !options.keepUpdates && options.normBound === undefined;
+    if (this.onKernel) {
+      this.kernel!.reset(size);
+      this.sum = new Float64Array(0);
+    } else if (this.sum.length !== size) this.sum = new Float64Array(size);
+    else this.sum.fill(0);
     this.examples = 0;
     this.count = 0;
     this.kept = [];
@@ -47,13 +61,22 @@ export class PlainAggregator {
    * untouched, for a wrong length or a non-finite value.
    */
   add(payload: Uint8Array, numExamples: number, site = ''): void {
-    const n = this.sum.length;
+    const n = this.size;
     if (payload.byteLength !== n * 4) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `update has ${payload.byteLength} bytes; this model needs ${n} float32 values (${n * 4} bytes)`);
+    if (this.onKernel) {
+      // Checked whole before anything is added: a refused update leaves no trace.
+      if (!Number.isFinite(this.kernel!.stage(payload))) throw nonFinite(this.kernel!.staged, 0);
+      this.kernel!.accumulate(numExamples);
+      this.examples += numExamples;
+      this.count++;
+      return;
+    }
     // Frames put payloads at 4-byte offsets (frameCodec pads headers): view them in place;
     // otherwise copy into an aligned scratch buffer.
     let delta: Float32Array;
     if (payload.byteOffset % 4 === 0) delta = new Float32Array(payload.buffer, payload.byteOffset, n);
     else {
+      if (this.scratch.length !== n) this.scratch = new Float32Array(n);
       new Uint8Array(this.scratch.buffer).set(payload);
       delta = this.scratch;
     }
@@ -101,6 +124,7 @@ export class PlainAggregator {
   }
 
   result(): AggregatedFit {
+    if (this.onKernel) return { weightedDeltaSum: this.kernel!.sum, totalExamples: this.examples, sites: this.count };
     if (!this.o.keepUpdates) return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count };
     const updates = [...this.kept].sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
     for (const u of updates) {

@@ -43,8 +43,11 @@ export class FederatedStrategy implements Strategy {
       );
     }
     if (fit.totalExamples <= 0) throw new AggregationError(`${this.rule.name} needs at least one training example`);
-    const mean = new Float64Array(current.length);
-    for (let i = 0; i < mean.length; i++) mean[i] = fit.weightedDeltaSum[i] / fit.totalExamples;
+    // The sum is consumed: divided in place into the mean update (no second float64 vector).
+    const mean = fit.weightedDeltaSum;
+    if (mean.length !== current.length) throw new AggregationError(`the aggregated update has ${mean.length} values, the model has ${current.length}`);
+    const total = fit.totalExamples;
+    for (let i = 0; i < mean.length; i++) mean[i] /= total;
     return this.rule.applyMeanDelta!(current, mean);
   }
 

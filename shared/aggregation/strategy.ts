@@ -10,7 +10,10 @@
 import type { FitConfig, SiteMetrics } from '../protocol/messages.js';
 
 export interface AggregatedFit {
-  /** Σ_k n_k · Δ_k over the sites that returned an update (float64 to keep precision). */
+  /**
+   * Σ_k n_k · Δ_k over the sites that returned an update (float64 to keep precision). Consumed by
+   * aggregateFit, which divides it in place into the mean update.
+   */
   weightedDeltaSum: Float64Array;
   /** Σ_k n_k. */
   totalExamples: number;
