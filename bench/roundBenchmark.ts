@@ -20,7 +20,9 @@ export interface RoundBenchResult {
   edgeProcesses: number;
   parameters: number;
   roundsMeasured: number;
-  /** configure -> aggregated version persisted, per round (ms). */
+  /** configure -> aggregated version persisted, per warm-up round (ms; not in the medians). */
+  warmupRoundMs: number[];
+  /** configure -> aggregated version persisted, per measured round (ms). */
   roundMs: number[];
   medianRoundMs: number;
   /** Whole round including the bookkeeping after persisting (ms). */
@@ -50,7 +52,13 @@ function waitForLine(child: ChildProcess, match: (line: string) => boolean, what
   });
 }
 
-export async function benchRound(o: { edges: number; hidden: number; features: number; rounds: number; edgeProcesses: number; security?: 'plain' | 'secagg' | 'ckks'; secagg?: { neighbours?: number; threshold?: number } }): Promise<RoundBenchResult> {
+/**
+ * `warmup` rounds (default 3) run first and are reported apart: the first rounds of a fresh
+ * federation are slower (Linux grows each connection's TCP buffers as it sees traffic; V8 and
+ * WebAssembly tier up hot code), and a federation runs for many rounds.
+ */
+export async function benchRound(o: { edges: number; hidden: number; features: number; rounds: number; warmup?: number; edgeProcesses: number; security?: 'plain' | 'secagg' | 'ckks'; secagg?: { neighbours?: number; threshold?: number } }): Promise<RoundBenchResult> {
+  const warmup = o.warmup ?? 3;
   const dir = mkdtempSync(join(tmpdir(), 'fedmed-bench-round-'));
   // FEDMED_BENCH_COORDINATOR_FLAGS: extra node flags for the coordinator (e.g. --cpu-prof).
   const nodeFlags = process.env.FEDMED_BENCH_COORDINATOR_FLAGS?.split(' ').filter(Boolean) ?? [];
@@ -103,7 +111,7 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       security: o.security ?? 'plain',
       ...(o.secagg ? { secagg: o.secagg } : {}),
     });
-    await post(`/v1/experiments/${exp.id}/rounds`, { rounds: o.rounds + 1 });
+    await post(`/v1/experiments/${exp.id}/rounds`, { rounds: warmup + o.rounds });
     type Rec = { status: string; reason: string | null; timings: Record<string, number>; security?: Record<string, number>; bytesSent: number; bytesReceived: number };
     let recs: Rec[] = [];
     for (;;) {
@@ -114,7 +122,7 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
     }
     const bad = recs.find((r) => r.status !== 'completed');
     if (bad) throw new Error(`a benchmark round did not complete: ${bad.reason}`);
-    const measured = recs.slice(1); // the first round warms up JIT and buffers
+    const measured = recs.slice(warmup);
     for (const r of measured) for (const k of ['secaggKeysMs', 'secaggSharesMs', 'secaggUnmaskMs', 'ckksAddMs']) if (r.security?.[k] !== undefined) r.timings[k] = r.security[k];
     const status = readFileSync(`/proc/${coord.pid}/status`, 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
@@ -125,6 +133,7 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       edgeProcesses: o.edgeProcesses,
       parameters: exp.parameters,
       roundsMeasured: measured.length,
+      warmupRoundMs: recs.slice(0, warmup).map((r) => round(r.timings.persistedMs, 1)),
       roundMs: measured.map((r) => round(r.timings.persistedMs, 1)),
       medianRoundMs: round(median(measured.map((r) => r.timings.persistedMs)), 1),
       medianTotalMs: round(median(measured.map((r) => r.timings.totalMs)), 1),
@@ -138,4 +147,11 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
     await new Promise((r) => coord.once('exit', r));
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `runs` separate federations (fresh processes each) of benchRound; the median of their medians. */
+export async function benchRoundRuns(runs: number, o: Parameters<typeof benchRound>[0]): Promise<{ runs: RoundBenchResult[]; medianRoundMs: number; maxCoordinatorPeakRssMB: number }> {
+  const results: RoundBenchResult[] = [];
+  for (let i = 0; i < runs; i++) results.push(await benchRound(o));
+  return { runs: results, medianRoundMs: median(results.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...results.map((r) => r.coordinatorPeakRssMB)) };
 }

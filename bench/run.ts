@@ -9,9 +9,8 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchInference } from './inferenceLatency.js';
 import { benchPrivacy } from './privacyBenchmark.js';
-import { benchRound } from './roundBenchmark.js';
+import { benchRoundRuns } from './roundBenchmark.js';
 import { benchSecAgg } from './secaggBenchmark.js';
-import { median } from './stats.js';
 import { benchTraining } from './trainingThroughput.js';
 import { benchOta } from './otaBenchmark.js';
 import { benchInferService } from './inferServiceBenchmark.js';
@@ -51,32 +50,25 @@ if (!only || only === 'inference') {
 if (!only || only === 'privacy') {
   result.privacy = await benchPrivacy(quick ? 2 : 5);
 }
+// Rounds over real sockets: N = 10 edges (in FEDMED_BENCH_EDGE_PROCESSES processes, default 2),
+// d = 1000*1000 + 1000 + 1000*2 + 2 = 1,003,002 parameters; 3 warm-up rounds per run, reported apart.
+const socketRound = { edges: 10, features: 1000, hidden: 1000, rounds: 10, edgeProcesses: Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2) };
 if (!only || only === 'round') {
-  // d = 1000*1000 + 1000 + 1000*2 + 2 = 1,003,002 parameters, N = 10 edges.
-  const runs = [];
-  const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
-  for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses }));
-  result.roundFedAvg10Edges1M = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
+  result.roundFedAvg10Edges1M = await benchRoundRuns(quick ? 1 : 3, { ...socketRound, rounds: quick ? 3 : 10 });
 }
 if (!only || only === 'secagg') {
   // In-process protocol cost at N in {10, 100}, d in {100k, 1M}; then a full SecAgg+ round over real sockets (N = 10, d ≈ 1M).
   result.secaggInProcess = await benchSecAgg({ sites: [10, 100], parameters: quick ? [100_000] : [100_000, 1_000_000], dropouts: [0, 0.1], repeats: quick ? 1 : 3 });
-  const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
   // Two graphs: the Flower anchor's setting (5 shares, threshold 3 = 4 neighbours) and the default complete graph.
   for (const [name, secagg] of [['roundSecAgg10Edges1M_4neighbours', { neighbours: 4, threshold: 3 }], ['roundSecAgg10Edges1M_complete', undefined]] as const) {
-    const runs = [];
-    for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'secagg', secagg }));
-    result[name] = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
+    result[name] = await benchRoundRuns(quick ? 1 : 3, { ...socketRound, rounds: quick ? 3 : 10, security: 'secagg', secagg });
   }
 }
 if (!only || only === 'ckks') {
   // In-process CKKS cost at N in {10, 100}, d in {100k, 1M} (encrypt, add, decrypt; bytes vs raw).
   result.ckksInProcess = await benchCkks({ sites: [10, 100], parameters: quick ? [100_000] : [100_000, 1_000_000], dropouts: [0, 0.1], repeats: quick ? 1 : 3 });
   // A full CKKS round over real sockets, N = 10, d ≈ 1M (edges send a fixed encrypted update).
-  const edgeProcesses = Number(process.env.FEDMED_BENCH_EDGE_PROCESSES ?? 2);
-  const runs = [];
-  for (let i = 0; i < (quick ? 1 : 3); i++) runs.push(await benchRound({ edges: 10, features: 1000, hidden: 1000, rounds: quick ? 3 : 5, edgeProcesses, security: 'ckks' }));
-  result.roundCkks10Edges1M = { runs, medianRoundMs: median(runs.map((r) => r.medianRoundMs)), maxCoordinatorPeakRssMB: Math.max(...runs.map((r) => r.coordinatorPeakRssMB)) };
+  result.roundCkks10Edges1M = await benchRoundRuns(quick ? 1 : 3, { ...socketRound, rounds: quick ? 3 : 5, security: 'ckks' });
 }
 if (!only || only === 'ota') {
   result.otaCnn28 = await benchOta({ rounds: quick ? 2 : 5, sites: 3 });
