@@ -102,7 +102,12 @@ export class MessageChannel {
    * to many channels (the coordinator's broadcast of a global model).
    */
   sendEncoded(frames: Buffer[]): Promise<void> {
-    return Promise.all(frames.map((f) => this.sendFrame(f))).then(() => undefined);
+    // Settles only once every frame's write has finished or failed (never while the socket may
+    // still be reading one of them): the caller may then free the frames (releasableBuffers.ts).
+    return Promise.allSettled(frames.map((f) => this.sendFrame(f))).then((results) => {
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
   }
 
   close(code: CloseCodeValue | 1000, reason: string): void {

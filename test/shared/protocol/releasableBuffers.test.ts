@@ -78,4 +78,26 @@ describe('shared/protocol: releasable buffers', () => {
     assert.equal(got[2].buffer, whole.buffer);
     assert.ok(got[2].every((v) => v === 9));
   });
+
+  it('sendEncoded settles only after every frame\'s write finished, even when one fails early (frames may be freed then)', async () => {
+    const pending: ((err?: Error) => void)[] = [];
+    const socket = new EventEmitter() as EventEmitter & FrameSocket;
+    let calls = 0;
+    socket.send = (_data, cb) => {
+      if (calls++ === 1) return cb?.(new Error('socket closed')); // the second frame fails at once
+      pending.push(cb!); // the others are still being written
+    };
+    socket.close = () => {};
+    const channel = new MessageChannel(socket, { maxHeaderBytes: 4096, maxPayloadBytes: 1024, chunkBytes: 1024, maxTransferBytes: 1 << 20 });
+    let settled: string | null = null;
+    const sent = channel.sendEncoded([Buffer.alloc(8), Buffer.alloc(8), Buffer.alloc(8)]).then(
+      () => (settled = 'resolved'),
+      (err: Error) => (settled = `rejected: ${err.message}`),
+    );
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, null, 'must wait for the frames still being written');
+    for (const cb of pending) cb();
+    await sent;
+    assert.equal(settled, 'rejected: socket closed');
+  });
 });
