@@ -11,7 +11,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { float32Bytes } from '../shared/model/modelHash.js';
-import { DEFAULT_CHANNEL_LIMITS, MessageChannel } from '../shared/protocol/messageChannel.js';
+import { DEFAULT_CHANNEL_LIMITS, encodeMessage, MessageChannel } from '../shared/protocol/messageChannel.js';
 import { AUTH_DOMAIN, PROTOCOL_VERSIONS } from '../shared/protocol/messages.js';
 import { signMessage } from '../shared/secure/identity.js';
 import { EdgeSecAggSession } from '../edge-client/federation/secAggSession.js';
@@ -27,6 +27,7 @@ const [url, stateFile] = process.argv.slice(2);
 const sites = JSON.parse(readFileSync(stateFile, 'utf8')) as { site: string; privateKeyPem: string; encryptionKeyPem?: string }[];
 let ready = 0;
 let update: Uint8Array | null = null;
+let fitRes: { key: string; frames: Buffer[] } | null = null;
 const secure = new Map<string, EdgeSecAggSession>();
 /** CKKS: the fixed update, encrypted once per process (the first site to need it fetches the key). */
 let ckksUpdate: Promise<Uint8Array> | null = null;
@@ -79,9 +80,13 @@ for (const { site, privateKeyPem, encryptionKeyPem } of sites) {
     } else if (m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_unmask') {
       void secure.get(site)?.onMessage(m).catch((err: Error) => process.stderr.write(`${site}: ${err.message}\n`));
     } else if (m.type === 'fit_ins') {
-      // The same small fixed delta for everyone, allocated once.
+      // The same small fixed delta for everyone, allocated once; the fit_res frames are encoded
+      // once per round and process (every site of it sends the same bytes), so that this load
+      // generator takes as little as it can of the CPU it shares with the coordinator.
       if (!update || update.byteLength !== payload.byteLength) update = float32Bytes(new Float32Array(payload.byteLength / 4).fill(1e-3));
-      void channel.send({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: 100, metrics: { loss: 0.5, accuracy: 0.5 } }, update);
+      const key = `${m.experiment}/${m.round}`;
+      if (fitRes?.key !== key) fitRes = { key, frames: encodeMessage({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: 100, metrics: { loss: 0.5, accuracy: 0.5 } }, update, DEFAULT_CHANNEL_LIMITS.chunkBytes) };
+      void channel.sendEncoded(fitRes.frames);
     }
   };
   ws.on('error', (err) => process.stderr.write(`${site}: ${err.message}\n`));
