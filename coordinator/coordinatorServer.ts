@@ -90,7 +90,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   const url = `${https ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
-  app.log.info({ url, dataDir: o.dataDir, coordinatorKey: identity.publicKeyB64 }, 'coordinator listening');
+  app.log.info({ url, dataDir: o.dataDir, coordinatorKey: identity.publicKeyB64, summation: rounds.summation }, 'coordinator listening');
   let closing: Promise<void> | null = null;
   return {
     app,

@@ -2,10 +2,10 @@
  * The "plain" SecureAggregator half on the coordinator: checks each update's length and that
  * every value is finite, optionally bounds its L2 norm (server-side norm bounding), and either
  * accumulates Σ n_k · Δ_k as updates arrive (streaming, into a float64 buffer reused across
- * rounds; with the WebAssembly SIMD kernel where available, see weightedSumKernel.ts) or — when the round keeps updates — stores each one and sums them in site order at the
- * end, so the same updates give the same bits whatever order they arrived in (and robust rules
- * get every update). Secure aggregation produces the same AggregatedFit without the coordinator
- * seeing any single Δ_k.
+ * rounds; with the WebAssembly SIMD kernel where available, see weightedSumKernel.ts) or — when
+ * the round keeps updates — stores each one and sums them in site order at the end, so the same
+ * updates give the same bits whatever order they arrived in (and robust rules get every update).
+ * Secure aggregation produces the same AggregatedFit without the coordinator seeing any single Δ_k.
  */
 import type { AggregatedFit, SiteUpdate } from '../../shared/aggregation/strategy.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';

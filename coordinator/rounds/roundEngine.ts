@@ -135,6 +135,11 @@ export class RoundEngine {
     return open;
   }
 
+  /** How plain rounds add updates: 'wasm-simd', or 'js' where WebAssembly SIMD is unavailable (logged at start). */
+  get summation(): 'wasm-simd' | 'js' {
+    return this.aggregator.summation;
+  }
+
   isRunning(experiment: string): boolean {
     return this.runs.has(experiment);
   }
