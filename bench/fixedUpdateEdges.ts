@@ -1,19 +1,21 @@
 /**
- * Benchmark helper process: N edges in one process that speak the real protocol (enrolled
- * keys, challenge-response, frames) but answer every `fit_ins` at once with a fixed update,
+ * Benchmark helper process: N edges in one process that speak the real protocol (the edge's
+ * handshake with certificate checks, enrolled keys, frames; the real SecAgg+ client with its
+ * roster checks and consistency round) but answer every `fit_ins` at once with a fixed update,
  * so a benchmark measures the coordinator and the network, not training.
  *   node dist/bench/fixedUpdateEdges.js URL STATE_JSON
- * STATE_JSON: [{ site, privateKeyPem, encryptionKeyPem? }]; prints "ready" when all are authenticated.
- * CKKS: sites with an encryption key register it; the first CKKS fit_ins fetches and unwraps the
- * key set's secret key and encrypts the fixed update once, which every site then sends.
+ * STATE_JSON: [{ site, privateKeyPem, encryptionKeyPem, adminPublicKey }]; prints "ready" when all are authenticated.
+ * CKKS: the first CKKS fit_ins fetches and unwraps the key set's secret key and encrypts the
+ * fixed update once, which every site then sends.
  */
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { float32Bytes } from '../shared/model/modelHash.js';
+import { tlsChannelBinding } from '../shared/protocol/channelBinding.js';
 import { DEFAULT_CHANNEL_LIMITS, encodeMessage, MessageChannel } from '../shared/protocol/messageChannel.js';
-import { AUTH_DOMAIN, PROTOCOL_VERSIONS } from '../shared/protocol/messages.js';
-import { signMessage } from '../shared/secure/identity.js';
+import { FederationTrust } from '../shared/secure/trust/federationTrust.js';
+import { EdgeHandshake } from '../edge-client/federation/edgeHandshake.js';
 import { EdgeSecAggSession } from '../edge-client/federation/secAggSession.js';
 import { parseModelSpec } from '../shared/model/modelSpec.js';
 import { layoutOf } from '../shared/model/parameterLayout.js';
@@ -21,10 +23,9 @@ import type { MessageOf } from '../shared/protocol/messages.js';
 import { CkksSecretKey } from '../shared/secure/ckks/ckksSecretKey.js';
 import { encodeCkksUpdate } from '../shared/secure/ckks/ckksUpdate.js';
 import { unwrapSecretKey } from '../shared/secure/ckks/keyWrap.js';
-import { signEncryptionKey, x25519PublicB64 } from '../shared/secure/ckks/siteEncryptionKey.js';
 
 const [url, stateFile] = process.argv.slice(2);
-const sites = JSON.parse(readFileSync(stateFile, 'utf8')) as { site: string; privateKeyPem: string; encryptionKeyPem?: string }[];
+const sites = JSON.parse(readFileSync(stateFile, 'utf8')) as { site: string; privateKeyPem: string; encryptionKeyPem: string; adminPublicKey: string }[];
 let ready = 0;
 let update: Uint8Array | null = null;
 let fitRes: { key: string; frames: Buffer[] } | null = null;
@@ -46,29 +47,30 @@ function encryptedUpdate(site: string, m: MessageOf<'fit_ins'>, encryptionKeyPem
   return ckksUpdate;
 }
 
-for (const { site, privateKeyPem, encryptionKeyPem } of sites) {
+for (const { site, privateKeyPem, encryptionKeyPem, adminPublicKey } of sites) {
   const key = createPrivateKey(privateKeyPem);
+  const trust = new FederationTrust(adminPublicKey);
   const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/edge`, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + 4, perMessageDeflate: false });
   const channel = new MessageChannel(ws);
-  ws.on('open', () => void channel.send({ type: 'hello', site, versions: [...PROTOCOL_VERSIONS] }));
+  let binding = 'none';
+  const handshake = new EdgeHandshake({ site, identity: key, trust, coordinatorUrl: url, channelBinding: () => binding, log: () => {} });
+  ws.on('upgrade', (res) => void (binding = tlsChannelBinding(res.socket)));
+  ws.on('open', () => void channel.send(handshake.hello()));
   channel.onMessage = (m, payload) => {
-    if (m.type === 'challenge') void channel.send({ type: 'auth', signature: signMessage(key, AUTH_DOMAIN, site, m.nonce) });
-    else if (m.type === 'welcome') {
-      if (encryptionKeyPem) {
-        const publicB64 = x25519PublicB64(createPrivateKey(encryptionKeyPem));
-        void channel.send({ type: 'site_key', encryptionKey: publicB64, signature: signEncryptionKey(key, site, publicB64) });
-      }
-      if (++ready === sites.length) process.stdout.write('ready\n');
+    if (!handshake.ready) {
+      const step = handshake.receive(m);
+      if ('send' in step) void channel.send(step.send);
+      else if (++ready === sites.length) process.stdout.write('ready\n');
     } else if (m.type === 'ckks_key') {
       keyReplies.get(site)?.(Buffer.from(payload));
     } else if (m.type === 'fit_ins' && m.ckks) {
-      void encryptedUpdate(site, m, encryptionKeyPem!, channel).then(
+      void encryptedUpdate(site, m, encryptionKeyPem, channel).then(
         (bytes) => channel.send({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: 100, metrics: { loss: 0.5, accuracy: 0.5 } }, bytes),
         (err: Error) => process.stderr.write(`${site}: ${err.message}\n`),
       );
     } else if (m.type === 'fit_ins' && m.security) {
       // SecAgg+: the real edge protocol code, with a fixed update instead of training.
-      const session = new EdgeSecAggSession(site, m, m.security, key, (msg) => channel.send(msg));
+      const session = new EdgeSecAggSession(site, m, m.security, key, trust, (msg) => channel.send(msg));
       secure.set(site, session);
       void session.start();
       const values = new Float32Array(payload.byteLength / 4).fill(1e-3);
@@ -77,7 +79,7 @@ for (const { site, privateKeyPem, encryptionKeyPem } of sites) {
         (r) => channel.send(r.message, r.payload),
         (err: Error) => process.stderr.write(`${site}: ${err.message}\n`),
       );
-    } else if (m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_unmask') {
+    } else if (m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_consistency' || m.type === 'secagg_unmask') {
       void secure.get(site)?.onMessage(m).catch((err: Error) => process.stderr.write(`${site}: ${err.message}\n`));
     } else if (m.type === 'fit_ins') {
       // The same small fixed delta for everyone, allocated once; the fit_res frames are encoded

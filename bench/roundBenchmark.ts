@@ -4,8 +4,13 @@
  * the coordinator's peak RSS (VmHWM). The coordinator and the edges are separate processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { ApiAdminTarget } from '../cli/admin/adminTarget.js';
+import { addSite, certifyCoordinator, certifySite } from '../cli/admin/federationAdmin.js';
 import { createKeySet } from '../cli/federationKeys.js';
+import { generateEncryptionKey } from '../shared/secure/ckks/siteEncryptionKey.js';
+import { ephemeralAdminKey } from '../shared/secure/trust/adminKey.js';
+import { siteKeysFingerprint } from '../shared/secure/trust/fingerprint.js';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,14 +80,21 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       return (await res.json()) as T;
     };
     const get = async <T>(path: string): Promise<T> => (await (await fetch(new URL(path, url), { headers: { authorization: `Bearer ${token}` } })).json()) as T;
-    const state: { site: string; privateKeyPem: string; encryptionKeyPem?: string }[] = [];
+    // The federation admin's steps (an admin key that lives only in this run): certify the
+    // coordinator, then per site a join token, enrolment and the certificate of its keys.
+    const admin = ephemeralAdminKey();
+    const adminApi = new ApiAdminTarget({ url, token });
+    await certifyCoordinator(adminApi, admin);
+    const state: { site: string; privateKeyPem: string; encryptionKeyPem: string; adminPublicKey: string }[] = [];
     for (let i = 0; i < o.edges; i++) {
       const site = `bench-${i}`;
-      const { token: join_ } = await post<{ token: string }>('/v1/sites', { name: site });
+      const { token: join_ } = await addSite(adminApi, site, admin);
       const id = generateIdentity();
-      await post('/v1/enroll', { token: join_, publicKey: id.publicKeyB64 }, false);
+      const enc = generateEncryptionKey();
+      await post('/v1/enroll', { token: join_.split('.')[0], publicKey: id.publicKeyB64, encryptionKey: enc.publicB64 }, false);
+      await certifySite(adminApi, admin, site, { fingerprint: siteKeysFingerprint(id.publicKeyB64, enc.publicB64) });
       const pem = (k: KeyObject) => k.export({ format: 'pem', type: 'pkcs8' }) as string;
-      state.push({ site, privateKeyPem: pem(id.privateKey), ...(o.security === 'ckks' ? { encryptionKeyPem: pem(generateKeyPairSync('x25519').privateKey) } : {}) });
+      state.push({ site, privateKeyPem: pem(id.privateKey), encryptionKeyPem: pem(enc.privateKey), adminPublicKey: admin.publicKeyB64 });
     }
     // The simulated edges run in `edgeProcesses` processes (each serving a share of the sites).
     for (let p = 0; p < o.edgeProcesses; p++) {
@@ -92,15 +104,8 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       edgeProcs.push(child);
       await waitForLine(child, (l) => l === 'ready', 'the edges');
     }
-    if (o.security === 'ckks') {
-      // The admin's key set, wrapped to every site once they all registered their encryption keys.
-      for (;;) {
-        const sites = await get<{ encryptionKey: string | null }[]>('/v1/sites');
-        if (sites.every((s) => s.encryptionKey)) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await createKeySet({ url, token }, join(dir, 'ckks-secret-key.json'));
-    }
+    // The admin's CKKS key set, wrapped to every site's certified encryption key.
+    if (o.security === 'ckks') await createKeySet({ url, token }, admin, join(dir, 'ckks-secret-key.json'));
     const exp = await post<{ id: string; parameters: number }>('/v1/experiments', {
       name: 'bench-round',
       model: { zoo: 'mlp-tabular', numFeatures: o.features, hidden: [o.hidden], numClasses: 2 },

@@ -1,6 +1,8 @@
 /** `fedmed edge enroll|start|rollback|versions`: a hospital's edge node joining and serving the federation. */
 import { Command, Option } from 'commander';
 import { enrollSite } from '../edge-client/federation/enrollment.js';
+import { REQUIRED_SECURITY, type RequiredSecurity } from '../edge-client/federation/experimentSecurity.js';
+import { showFingerprint } from '../shared/secure/trust/fingerprint.js';
 import { TRAINING_BACKENDS, type TrainingBackendName } from '../edge-client/training/trainingBackendNames.js';
 import { floatOption, intOption } from './parseNumber.js';
 import { parseProviderList } from '../edge-client/inference/executionProviders.js';
@@ -9,13 +11,25 @@ export function edgeCommand(): Command {
   const cmd = new Command('edge').description('run a hospital edge node');
   cmd
     .command('enroll')
-    .description("create this site's key pair, register it with a one-time join token, pin the coordinator's key")
+    .description("create this site's keys and register them with a one-time join token; pin the federation admin key the token names")
     .requiredOption('--coordinator <url>', 'coordinator URL, e.g. https://fl.example.org:8700')
-    .requiredOption('--token <token>', 'one-time join token from the federation admin (fmj_...)')
+    .requiredOption('--token <token>', 'one-time join token from the federation admin (fmj_<secret>.<fingerprint>)')
     .requiredOption('--state-dir <dir>', "where this site's key and state live")
-    .action(async (flags: { coordinator: string; token: string; stateDir: string }) => {
-      const r = await enrollSite(flags.coordinator, flags.token, flags.stateDir);
-      console.log(`enrolled as site "${r.site}"; coordinator key pinned (${r.coordinatorPublicKey}); key and state in ${flags.stateDir}`);
+    .option('--insecure-transport', 'allow plain http/ws to a coordinator that is not on this machine (no TLS: not for production)')
+    .option('--json', 'print JSON')
+    .action(async (flags: { coordinator: string; token: string; stateDir: string; insecureTransport?: boolean; json?: boolean }) => {
+      const r = await enrollSite(flags.coordinator, flags.token, flags.stateDir, { insecureTransport: flags.insecureTransport });
+      if (r.warning) process.stderr.write(`fedmed: warning: ${r.warning}\n`);
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(r)}\n`);
+      console.log(
+        [
+          `enrolled as site "${r.site}" of the federation ${showFingerprint(r.adminFingerprint)} (coordinator certificate ${r.coordinatorCertificateSerial}); keys and state in ${flags.stateDir}`,
+          `this site's key fingerprint: ${showFingerprint(r.siteFingerprint)}`,
+          `give it to the federation admin by a channel other than this one (phone, signed mail); they certify it with`,
+          `  fedmed site certify ${r.site} --fingerprint ${showFingerprint(r.siteFingerprint)} --admin-key ADMIN_KEY ...`,
+          'until then the site can connect but is never sampled',
+        ].join('\n'),
+      );
     });
   cmd
     .command('start')
@@ -30,6 +44,7 @@ export function edgeCommand(): Command {
     .option('--privacy-budget <epsilon>', "the site's total privacy budget ε; rounds without DP or beyond it are refused", floatOption('--privacy-budget'))
     .option('--privacy-budget-per-experiment <epsilon>', 'optional per-experiment limit', floatOption('--privacy-budget-per-experiment'))
     .option('--privacy-delta <delta>', 'δ at which the budget is counted', floatOption('--privacy-delta'), 1e-5)
+    .addOption(new Option('--require-security <mode>', 'refuse rounds without this protection: secagg, ckks, secure (either) or any').choices([...REQUIRED_SECURITY]).default('any'))
     .option('--serve-port <port>', 'serve inference (POST /v1/infer, /healthz, /metrics) on this port', intOption('--serve-port', 0))
     .option('--serve-host <host>', 'address the inference service listens on', '127.0.0.1')
     .option('--max-batch <n>', 'dynamic batching: largest batch (1 = off)', intOption('--max-batch', 1), 32)
@@ -37,7 +52,7 @@ export function edgeCommand(): Command {
     .option('--accuracy-floor <acc>', 'a new version must reach this accuracy on the local test split before it serves', floatOption('--accuracy-floor', 0))
     .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
     .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu')
-    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; accuracyFloor?: number; keepVersions: number; providers: string }) => {
+    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number; requireSecurity: RequiredSecurity; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; accuracyFloor?: number; keepVersions: number; providers: string }) => {
       // Loaded here: these pull in tfjs, which other commands do not need.
       const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
       const { loadDataset } = await import('../edge-client/data/loadDataset.js');
@@ -52,6 +67,7 @@ export function edgeCommand(): Command {
         workers: flags.workers,
         backend: flags.backend,
         budget,
+        requiredSecurity: flags.requireSecurity,
         keepVersions: flags.keepVersions,
         accuracyFloor: flags.accuracyFloor,
         inference: { providers: parseProviderList(flags.providers) },
@@ -74,7 +90,9 @@ export function edgeCommand(): Command {
     .option('--to <version>', 'a version stored on this edge, or a unique prefix (see "fedmed edge versions")')
     .action(async (flags: { stateDir: string; to?: string }) => {
       const { VersionStore } = await import('../edge-client/ota/versionStore.js');
-      const store = new VersionStore(flags.stateDir);
+      const { EdgeState } = await import('../edge-client/federation/edgeState.js');
+      // The target's manifest is checked against the admin key this site pinned before it is made active.
+      const store = new VersionStore(flags.stateDir, 3, new EdgeState(flags.stateDir).trust());
       const r = store.rollback(flags.to);
       console.log(`rolled back from ${r.from ?? 'nothing'} to ${r.to}; ${r.from ? 'the edge will not re-install ' + r.from.slice(0, 12) + ' until the coordinator offers a newer version' : ''}`.trim());
     });

@@ -1,8 +1,9 @@
 /**
  * The federation admin's CKKS key management, run on the admin's machine (never on the
- * coordinator): make a key set, wrap its secret key to each site's registered encryption key
- * (checking the site's identity signed it) and upload the wrapped copies; decrypt an encrypted
- * model version with the secret key. The secret key file stays with the admin (mode 0600).
+ * coordinator): make a key set and sign it with the admin key, wrap its secret key to each
+ * site's encryption key as named in the site's admin-signed certificate (never a key the
+ * coordinator merely reports), sign a grant of each wrapped copy, and upload them; decrypt an
+ * encrypted model version with the secret key. The secret key file stays with the admin (0600).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -11,12 +12,14 @@ import { writeFileAtomic } from '../shared/atomicFile.js';
 import { UsageError } from '../shared/errors.js';
 import { decodeParamsFile, encodeParamsFile } from '../shared/model/paramsFile.js';
 import { modelVersionId } from '../shared/model/modelHash.js';
-import { publicKeyFromB64 } from '../shared/secure/identity.js';
 import { checkCkksParameters, FEDMED_CKKS_PARAMETERS, type CkksParameters } from '../shared/secure/ckks/ckksParams.js';
 import { CkksSecretKey } from '../shared/secure/ckks/ckksSecretKey.js';
 import { applyEncryptedVersion } from '../shared/secure/ckks/ckksUpdate.js';
 import { wrapSecretKey } from '../shared/secure/ckks/keyWrap.js';
-import { verifyEncryptionKey } from '../shared/secure/ckks/siteEncryptionKey.js';
+import type { AdminKey } from '../shared/secure/trust/adminKey.js';
+import { issueKeyGrant, issueKeySetCertificate } from '../shared/secure/trust/adminSigning.js';
+import type { SiteCertificate } from '../shared/secure/trust/certificates.js';
+import { FederationTrust } from '../shared/secure/trust/federationTrust.js';
 import { api, apiBytes } from './apiClient.js';
 
 type Target = { url: string; token: string };
@@ -33,9 +36,7 @@ interface SiteView {
   name: string;
   enrolled: boolean;
   revoked: boolean;
-  publicKey: string | null;
-  encryptionKey: string | null;
-  encryptionKeySignature: string | null;
+  certificate: SiteCertificate | null;
 }
 
 export interface GrantResult {
@@ -57,7 +58,7 @@ export function readSecretKeyFile(path: string): SecretKeyFile {
 }
 
 /** Creates a key set: the secret key goes to `secretKeyOut` (0600), then to every eligible site. */
-export async function createKeySet(target: Target, secretKeyOut: string): Promise<{ keySet: string; results: GrantResult[] }> {
+export async function createKeySet(target: Target, admin: AdminKey, secretKeyOut: string): Promise<{ keySet: string; results: GrantResult[] }> {
   const keySet = randomBytes(16).toString('hex');
   const { key, bytes } = await CkksSecretKey.generate();
   key.dispose();
@@ -66,15 +67,18 @@ export async function createKeySet(target: Target, secretKeyOut: string): Promis
   if (existsSync(secretKeyOut)) throw new UsageError(`${secretKeyOut} exists; choose another --secret-key-out (an existing key set's secret key is never overwritten)`);
   mkdirSync(dirname(resolve(secretKeyOut)), { recursive: true, mode: 0o700 });
   writeFileAtomic(secretKeyOut, Buffer.from(`${JSON.stringify(file)}\n`), 0o600);
-  await api(target, 'POST', '/v1/ckks/keysets', { id: keySet, parameters: FEDMED_CKKS_PARAMETERS });
-  return { keySet, results: await grantKeySet(target, file) };
+  await api(target, 'POST', '/v1/ckks/keysets', { id: keySet, parameters: FEDMED_CKKS_PARAMETERS, certificate: issueKeySetCertificate(admin, keySet, FEDMED_CKKS_PARAMETERS) });
+  return { keySet, results: await grantKeySet(target, admin, file) };
 }
 
 /**
- * Wraps the key for `only` (default: every enrolled, unrevoked site not granted yet). A site's
- * encryption key is used only if its identity key signed it.
+ * Wraps the key for `only` (default: every certified, unrevoked site not granted yet), to the
+ * encryption key of the site's certificate, checked here against the admin key.
  */
-export async function grantKeySet(target: Target, file: SecretKeyFile, only?: string[]): Promise<GrantResult[]> {
+export async function grantKeySet(target: Target, admin: AdminKey, file: SecretKeyFile, only?: string[]): Promise<GrantResult[]> {
+  const federation = await api<{ revocations: unknown }>(target, 'GET', '/v1/federation');
+  const trust = new FederationTrust(admin.publicKeyB64);
+  if (federation.revocations) trust.acceptRevocations(federation.revocations);
   const sites = await api<SiteView[]>(target, 'GET', '/v1/sites');
   const sets = await api<{ id: string; sites: { site: string; encryptionKey: string }[] }[]>(target, 'GET', '/v1/ckks/keysets');
   const set = sets.find((s) => s.id === file.keySet);
@@ -83,14 +87,22 @@ export async function grantKeySet(target: Target, file: SecretKeyFile, only?: st
   const secretKey = Buffer.from(file.secretKey, 'base64');
   const results: GrantResult[] = [];
   for (const s of sites) {
-    if (only ? !only.includes(s.name) : set.sites.some((g) => g.site === s.name && g.encryptionKey === s.encryptionKey)) continue;
+    let encryptionKey: string | null = null;
+    let refused: string | null = null;
+    try {
+      if (s.certificate) encryptionKey = trust.site(s.certificate, { site: s.name }).encryptionKey;
+    } catch (err) {
+      refused = (err as Error).message;
+    }
+    if (only ? !only.includes(s.name) : set.sites.some((g) => g.site === s.name && g.encryptionKey === encryptionKey)) continue;
     const skip = (reason: string) => results.push({ site: s.name, granted: false, reason });
-    if (!s.enrolled || s.revoked || !s.publicKey) skip(s.revoked ? 'revoked' : 'not enrolled');
-    else if (!s.encryptionKey || !s.encryptionKeySignature) skip('has not registered an encryption key yet (it does when it connects)');
-    else if (!verifyEncryptionKey(publicKeyFromB64(s.publicKey), s.name, s.encryptionKey, s.encryptionKeySignature)) skip('its encryption key is not signed by its identity key: refused');
+    if (!s.enrolled || s.revoked) skip(s.revoked ? 'revoked' : 'not enrolled');
+    else if (refused) skip(`its certificate is refused: ${refused}`);
+    else if (!encryptionKey) skip('not certified yet ("fedmed site certify")');
     else {
-      const wrapped = wrapSecretKey(secretKey, s.encryptionKey, file.keySet, s.name);
-      await api(target, 'PUT', `/v1/ckks/keysets/${file.keySet}/sites/${encodeURIComponent(s.name)}?encryptionKey=${s.encryptionKey}`, wrapped);
+      const wrapped = wrapSecretKey(secretKey, encryptionKey, file.keySet, s.name);
+      const grant = issueKeyGrant(admin, { keySet: file.keySet, site: s.name, encryptionKey, wrapped });
+      await api(target, 'PUT', `/v1/ckks/keysets/${file.keySet}/sites/${encodeURIComponent(s.name)}`, { encryptionKey, wrapped: Buffer.from(wrapped).toString('base64'), grant });
       results.push({ site: s.name, granted: true });
     }
   }

@@ -14,6 +14,7 @@ import { startInferenceService, type InferenceServiceOptions, type RunningInfere
 import type { InferenceSessionOptions } from './inference/onnxInferenceSession.js';
 import { ServiceMetrics } from './inference/serviceMetrics.js';
 import { VersionStore } from './ota/versionStore.js';
+import { EdgeState } from './federation/edgeState.js';
 
 export interface EdgeNodeOptions extends Omit<EdgeClientOptions, 'ota'> {
   data: DatasetSplits;
@@ -35,7 +36,8 @@ export class EdgeNode {
   private readonly log: (event: string, detail?: Record<string, unknown>) => void;
 
   constructor(private readonly o: EdgeNodeOptions) {
-    this.store = new VersionStore(o.stateDir, o.keepVersions ?? 3);
+    // Stored versions are re-verified against the admin key this site pinned on every load.
+    this.store = new VersionStore(o.stateDir, o.keepVersions ?? 3, new EdgeState(o.stateDir).trust());
     const checks: SwapChecks = o.accuracyFloor !== undefined ? { holdout: o.data.test, accuracyFloor: o.accuracyFloor } : {};
     this.model = new HotSwapModel({ intraOpNumThreads: 1, ...o.inference }, checks);
     this.client = new EdgeClient({

@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { startCoordinator, type RunningCoordinator } from '../coordinator/coordinatorServer.js';
 import { enrollSite } from '../edge-client/federation/enrollment.js';
+import { ApiAdminTarget } from '../cli/admin/adminTarget.js';
+import { addSite, certifyCoordinator, certifySite } from '../cli/admin/federationAdmin.js';
+import { ephemeralAdminKey } from '../shared/secure/trust/adminKey.js';
 import { initTrainingBackend } from '../edge-client/training/trainingBackend.js';
 import { zooModel } from '../models/zoo.js';
 import { FedmedError } from '../shared/errors.js';
@@ -130,12 +133,18 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
   let coordinator: RunningCoordinator = await startCoordinator({ dataDir: coordinatorDir, port: 0, logLevel: 'silent' });
   const port = Number(new URL(coordinator.url).port);
   const stateDir = (site: string) => join(sitesDir, site);
-  // Enrol through the real API (join token → key pair → registration), a few at a time.
+  // The admin's steps, through the real API with a federation admin key that lives only in this
+  // run: certify the coordinator; for each site a join token, enrolment (key pairs, registration)
+  // and the certificate of the keys it enrolled, a few sites at a time.
+  const admin = ephemeralAdminKey();
+  const adminApi = new ApiAdminTarget({ url: coordinator.url, token: coordinator.adminToken });
+  await certifyCoordinator(adminApi, admin);
   for (let i = 0; i < data.sites.length; i += 32) {
     await Promise.all(
       data.sites.slice(i, i + 32).map(async (s) => {
-        const { token } = await coordinator.sites.add(s.name);
-        await enrollSite(coordinator.url, token, stateDir(s.name));
+        const { token } = await addSite(adminApi, s.name, admin);
+        const enrolled = await enrollSite(coordinator.url, token, stateDir(s.name));
+        await certifySite(adminApi, admin, s.name, { fingerprint: enrolled.siteFingerprint });
       }),
     );
   }

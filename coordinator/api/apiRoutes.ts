@@ -21,8 +21,13 @@ import type { OtaPublisher } from '../ota/otaPublisher.js';
 import type { SiteRegistry } from '../siteRegistry.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import type { Role } from '../store/storeSchema.js';
-import { KeySetError, MAX_WRAPPED_KEY_BYTES, type CkksKeySets } from '../ckks/ckksKeySets.js';
+import { MAX_WRAPPED_KEY_BYTES, type CkksKeySets } from '../ckks/ckksKeySets.js';
+import { SIGNED_DOCUMENT_SCHEMA } from '../../shared/secure/trust/certificates.js';
 import { CKKS_PARAMETERS_SCHEMA, type CkksParameters } from '../../shared/secure/ckks/ckksParams.js';
+import { signEnrolmentReceipt } from '../../shared/secure/trust/enrolmentReceipt.js';
+import { siteKeysFingerprint } from '../../shared/secure/trust/fingerprint.js';
+import type { CoordinatorFederation } from '../federation/coordinatorFederation.js';
+import { registerFederationRoutes } from './federationRoutes.js';
 
 export interface ApiDeps {
   store: CoordinatorStore;
@@ -33,7 +38,7 @@ export interface ApiDeps {
   deployment: Deployment;
   ota: OtaPublisher;
   keySets: CkksKeySets;
-  coordinatorPublicKey: string;
+  federation: CoordinatorFederation;
 }
 
 const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } };
@@ -60,18 +65,25 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
 
   app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, sitesOnline: { type: 'integer' } } } } } }, async () => ({ ok: true, sitesOnline: d.gateway.readySites().length }));
 
-  app.post<{ Body: { token: string; publicKey: string } }>(
+  app.post<{ Body: { token: string; publicKey: string; encryptionKey: string } }>(
     '/v1/enroll',
-    { schema: { body: { type: 'object', additionalProperties: false, required: ['token', 'publicKey'], properties: { token: { type: 'string', maxLength: 200 }, publicKey: { type: 'string', maxLength: 100 } } }, response: { 200: { type: 'object', properties: { site: { type: 'string' }, coordinatorPublicKey: { type: 'string' } } }, '4xx': errorBody } } },
+    {
+      schema: {
+        body: { type: 'object', additionalProperties: false, required: ['token', 'publicKey', 'encryptionKey'], properties: { token: { type: 'string', maxLength: 200 }, publicKey: { type: 'string', maxLength: 100 }, encryptionKey: { type: 'string', maxLength: 100 } } },
+        response: { 200: { type: 'object', properties: { site: { type: 'string' }, receipt: { type: 'string' } } }, '4xx': errorBody },
+      },
+    },
     async (req) => {
-      const site = await d.sites.enroll(req.body.token, req.body.publicKey);
-      app.log.info({ site: site.name }, 'site enrolled');
-      return { site: site.name, coordinatorPublicKey: d.coordinatorPublicKey };
+      const site = await d.sites.enroll(req.body.token, { publicKey: req.body.publicKey, encryptionKey: req.body.encryptionKey });
+      app.log.info({ site: site.name, fingerprint: siteKeysFingerprint(site.publicKey!, site.encryptionKey!) }, 'site enrolled; waiting for the federation admin to certify its keys');
+      // The receipt proves to the site that the certified coordinator registered exactly these keys.
+      return { site: site.name, receipt: signEnrolmentReceipt(d.federation.signingKey, { site: site.name, identityKey: site.publicKey!, encryptionKey: site.encryptionKey! }) };
     },
   );
 
   const siteView = (name: string) => {
     const s = d.sites.find(name)!;
+    const uncertified = s.enrolledAt ? d.federation.uncertified(s) : 'not enrolled';
     return {
       name: s.name,
       enrolled: !!s.enrolledAt,
@@ -80,14 +92,35 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
       lastSeen: s.lastSeen,
       roundsJoined: s.roundsJoined,
       createdAt: s.createdAt,
-      // Public keys: identity (Ed25519) and encryption (X25519, signed by the identity).
+      // Public keys: identity (Ed25519) and encryption (X25519), their fingerprint, and the admin's certificate of them.
       publicKey: s.publicKey,
       encryptionKey: s.encryptionKey ?? null,
-      encryptionKeySignature: s.encryptionKeySignature ?? null,
+      fingerprint: s.publicKey && s.encryptionKey ? siteKeysFingerprint(s.publicKey, s.encryptionKey) : null,
+      certified: uncertified === null,
+      uncertifiedReason: uncertified,
+      certificate: s.certificate ?? null,
     };
   };
   const nullableString = { type: ['string', 'null'] };
-  const siteSchema = { type: 'object', properties: { name: { type: 'string' }, enrolled: { type: 'boolean' }, revoked: { type: 'boolean' }, online: { type: 'boolean' }, lastSeen: nullableString, roundsJoined: { type: 'integer' }, createdAt: { type: 'string' }, publicKey: nullableString, encryptionKey: nullableString, encryptionKeySignature: nullableString } };
+  const siteSchema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string' },
+      enrolled: { type: 'boolean' },
+      revoked: { type: 'boolean' },
+      online: { type: 'boolean' },
+      lastSeen: nullableString,
+      roundsJoined: { type: 'integer' },
+      createdAt: { type: 'string' },
+      publicKey: nullableString,
+      encryptionKey: nullableString,
+      fingerprint: nullableString,
+      certified: { type: 'boolean' },
+      uncertifiedReason: nullableString,
+      // (any JSON: a response schema would drop the certificate's fields)
+      certificate: {},
+    },
+  };
 
   app.post<{ Body: { name: string } }>(
     '/v1/sites',
@@ -98,12 +131,18 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     },
   );
   app.get('/v1/sites', { ...reader, schema: { response: { 200: { type: 'array', items: siteSchema } } } }, async () => d.sites.list().map((s) => siteView(s.name)));
+  app.get<{ Params: { name: string } }>('/v1/sites/:name', { ...reader, schema: { response: { 200: siteSchema } } }, async (req, reply) => {
+    if (!d.sites.find(req.params.name)) return reply.code(404).send({ error: 'not found', message: `no site named "${req.params.name}"` });
+    return siteView(req.params.name);
+  });
   app.post<{ Params: { name: string } }>('/v1/sites/:name/revoke', { ...admin, schema: { response: { 200: siteSchema } } }, async (req) => {
     const site = await d.sites.revoke(req.params.name);
     d.gateway.disconnect(site.name, CloseCode.REVOKED, 'site revoked by the federation admin');
     app.log.warn({ site: site.name }, 'site revoked');
     return siteView(site.name);
   });
+
+  registerFederationRoutes(app, d, admin);
 
   app.post<{ Body: { role: Role } }>(
     '/v1/tokens',
@@ -174,17 +213,21 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
   // CKKS key sets: the admin registers the public parameters, then one wrapped key per site.
   const keySetSchema = { type: 'object', properties: { id: { type: 'string' }, parameters: CKKS_PARAMETERS_SCHEMA, createdAt: { type: 'string' }, sites: { type: 'array', items: { type: 'object', properties: { site: { type: 'string' }, encryptionKey: { type: 'string' }, at: { type: 'string' } } } } } };
   app.get('/v1/ckks/keysets', { ...reader, schema: { response: { 200: { type: 'array', items: keySetSchema } } } }, async () => d.keySets.list());
-  app.post<{ Body: { id: string; parameters: CkksParameters } }>(
+  app.post<{ Body: { id: string; parameters: CkksParameters; certificate: unknown } }>(
     '/v1/ckks/keysets',
-    { ...admin, schema: { body: { type: 'object', additionalProperties: false, required: ['id', 'parameters'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' }, parameters: CKKS_PARAMETERS_SCHEMA } }, response: { 200: keySetSchema } } },
-    async (req) => d.keySets.create(req.body.id, req.body.parameters),
+    { ...admin, schema: { body: { type: 'object', additionalProperties: false, required: ['id', 'parameters', 'certificate'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' }, parameters: CKKS_PARAMETERS_SCHEMA, certificate: SIGNED_DOCUMENT_SCHEMA } }, response: { 200: keySetSchema } } },
+    async (req) => d.keySets.create(req.body.id, req.body.parameters, req.body.certificate),
   );
-  app.put<{ Params: { id: string; site: string }; Querystring: { encryptionKey: string }; Body: Buffer }>(
+  // The wrapped key (base64) with the admin's grant: "these bytes are key set ID for SITE's encryption key".
+  app.put<{ Params: { id: string; site: string }; Body: { encryptionKey: string; wrapped: string; grant: unknown } }>(
     '/v1/ckks/keysets/:id/sites/:site',
-    { ...admin, bodyLimit: MAX_WRAPPED_KEY_BYTES, schema: { querystring: { type: 'object', required: ['encryptionKey'], properties: { encryptionKey: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } } }, response: { 200: keySetSchema } } },
+    {
+      ...admin,
+      bodyLimit: 2 * MAX_WRAPPED_KEY_BYTES,
+      schema: { body: { type: 'object', additionalProperties: false, required: ['encryptionKey', 'wrapped', 'grant'], properties: { encryptionKey: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' }, wrapped: { type: 'string', maxLength: 2 * MAX_WRAPPED_KEY_BYTES, pattern: '^[A-Za-z0-9+/]*={0,2}$' }, grant: SIGNED_DOCUMENT_SCHEMA } }, response: { 200: keySetSchema } },
+    },
     async (req) => {
-      if (!Buffer.isBuffer(req.body)) throw new KeySetError('send the wrapped key as application/octet-stream');
-      const set = await d.keySets.grant(req.params.id, req.params.site, req.query.encryptionKey, req.body);
+      const set = await d.keySets.grant(req.params.id, req.params.site, req.body.encryptionKey, Buffer.from(req.body.wrapped, 'base64'), req.body.grant);
       app.log.info({ keySet: set.id, site: req.params.site }, 'CKKS key granted to site');
       return set;
     },
@@ -204,7 +247,11 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     { ...researcher, schema: { body: { type: 'object', additionalProperties: false, properties: { to: versionRef } } } },
     async (req) => d.deployment.rollback(req.body?.to),
   );
-  app.get<{ Params: { id: string } }>('/v1/versions/:id/manifest', reader, async (req) => d.ota.signedManifest(d.deployment.resolve(req.params.id)));
+  app.get<{ Params: { id: string } }>('/v1/versions/:id/manifest', reader, async (req, reply) => {
+    const v = d.store.data.versions.find((x) => x.id === d.deployment.resolve(req.params.id));
+    if (!v?.signed) return reply.code(404).send({ error: 'not found', message: `version ${req.params.id} has not been deployed: it has no signed manifest yet` });
+    return v.signed;
+  });
 
   app.get('/v1/status', reader, async () => ({
     sites: d.sites.list().map((s) => siteView(s.name)),

@@ -1,13 +1,12 @@
 /**
- * The coordinator's side of CKKS outside the rounds: records each site's signed encryption key
- * (`site_key`), hands a site its wrapped secret key (`ckks_key_req`), and serves the chain of
- * encrypted aggregates an edge needs to bring its copy of a model up to a version
- * (`ckks_fetch`). It serves ciphertexts and the public initial model only.
+ * The coordinator's side of CKKS outside the rounds: hands a site its wrapped secret key with
+ * the admin's signatures (`ckks_key_req`), and serves the chain of encrypted aggregates an edge
+ * needs to bring its copy of a model up to a version (`ckks_fetch`). It serves ciphertexts and
+ * the public initial model only. (Sites' encryption keys are registered at enrolment and
+ * certified by the admin.)
  */
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
-import { publicKeyFromB64 } from '../../shared/secure/identity.js';
-import { verifyEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
 import { float32Bytes } from '../../shared/model/modelHash.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
@@ -29,24 +28,9 @@ export class CkksService {
   ) {}
 
   onMessage(site: string, m: Message): void {
-    if (m.type === 'site_key') return void this.registerKey(site, m);
     if (m.type === 'ckks_key_req') return void this.sendKey(site, m);
     if (m.type === 'ckks_fetch') return void this.sendChain(site, m);
     throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
-  }
-
-  private registerKey(site: string, m: MessageOf<'site_key'>): void {
-    const s = this.store.data.sites.find((x) => x.name === site);
-    if (!s?.publicKey) return;
-    if (!verifyEncryptionKey(publicKeyFromB64(s.publicKey), site, m.encryptionKey, m.signature)) {
-      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'site_key signature does not verify with this site\'s identity key');
-    }
-    if (s.encryptionKey === m.encryptionKey) return;
-    if (s.encryptionKey) this.log.warn({ site }, 'site registered a new encryption key; CKKS key sets must be granted to it again');
-    void this.store.update(() => {
-      s.encryptionKey = m.encryptionKey;
-      s.encryptionKeySignature = m.signature;
-    });
   }
 
   private refuse(site: string, request: 'key' | 'chain', id: string, reason: string): void {
@@ -58,8 +42,9 @@ export class CkksService {
     const set = this.keySets.find(m.keySet);
     if (!set) return this.refuse(site, 'key', m.keySet, `no CKKS key set ${m.keySet}`);
     const wrapped = this.store.loadWrappedKey(m.keySet, site);
-    if (!wrapped) return this.refuse(site, 'key', m.keySet, `key set ${m.keySet} has no key for site "${site}"; the federation admin must run "fedmed federation keys grant"`);
-    void this.gateway.send(site, { type: 'ckks_key', keySet: set.id, parameters: set.parameters }, wrapped).catch((err: Error) => this.log.warn({ site, err: err.message }, 'could not send the wrapped key'));
+    const grant = set.sites.find((g) => g.site === site)?.grant;
+    if (!wrapped || !grant) return this.refuse(site, 'key', m.keySet, `key set ${m.keySet} has no key for site "${site}"; the federation admin must run "fedmed federation keys grant"`);
+    void this.gateway.send(site, { type: 'ckks_key', keySet: set.id, parameters: set.parameters, certificate: set.certificate, grant }, wrapped).catch((err: Error) => this.log.warn({ site, err: err.message }, 'could not send the wrapped key'));
   }
 
   /**

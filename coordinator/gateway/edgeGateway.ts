@@ -5,12 +5,13 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { NO_CHANNEL_BINDING, tlsChannelBinding } from '../../shared/protocol/channelBinding.js';
 import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits, type FrameSocket } from '../../shared/protocol/messageChannel.js';
 import type { Message } from '../../shared/protocol/messages.js';
 import { CloseCode } from '../../shared/protocol/protocolError.js';
 import type { SiteRegistry } from '../siteRegistry.js';
+import type { CoordinatorFederation } from '../federation/coordinatorFederation.js';
 import { EdgeSession, type SessionTimeouts } from './edgeSession.js';
 
 export const EDGE_PATH = '/v1/edge';
@@ -31,13 +32,13 @@ export class EdgeGateway {
   events: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
   /** Model OTA: `model_*` messages, connects and disconnects. */
   modelEvents: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
-  /** CKKS keys and encrypted model chains: `site_key` and `ckks_*` messages. */
+  /** CKKS keys and encrypted model chains: `ckks_*` messages. */
   onCkksMessage: (site: string, message: Message, payload: Buffer) => void = () => {};
 
   constructor(
     server: Server,
     private readonly sites: SiteRegistry,
-    private readonly coordinatorKey: KeyObject,
+    private readonly federation: CoordinatorFederation,
     private readonly log: Log,
     private readonly limits: ChannelLimits = DEFAULT_CHANNEL_LIMITS,
     private readonly timeouts: SessionTimeouts = { authMs: 10_000, heartbeatMs: 5_000, idleMs: 60_000 },
@@ -49,7 +50,9 @@ export class EdgeGateway {
         socket.destroy();
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
+      // The binding is read off the TLS socket the upgrade arrived on (RFC 9266 tls-exporter).
+      const binding = tlsChannelBinding(req.socket);
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, binding));
     });
   }
 
@@ -101,8 +104,13 @@ export class EdgeGateway {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage): void {
-    this.attach(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`);
+  /** Sends a newer revocation list to every connected site. */
+  broadcastRevocations(list: Message & { type: 'revocations' }): void {
+    for (const s of this.sessions.values()) if (s.ready) void s.send(list).catch(() => {});
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage, binding: string): void {
+    this.attach(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, binding);
     ws.on('error', (err) => this.log.warn({ remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`, err: err.message }, 'edge socket error'));
   }
 
@@ -110,13 +118,17 @@ export class EdgeGateway {
    * Runs a session on an already-open frame socket: a WebSocket, or the simulator's in-memory
    * transport (which reaches the same sessions, authentication and round code).
    */
-  attach(socket: FrameSocket, remote: string): void {
+  attach(socket: FrameSocket, remote: string, binding = NO_CHANNEL_BINDING): void {
     const session = new EdgeSession(
       socket,
       this.limits,
       {
         findSite: (name) => this.sites.find(name),
-        coordinatorKey: this.coordinatorKey,
+        credentials: () => {
+          const certificate = this.federation.certificate;
+          return certificate ? { key: this.federation.signingKey, certificate, revocations: this.federation.trust?.revocations ?? null } : null;
+        },
+        revokedCertificate: (site) => (site.certificate && this.federation.trust?.isRevoked(site.certificate.body.serial) ? `site "${site.name}" is revoked by the federation admin (certificate ${site.certificate.body.serial})` : null),
         log: this.log,
         onReady: (s) => {
           const previous = this.sessions.get(s.site!);
@@ -126,7 +138,7 @@ export class EdgeGateway {
           this.modelEvents.onConnect(s.site!);
         },
         onMessage: (s, m, p) => {
-          if (m.type === 'site_key' || m.type.startsWith('ckks_')) return this.onCkksMessage(s.site!, m, p);
+          if (m.type.startsWith('ckks_')) return this.onCkksMessage(s.site!, m, p);
           (m.type.startsWith('model_') ? this.modelEvents : this.events).onMessage(s.site!, m, p);
         },
         onClosed: (s, code, reason) => {
@@ -140,6 +152,7 @@ export class EdgeGateway {
       },
       this.timeouts,
       remote,
+      binding,
     );
     this.all.add(session);
     socket.on('close', () => this.all.delete(session));

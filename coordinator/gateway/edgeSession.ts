@@ -1,10 +1,12 @@
 /**
  * One edge's WebSocket session on the coordinator: protocol version agreement, mutual
- * authentication (the coordinator signs the challenge with its pinned key; the site signs the
- * fresh nonce with its enrolled key), heartbeats, and hand-off of round messages.
+ * authentication (the coordinator presents its admin-signed certificate and signs the site's
+ * name, a fresh nonce and the TLS channel binding with the certified key; the site signs the
+ * same with its enrolled key), heartbeats, and hand-off of round messages.
  */
 import { randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import type { CoordinatorCertificate, RevocationList } from '../../shared/secure/trust/certificates.js';
 import { MessageChannel, type ChannelLimits, type FrameSocket } from '../../shared/protocol/messageChannel.js';
 import { AUTH_DOMAIN, CHALLENGE_DOMAIN, PROTOCOL_VERSIONS, type Message } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
@@ -13,7 +15,10 @@ import type { SiteRecord } from '../store/storeSchema.js';
 
 export interface SessionHooks {
   findSite(name: string): SiteRecord | undefined;
-  coordinatorKey: KeyObject;
+  /** The certified key and its certificate (null: not certified yet, no site is served), and the held revocation list. */
+  credentials(): { key: KeyObject; certificate: CoordinatorCertificate; revocations: RevocationList | null } | null;
+  /** Why a site's certificate is revoked, or null. */
+  revokedCertificate(site: SiteRecord): string | null;
   onReady(session: EdgeSession): void;
   onMessage(session: EdgeSession, message: Message, payload: Buffer): void;
   onClosed(session: EdgeSession, code: number, reason: string): void;
@@ -43,6 +48,8 @@ export class EdgeSession {
     private readonly hooks: SessionHooks,
     private readonly timeouts: SessionTimeouts,
     readonly remote: string,
+    /** The connection's TLS channel binding (`none` on plain TCP), covered by both handshake signatures. */
+    private readonly binding: string,
   ) {
     this.channel = new MessageChannel(socket, limits);
     this.channel.onMessage = (m, p) => this.handle(m, p);
@@ -78,18 +85,23 @@ export class EdgeSession {
     const site = this.hooks.findSite(m.site);
     if (!site || !site.publicKey) throw new ProtocolError(CloseCode.AUTH_FAILED, `unknown or not enrolled site "${m.site}"`);
     if (site.revokedAt) throw new ProtocolError(CloseCode.REVOKED, `site "${m.site}" is revoked`);
+    const revoked = this.hooks.revokedCertificate(site);
+    if (revoked) throw new ProtocolError(CloseCode.REVOKED, revoked);
+    const credentials = this.hooks.credentials();
+    if (!credentials) throw new ProtocolError(CloseCode.AUTH_FAILED, 'this coordinator has no certificate from the federation admin yet (fedmed federation certify-coordinator); try again later');
     this.site = m.site;
     this.version = version;
     this.nonce = randomBytes(32).toString('base64url');
     this.state = 'auth';
-    void this.send({ type: 'challenge', version, nonce: this.nonce, signature: signMessage(this.hooks.coordinatorKey, CHALLENGE_DOMAIN, m.site, this.nonce) }).catch(() => {});
+    const challenge = { type: 'challenge' as const, version, nonce: this.nonce, signature: signMessage(credentials.key, CHALLENGE_DOMAIN, m.site, this.nonce, this.binding), certificate: credentials.certificate };
+    void this.send(credentials.revocations ? { ...challenge, revocations: credentials.revocations } : challenge).catch(() => {});
   }
 
   private auth(m: Message): void {
     if (m.type !== 'auth') throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `expected auth, got ${m.type}`);
     const site = this.hooks.findSite(this.site!);
     if (!site?.publicKey || site.revokedAt) throw new ProtocolError(CloseCode.REVOKED, `site "${this.site}" is no longer allowed`);
-    if (!verifyMessage(publicKeyFromB64(site.publicKey), m.signature, AUTH_DOMAIN, this.site!, this.nonce)) {
+    if (!verifyMessage(publicKeyFromB64(site.publicKey), m.signature, AUTH_DOMAIN, this.site!, this.nonce, this.binding)) {
       throw new ProtocolError(CloseCode.AUTH_FAILED, 'bad signature: the site did not prove possession of its enrolled key');
     }
     this.state = 'ready';

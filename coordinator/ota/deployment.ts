@@ -1,7 +1,10 @@
 /**
  * Rollout control: which published version each site's inference service should run. A version
  * is published to every site (`current`) or first to a canary subset; a canary is then promoted
- * to all or rolled back, and `current` can be rolled back to the version before it. Changes are
+ * to all or rolled back, and `current` can be rolled back to the version before it. Every action
+ * takes the next release number, which the signed manifest of the new target carries: edges
+ * refuse a release older than the one they run, so an old signed manifest replayed later is
+ * refused, while a rollback decided here is a new release of an old version. Changes are
  * persisted in the store and announced through `onChange` (the OTA publisher offers the new
  * target to the affected sites).
  */
@@ -34,11 +37,23 @@ export class Deployment {
     return (this.store.data.deployment ??= { current: null, canary: null, previous: [], log: [] });
   }
 
+  /** The next release number (call inside the store update that uses it). */
+  private nextRelease(): number {
+    const d = this.record;
+    d.release = (d.release ?? 0) + 1;
+    return d.release;
+  }
+
   /** The version a site should run, or null when nothing is deployed. */
   targetFor(site: string): string | null {
+    return this.releaseFor(site)?.version ?? null;
+  }
+
+  /** The version a site should run and the release at which it became its target. */
+  releaseFor(site: string): { version: string; release: number } | null {
     const d = this.record;
-    if (d.canary?.sites.includes(site)) return d.canary.version;
-    return d.current;
+    if (d.canary?.sites.includes(site)) return { version: d.canary.version, release: d.canary.release ?? 1 };
+    return d.current ? { version: d.current, release: d.currentRelease ?? 1 } : null;
   }
 
   /** Publishes a version to every site, or with `sites` to those sites only (a canary). */
@@ -51,7 +66,7 @@ export class Deployment {
       if (unknown.length > 0) throw new DeploymentError(`unknown site(s): ${unknown.join(', ')}`, 404);
       const before = d.canary?.sites ?? [];
       await this.store.update(() => {
-        d.canary = { version, sites: [...new Set(sites)] };
+        d.canary = { version, sites: [...new Set(sites)], release: this.nextRelease() };
         d.log.push({ at: now, action: 'canary', version, sites: d.canary.sites });
       });
       this.onChange([...new Set([...before, ...sites])]);
@@ -59,6 +74,7 @@ export class Deployment {
       await this.store.update(() => {
         if (d.current && d.current !== version) d.previous.push(d.current);
         d.current = version;
+        d.currentRelease = this.nextRelease();
         // Publishing to all supersedes a canary of the same version.
         if (d.canary?.version === version) d.canary = null;
         d.log.push({ at: now, action: 'publish', version });
@@ -76,6 +92,7 @@ export class Deployment {
     await this.store.update(() => {
       if (d.current && d.current !== version) d.previous.push(d.current);
       d.current = version;
+      d.currentRelease = this.nextRelease();
       d.canary = null;
       d.log.push({ at: new Date().toISOString(), action: 'promote', version });
     });
@@ -95,6 +112,8 @@ export class Deployment {
       await this.store.update(() => {
         d.log.push({ at: new Date().toISOString(), action: 'rollback', version: d.current, sites });
         d.canary = null;
+        // The canary's sites run a newer release than current's: current is released again.
+        d.currentRelease = this.nextRelease();
       });
       this.onChange(sites);
       return this.view();
@@ -105,6 +124,7 @@ export class Deployment {
       if (!to) d.previous.pop();
       else if (d.current && d.current !== to) d.previous.push(d.current);
       d.current = target;
+      d.currentRelease = this.nextRelease();
       d.log.push({ at: new Date().toISOString(), action: 'rollback', version: target });
     });
     this.onChange(this.allSites());

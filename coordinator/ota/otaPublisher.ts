@@ -1,17 +1,20 @@
 /**
  * The OTA publisher: offers each site the version its inference service should run (on connect
- * and whenever its deployment target changes) with the coordinator-signed manifest, and serves
+ * and whenever its deployment target changes) with the coordinator-signed manifest of that
+ * release and the coordinator's admin-signed certificate, and serves
  * the site's fetch as a lossless update against the version the site already holds (or the full
  * model when that is smaller), in chunks from the byte offset the site asks for, so a download
  * cut by a lost connection resumes where it stopped. Updates are deterministic, so a resumed
- * fetch gets the same bytes; recent ones are cached.
+ * fetch gets the same bytes; recent ones are cached. Every chunk names the update's exact length
+ * and hash under the coordinator's signature, so an edge can refuse bytes beyond them before it
+ * writes any.
  */
-import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { encodeModelUpdate, readUpdateHeader } from '../../shared/model/modelUpdate.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
-import { signManifest, type SignedManifest } from '../../shared/model/versionManifest.js';
-import { OTA_PROTOCOL_VERSION, type Message, type MessageOf } from '../../shared/protocol/messages.js';
+import { signManifest, signUpdate, type SignedManifest } from '../../shared/model/versionManifest.js';
+import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import type { CoordinatorFederation } from '../federation/coordinatorFederation.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
@@ -28,6 +31,8 @@ interface EncodedUpdate {
   sha256: string;
   /** The base the update is against (null: a full model). */
   base: string | null;
+  /** The coordinator's signature over (version, base, length, sha256). */
+  signature: string;
 }
 
 export class OtaPublisher {
@@ -40,22 +45,28 @@ export class OtaPublisher {
   constructor(
     private readonly store: CoordinatorStore,
     private readonly gateway: EdgeGateway,
-    private readonly signingKey: KeyObject,
+    private readonly federation: CoordinatorFederation,
     private readonly deployment: Deployment,
     private readonly log: Log,
     private readonly chunkBytes = DEFAULT_OTA_CHUNK_BYTES,
   ) {}
 
-  /** The version's signed manifest, made (and persisted) the first time it is needed. */
-  async signedManifest(versionId: string): Promise<SignedManifest> {
+  /**
+   * The version's manifest signed for `release`, made (and persisted) when first needed; made
+   * again with the current key after a key rotation.
+   */
+  async signedManifest(versionId: string, release: number): Promise<SignedManifest> {
     const v = this.version(versionId);
-    if (v.signed) return v.signed;
+    const certificate = this.federation.certificate;
+    if (!certificate) throw new Error('this coordinator is not certified by the federation admin: it signs no manifests');
+    if (v.signed && v.signed.manifest.release === release && v.signed.certificate?.body.serial === certificate.body.serial) return v.signed;
     if (v.paramsSha256 === null) throw new Error(`version ${v.id} is encrypted (CKKS) and cannot be signed by the coordinator`);
     const round = this.store.data.rounds.find((r) => r.experiment === v.experiment && r.versionId === v.id);
     const m = round?.evalMetrics ?? round?.fitMetrics;
     const metrics: Record<string, number> = {};
     if (m) for (const [k, x] of Object.entries(m)) if (typeof x === 'number' && Number.isFinite(x)) metrics[k] = x;
-    const signed = signManifest(this.signingKey, { id: v.id, parent: v.parent, experiment: v.experiment, round: v.round, specHash: v.specHash, paramsSha256: v.paramsSha256, metrics, createdAt: v.createdAt });
+    const releasedAt = v.signed?.manifest.release === release ? v.signed.manifest.releasedAt : new Date().toISOString();
+    const signed = signManifest(this.federation.signingKey, certificate, { id: v.id, parent: v.parent, experiment: v.experiment, round: v.round, specHash: v.specHash, paramsSha256: v.paramsSha256, metrics, createdAt: v.createdAt, release, releasedAt });
     await this.store.update(() => (v.signed = signed));
     return signed;
   }
@@ -63,12 +74,11 @@ export class OtaPublisher {
   /** Offers the given sites (default: all online) their deployment target. */
   offer(sites: string[] = this.gateway.readySites()): void {
     for (const site of sites) {
-      const target = this.deployment.targetFor(site);
-      // Edges that predate OTA (protocol 1) are not offered models.
-      if (!target || this.gateway.protocolVersion(site) < OTA_PROTOCOL_VERSION) continue;
-      void this.signedManifest(target)
-        .then((signed) => this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(this.version(target)) }))
-        .catch((err: Error) => this.log.warn({ site, version: target, err: err.message }, 'model offer failed'));
+      const target = this.deployment.releaseFor(site);
+      if (!target || !this.gateway.isOnline(site)) continue;
+      void this.signedManifest(target.version, target.release)
+        .then((signed) => this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(this.version(target.version)) }))
+        .catch((err: Error) => this.log.warn({ site, version: target.version, err: err.message }, 'model offer failed'));
     }
   }
 
@@ -93,7 +103,8 @@ export class OtaPublisher {
 
   /** The update from `base` to `version` (cached; deterministic, so a resumed fetch gets the same bytes). */
   update(version: string, base: string | null): EncodedUpdate {
-    const key = `${base ?? '-'}>${version}`;
+    // (signed with the current key: after a rotation the cached signatures are stale)
+    const key = `${this.federation.certificate?.body.serial ?? '-'}:${base ?? '-'}>${version}`;
     const hit = this.cache.get(key);
     if (hit) {
       this.cache.delete(key);
@@ -107,7 +118,9 @@ export class OtaPublisher {
     const baseParams = b && b.specHash === target.specHash ? this.store.loadParams(b.id, this.specOf(b)) : null;
     const bytes = encodeModelUpdate(targetParams, baseParams, { codec: 'deflate', targetSha256: target.paramsSha256 ?? undefined, baseSha256: b?.paramsSha256 ?? undefined });
     const isDelta = readUpdateHeader(bytes).header.kind === 'delta';
-    const encoded = { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), base: isDelta ? b!.id : null };
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const updateBase = isDelta ? b!.id : null;
+    const encoded = { bytes, sha256, base: updateBase, signature: signUpdate(this.federation.signingKey, { version, base: updateBase, totalBytes: bytes.length, sha256 }) };
     this.cache.set(key, encoded);
     if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     return encoded;
@@ -129,7 +142,7 @@ export class OtaPublisher {
     this.log.info({ site, version: m.version, base: u.base, offset: m.offset, totalBytes: u.bytes.length }, m.offset > 0 ? 'model update resumed' : 'model update sending');
     for (let offset = m.offset; offset < u.bytes.length && !job.cancelled; offset += this.chunkBytes) {
       const chunk = u.bytes.subarray(offset, Math.min(offset + this.chunkBytes, u.bytes.length));
-      await this.gateway.send(site, { type: 'model_chunk', version: m.version, base: u.base, offset, totalBytes: u.bytes.length, sha256: u.sha256 }, chunk);
+      await this.gateway.send(site, { type: 'model_chunk', version: m.version, base: u.base, offset, totalBytes: u.bytes.length, sha256: u.sha256, signature: u.signature }, chunk);
       this.bytesSent.set(site, (this.bytesSent.get(site) ?? 0) + chunk.length);
     }
     if (this.serving.get(site) === job) this.serving.delete(site);

@@ -23,6 +23,7 @@ import type { Message } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import type { ExperimentConfig } from '../experimentConfig.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
+import type { CoordinatorFederation } from '../federation/coordinatorFederation.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import type { ExperimentRecord, RoundRecord, RoundSiteRecord } from '../store/storeSchema.js';
 import { PlainAggregator } from './plainAggregator.js';
@@ -111,6 +112,7 @@ export class RoundEngine {
   constructor(
     private readonly store: CoordinatorStore,
     private readonly gateway: EdgeGateway,
+    private readonly federation: CoordinatorFederation,
     private readonly log: Log,
   ) {
     gateway.events = {
@@ -226,8 +228,9 @@ export class RoundEngine {
     const strategy = this.strategy(exp);
     const round = this.nextRound(exp.id);
     const ckks = exp.config.security === 'ckks';
-    // CKKS: only sites holding the experiment's key can take part.
-    const available = ckks ? this.keyedSites(exp, this.gateway.readySites()) : this.gateway.readySites();
+    // Only sites the federation admin certified are sampled; under CKKS, only those holding the experiment's key.
+    const certified = this.certifiedSites(exp, this.gateway.readySites());
+    const available = ckks ? this.keyedSites(exp, certified) : certified;
     const { sites, config } = strategy.configureFit(round, available);
     const record: RoundRecord = {
       experiment: exp.id,
@@ -257,7 +260,8 @@ export class RoundEngine {
       return record;
     };
     if (sites.length < exp.config.minFitClients) {
-      return finish('failed', `only ${available.length} site(s) online (${available.join(', ') || 'none'}); the round needs at least ${exp.config.minFitClients}`);
+      const uncertified = this.gateway.readySites().length - certified.length;
+      return finish('failed', `only ${available.length} site(s) online (${available.join(', ') || 'none'})${uncertified > 0 ? ` and ${uncertified} online without a valid site certificate` : ''}; the round needs at least ${exp.config.minFitClients}`);
     }
     // Under CKKS the coordinator has no plaintext model (after round 0) and needs none.
     const current = ckks ? null : this.currentParams(exp);
@@ -383,6 +387,19 @@ export class RoundEngine {
     return done;
   }
 
+  /** Online sites with a valid admin certificate (the others are left out, and logged once per round). */
+  private certifiedSites(exp: ExperimentRecord, online: string[]): string[] {
+    const left: { site: string; reason: string }[] = [];
+    const ok = online.filter((name) => {
+      const site = this.findSite(name);
+      const reason = site ? this.federation.uncertified(site) : 'unknown site';
+      if (reason) left.push({ site: name, reason });
+      return !reason;
+    });
+    if (left.length > 0) this.log.warn({ experiment: exp.id, sites: left }, 'online sites without a valid site certificate are never sampled ("fedmed site certify")');
+    return ok;
+  }
+
   /** Sites that hold a wrapped copy of the CKKS experiment's key (the others cannot take part). */
   private keyedSites(exp: ExperimentRecord, online: string[]): string[] {
     const set = this.store.data.ckksKeySets?.find((k) => k.id === exp.config.ckks?.keySet);
@@ -418,7 +435,7 @@ export class RoundEngine {
       sites,
       params,
       config: sa,
-      identityKey: (site) => this.findSite(site)?.publicKey ?? '',
+      certificate: (site) => this.findSite(site)!.certificate!,
       size,
       phaseTimeoutMs: Math.min(sa.phaseTimeoutSeconds, exp.config.deadlineSeconds) * 1000,
       hooks: {
@@ -534,7 +551,7 @@ export class RoundEngine {
   }
 
   private onMessage(site: string, m: Message, payload: Buffer): void {
-    if (m.type === 'secagg_keys' || m.type === 'secagg_shares' || m.type === 'secagg_unmask_res') return this.onSecAggMessage(site, m);
+    if (m.type === 'secagg_keys' || m.type === 'secagg_shares' || m.type === 'secagg_consistency_sig' || m.type === 'secagg_unmask_res') return this.onSecAggMessage(site, m);
     if (m.type !== 'fit_res' && m.type !== 'fit_failed' && m.type !== 'eval_res') {
       throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
     }

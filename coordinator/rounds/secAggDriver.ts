@@ -1,11 +1,13 @@
 /**
  * Drives one SecAgg+ round over the edge gateway: closes each key phase when every expected
  * site answered or its timeout passed (dropping the rest), sends rosters, relays share boxes,
- * collects masked inputs (as `fit_res`), then after the fit phase runs the unmask phase and
- * decodes the aggregate. The protocol logic itself is in shared/secure/secagg/secaggServer.ts.
+ * collects masked inputs (as `fit_res`), then after the fit phase runs the consistency round
+ * and the unmask phase and decodes the aggregate. The protocol logic itself is in
+ * shared/secure/secagg/secaggServer.ts.
  */
 import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import type { SiteCertificate } from '../../shared/secure/trust/certificates.js';
 import { decodeSum } from '../../shared/secure/secagg/fixedPoint.js';
 import { SecAggAbort, SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
 import type { SecAggConfig, SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
@@ -18,7 +20,7 @@ export interface SecAggDriverOptions {
   sites: string[];
   params: SecAggRoundParams;
   config: SecAggConfig;
-  identityKey: (site: string) => string;
+  certificate: (site: string) => SiteCertificate;
   /** Model parameters (the vector carries one more word: the weight). */
   size: number;
   phaseTimeoutMs: number;
@@ -37,7 +39,7 @@ export class SecAggDriver implements FitAggregation {
   private readonly timings: Record<string, number> = {};
 
   constructor(private readonly o: SecAggDriverOptions) {
-    this.server = new SecAggServer({ experiment: o.experiment, round: o.round, params: o.params, config: o.config, sites: o.sites, identityKey: o.identityKey, vectorLength: o.size + 1, observe: o.observe });
+    this.server = new SecAggServer({ experiment: o.experiment, round: o.round, params: o.params, config: o.config, sites: o.sites, certificate: o.certificate, vectorLength: o.size + 1, observe: o.observe });
     this.armTimer();
   }
 
@@ -52,7 +54,7 @@ export class SecAggDriver implements FitAggregation {
   private armTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     const phase = this.server.phase;
-    if (phase !== 'keys' && phase !== 'shares' && phase !== 'unmask') return;
+    if (phase !== 'keys' && phase !== 'shares' && phase !== 'consistency' && phase !== 'unmask') return;
     this.timer = setTimeout(() => {
       for (const site of this.waiting()) {
         this.gone.add(site);
@@ -78,6 +80,13 @@ export class SecAggDriver implements FitAggregation {
         const relays = this.server.closeShares();
         this.timings.secaggSharesMs = performance.now() - this.t0;
         this.broadcast(relays);
+      } else if (phase === 'consistency') {
+        const requests = this.server.closeConsistency();
+        this.timings.secaggConsistencyMs = performance.now() - this.t0;
+        this.broadcast(requests);
+        for (const s of this.gone) this.server.dropped(s);
+        this.armTimer();
+        return this.advance();
       } else if (phase === 'unmask') {
         this.unmaskDone?.();
         return;
@@ -106,6 +115,7 @@ export class SecAggDriver implements FitAggregation {
   onProtocolMessage(site: string, m: Message): void {
     if (m.type === 'secagg_keys') this.server.receiveKeys(site, m);
     else if (m.type === 'secagg_shares') this.server.receiveShares(site, m);
+    else if (m.type === 'secagg_consistency_sig') this.server.receiveConsistency(site, m);
     else if (m.type === 'secagg_unmask_res') this.server.receiveUnmask(site, m);
     else throw new SecAggProtocolError(`unexpected ${m.type} from ${site}`, site);
     this.advance();
@@ -122,10 +132,10 @@ export class SecAggDriver implements FitAggregation {
     try {
       if (this.abort) throw this.abort;
       if (this.server.phase !== 'masked') throw new SecAggAbort(`the fit phase closed during SecAgg+ phase "${this.server.phase}"`);
-      const requests = this.server.closeMasked();
       const t = performance.now();
+      const survivorSets = this.server.closeMasked();
       const done = new Promise<void>((resolve) => (this.unmaskDone = resolve));
-      this.broadcast(requests);
+      this.broadcast(survivorSets);
       for (const s of this.gone) this.server.dropped(s);
       this.armTimer();
       this.advance();

@@ -5,6 +5,7 @@ import type { ModelStatus, SiteMetrics } from '../../shared/protocol/messages.js
 import type { SignedManifest } from '../../shared/model/versionManifest.js';
 import type { ExperimentConfig } from '../experimentConfig.js';
 import type { CkksParameters } from '../../shared/secure/ckks/ckksParams.js';
+import type { CkksKeyGrant, CkksKeySetCertificate, CoordinatorCertificate, RevocationList, SiteCertificate } from '../../shared/secure/trust/certificates.js';
 
 export type Role = 'admin' | 'researcher';
 
@@ -20,9 +21,21 @@ export interface SiteRecord {
   revokedAt: string | null;
   lastSeen: string | null;
   roundsJoined: number;
-  /** X25519 key the site receives secrets with (base64url) and its identity's signature on it. */
+  /** X25519 key the site receives secrets with (base64url), registered at enrolment. */
   encryptionKey?: string;
-  encryptionKeySignature?: string;
+  /** The federation admin's certificate of the site's keys: without one the site is never sampled. */
+  certificate?: SiteCertificate;
+}
+
+/**
+ * The federation this coordinator serves: the admin's public key (the trust anchor; the
+ * private key never comes here), the admin-signed certificate of this coordinator's key, and
+ * the newest admin-signed revocation list.
+ */
+export interface FederationRecord {
+  adminPublicKey: string;
+  coordinatorCertificate: CoordinatorCertificate;
+  revocations: RevocationList | null;
 }
 
 /**
@@ -33,8 +46,10 @@ export interface CkksKeySetRecord {
   id: string;
   parameters: CkksParameters;
   createdAt: string;
-  /** Sites a wrapped secret key was uploaded for, with the encryption key it was wrapped to. */
-  sites: { site: string; encryptionKey: string; at: string }[];
+  /** The admin's signature on the key set's id and parameters (sites accept no key set without it). */
+  certificate: CkksKeySetCertificate;
+  /** Sites a wrapped secret key was uploaded for, with the encryption key it was wrapped to and the admin's grant. */
+  sites: { site: string; encryptionKey: string; at: string; grant: CkksKeyGrant }[];
 }
 
 export interface ApiTokenRecord {
@@ -102,7 +117,7 @@ export interface VersionRecord {
   /** CKKS: the version is an encrypted aggregate applied to `parent` (DATA_DIR/ckks-versions/). */
   encrypted?: { sha256: string; bytes: number };
   createdAt: string;
-  /** The coordinator-signed manifest, made when the version is first deployed. */
+  /** The coordinator-signed manifest of its latest release (made when the version is deployed). */
   signed?: SignedManifest;
 }
 
@@ -112,7 +127,15 @@ export interface VersionRecord {
  */
 export interface DeploymentRecord {
   current: string | null;
-  canary: { version: string; sites: string[] } | null;
+  /**
+   * Release sequence: every deployment action takes the next number, and the manifest a site is
+   * offered carries the release at which its target was set. Edges refuse a release older than
+   * the one they run (anti-downgrade), so a rollback is a new release of an old version.
+   */
+  release?: number;
+  /** The release at which `current` became the target. */
+  currentRelease?: number;
+  canary: { version: string; sites: string[]; release?: number } | null;
   /** Earlier `current` versions, most recent last (for rollback). */
   previous: string[];
   /** Every deployment action, oldest first. */
@@ -143,6 +166,7 @@ export interface StoreData {
   deployment?: DeploymentRecord;
   siteModels?: SiteModelRecord[];
   ckksKeySets?: CkksKeySetRecord[];
+  federation?: FederationRecord;
 }
 
 export function emptyStore(): StoreData {

@@ -1,6 +1,9 @@
 /**
  * The edge's side of CKKS: fetches its wrapped copy of a key set's secret key once (kept
- * wrapped on disk, unwrapped in memory), keeps its own decrypted copy of each CKKS
+ * wrapped on disk, unwrapped in memory) and accepts it only with the federation admin's
+ * signatures on the key set and on this very wrapped copy for this site's own encryption key
+ * (a coordinator cannot slip in a key set of its own, under which it could decrypt the site's
+ * updates); keeps its own decrypted copy of each CKKS
  * experiment's model and brings it up to the version a round names by applying the encrypted
  * aggregates since (every link checked against its version id), and encrypts its updates.
  * Nobody else can do this: the coordinator only ever holds ciphertexts.
@@ -19,6 +22,9 @@ import { CkksSecretKey } from '../../shared/secure/ckks/ckksSecretKey.js';
 import { applyEncryptedVersion, encodeCkksUpdate } from '../../shared/secure/ckks/ckksUpdate.js';
 import { unwrapSecretKey } from '../../shared/secure/ckks/keyWrap.js';
 import type { SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import { canonicalJson } from '../../shared/model/canonicalJson.js';
+import type { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
+import { TrustError } from '../../shared/secure/trust/trustError.js';
 
 type Reply = { message: MessageOf<'ckks_key' | 'ckks_chain' | 'ckks_refused'>; payload: Buffer };
 
@@ -34,6 +40,7 @@ export class EdgeCkks {
   constructor(
     private readonly dir: string,
     private readonly site: string,
+    private readonly trust: FederationTrust,
     private readonly encryptionKey: () => SiteEncryptionKey,
     private readonly send: (m: Message) => Promise<void>,
   ) {}
@@ -87,22 +94,41 @@ export class EdgeCkks {
 
   private async loadKey(keySet: string): Promise<CkksSecretKey> {
     const path = join(this.dir, 'keys', `${keySet}.fmkw`);
+    const signedPath = join(this.dir, 'keys', `${keySet}.json`);
     let wrapped: Buffer;
-    if (existsSync(path)) wrapped = readFileSync(path);
-    else {
+    if (existsSync(path) && existsSync(signedPath)) {
+      wrapped = readFileSync(path);
+      // Checked again on every load: a key file swapped on disk is refused too.
+      this.checkSigned(keySet, JSON.parse(readFileSync(signedPath, 'utf8')) as Pick<MessageOf<'ckks_key'>, 'certificate' | 'grant' | 'parameters'>, wrapped);
+    } else {
       const { message, payload } = await this.request(`key:${keySet}`, { type: 'ckks_key_req', keySet });
-      checkCkksParameters((message as MessageOf<'ckks_key'>).parameters, `key set ${keySet}`);
+      const m = message as MessageOf<'ckks_key'>;
       wrapped = payload;
+      this.checkSigned(keySet, m, wrapped);
       // Check it opens before keeping it.
       unwrapSecretKey(wrapped, this.encryptionKey().privateKey, keySet, this.site).fill(0);
       mkdirSync(join(this.dir, 'keys'), { recursive: true, mode: 0o700 });
       writeFileAtomic(path, wrapped, 0o600);
+      writeFileAtomic(signedPath, Buffer.from(JSON.stringify({ parameters: m.parameters, certificate: m.certificate, grant: m.grant })), 0o600);
     }
     const raw = unwrapSecretKey(wrapped, this.encryptionKey().privateKey, keySet, this.site);
     try {
       return await CkksSecretKey.load(raw);
     } finally {
       raw.fill(0);
+    }
+  }
+
+  /** The admin signed this key set (with these parameters) and granted these wrapped bytes to this site's encryption key. */
+  private checkSigned(keySet: string, m: Pick<MessageOf<'ckks_key'>, 'certificate' | 'grant' | 'parameters'>, wrapped: Uint8Array): void {
+    try {
+      const set = this.trust.keySet(m.certificate, keySet);
+      if (canonicalJson(set.parameters) !== canonicalJson(m.parameters)) throw new CkksError(`the parameters sent for key set ${keySet} are not the ones the federation admin signed`);
+      checkCkksParameters(set.parameters, `key set ${keySet}`);
+      this.trust.keyGrant(m.grant, { keySet, site: this.site, encryptionKey: this.encryptionKey().publicB64, wrapped });
+    } catch (err) {
+      if (err instanceof TrustError) throw new CkksError(`CKKS key set ${keySet} refused: ${err.message}`);
+      throw err;
     }
   }
 

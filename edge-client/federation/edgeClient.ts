@@ -1,10 +1,12 @@
 /**
- * The edge's federation client: connects to the coordinator's WebSocket, verifies the
- * coordinator's signature on the challenge with the pinned key, proves its own identity, then
- * trains on `fit_ins` (in a worker thread, so heartbeats keep flowing) and answers `eval_ins`
- * with metrics on its local validation data. Only the delta `local - global`, the example count
- * and aggregate metrics leave the site. Reconnects with exponential backoff and jitter; a
- * revoked site or a coordinator whose key does not match stops instead of retrying.
+ * The edge's federation client: connects to the coordinator's WebSocket, runs the handshake
+ * (edgeHandshake.ts: the coordinator proves it holds a key the federation admin certified,
+ * bound to this connection; then the site proves its own identity), then trains on `fit_ins`
+ * (in a worker thread, so heartbeats keep flowing) and answers `eval_ins` with metrics on its
+ * local validation data. Only the delta `local - global`, the example count and aggregate
+ * metrics leave the site, and only under the protection the site requires. Reconnects with
+ * exponential backoff and jitter; a revoked site or a coordinator that cannot prove itself
+ * stops instead of retrying.
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
@@ -14,11 +16,17 @@ import { float32Bytes } from '../../shared/model/modelHash.js';
 import { parseModelSpec, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { DEFAULT_CHANNEL_LIMITS, MessageChannel, type FrameSocket } from '../../shared/protocol/messageChannel.js';
-import { AUTH_DOMAIN, CHALLENGE_DOMAIN, CKKS_PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Message, type MessageOf } from '../../shared/protocol/messages.js';
-import { loadOrCreateEncryptionKey, signEncryptionKey, type SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import { NO_CHANNEL_BINDING, tlsChannelBinding } from '../../shared/protocol/channelBinding.js';
+import { loadOrCreateEncryptionKey, type SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import type { SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
+import { TrustError } from '../../shared/secure/trust/trustError.js';
 import { EdgeCkks } from './edgeCkks.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
-import { signMessage, verifyMessage } from '../../shared/secure/identity.js';
+import { EdgeHandshake, HandshakeError, type Authenticated } from './edgeHandshake.js';
+import type { EdgeTrust } from './edgeTrust.js';
+import { ExperimentSecurity, type RequiredSecurity } from './experimentSecurity.js';
+import { checkCoordinatorUrl } from './transportSecurity.js';
 import type { Dataset, DatasetSplits } from '../data/dataset.js';
 import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
 import { evaluateModel, type LocalFitOptions, type LocalFitResult } from '../training/localTrainer.js';
@@ -55,6 +63,10 @@ export interface EdgeClientOptions {
    * version live (default: only stored, nothing serves it).
    */
   ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; onBytes?: (n: number) => void };
+  /** The protection this site demands of every round (default any; see experimentSecurity.ts). */
+  requiredSecurity?: RequiredSecurity;
+  /** What this site accepts of SecAgg+ rosters (default: 3 holders, t ≥ ⌊2h/3⌋ + 1). */
+  secaggRules?: SiteSecAggRules;
   /** Backoff: first retry delay and cap, in ms. */
   backoffMs?: { initial: number; max: number };
   /**
@@ -77,6 +89,7 @@ export interface EdgeTrainer {
 
 /** The client end of a connection: a frame socket that opens, can fail, and can be cut. */
 export interface ClientSocket extends FrameSocket {
+  on(event: 'upgrade', listener: (response: { socket: unknown }) => void): this;
   on(event: 'open', listener: () => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): this;
@@ -85,7 +98,7 @@ export interface ClientSocket extends FrameSocket {
 }
 
 /** A protocol step a fault can hit: receiving fit/eval instructions, sending a result, a SecAgg+ phase. */
-export type FaultPoint = 'fit' | 'fit_res' | 'evaluate' | 'secagg_roster' | 'secagg_relay' | 'secagg_unmask';
+export type FaultPoint = 'fit' | 'fit_res' | 'evaluate' | 'secagg_roster' | 'secagg_relay' | 'secagg_consistency' | 'secagg_unmask';
 export type FaultAction = { kind: 'none' } | { kind: 'drop' } | { kind: 'delay'; ms: number };
 export type FaultHook = (point: FaultPoint, experiment: string, round: number) => FaultAction;
 
@@ -114,18 +127,29 @@ export class EdgeClient extends EventEmitter {
   /** CKKS keys and this site's decrypted copies of encrypted models. */
   private readonly ckks: EdgeCkks;
   private encryptionKey: SiteEncryptionKey | null = null;
+  /** The admin key this site pinned and the revocation list it holds. */
+  readonly trust: EdgeTrust;
+  private readonly security: ExperimentSecurity;
+  /** The authenticated session (null while disconnected or in the handshake). */
+  private session: Authenticated | null = null;
+  private readonly transportWarning: string | null;
   /** Since when the coordinator link is up (null while disconnected). */
   connectedSince: string | null = null;
 
   constructor(private readonly o: EdgeClientOptions) {
     super();
     this.state = new EdgeState(o.stateDir, o.modelCacheDir);
-    const { config, coordinatorKey } = this.state.load();
+    const { config } = this.state.load();
     this.site = config.site;
     this.coordinatorUrl = config.coordinator;
+    // Refused here, before anything starts: plain http/ws to a remote coordinator without --insecure-transport.
+    this.transportWarning = checkCoordinatorUrl(config.coordinator, config.insecureTransport).warning;
+    this.trust = this.state.trust();
+    this.security = new ExperimentSecurity(o.stateDir, o.requiredSecurity);
     this.ota = new OtaApplier({
       store: o.ota?.store ?? new VersionStore(o.stateDir),
-      coordinatorKey,
+      trust: this.trust,
+      sessionKey: () => this.session?.coordinatorKey ?? null,
       send: (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))),
       install: o.ota?.install ?? (async () => {}),
       otherBases: () => {
@@ -135,7 +159,7 @@ export class EdgeClient extends EventEmitter {
       log: (event, detail) => this.log(event, detail),
       onBytes: o.ota?.onBytes,
     });
-    this.ckks = new EdgeCkks(this.state.ckksDir, this.site, () => this.siteEncryptionKey(), (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))));
+    this.ckks = new EdgeCkks(this.state.ckksDir, this.site, this.trust, () => this.siteEncryptionKey(), (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))));
     this.trainer = o.trainer ?? new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
     this.ledger = new PrivacyLedger(o.stateDir, o.budget ?? { epsilon: Infinity, delta: 1e-5 });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
@@ -143,6 +167,7 @@ export class EdgeClient extends EventEmitter {
 
   start(): void {
     this.stopped = false;
+    if (this.transportWarning) this.log('insecure_transport', { warning: this.transportWarning });
     this.connect();
   }
 
@@ -162,7 +187,7 @@ export class EdgeClient extends EventEmitter {
   }
 
   private connect(): void {
-    const { config, identity, coordinatorKey } = this.state.load();
+    const { config, identity } = this.state.load();
     const url = new URL('/v1/edge', config.coordinator);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket: ClientSocket = this.o.connect
@@ -171,50 +196,50 @@ export class EdgeClient extends EventEmitter {
     this.socket = socket;
     const channel = new MessageChannel(socket);
     this.channel = channel;
-    let ready = false;
-    let version = 0;
+    let binding = NO_CHANNEL_BINDING;
+    const handshake = new EdgeHandshake({ site: config.site, identity: identity.privateKey, trust: this.trust, coordinatorUrl: config.coordinator, channelBinding: () => binding, log: (e, d) => this.log(e, d) });
     let lastHeard = Date.now();
-    socket.on('open', () => void channel.send({ type: 'hello', site: config.site, versions: [...PROTOCOL_VERSIONS] }).catch(() => {}));
+    // The TLS socket the WebSocket runs on: its exporter value binds the handshake to this connection.
+    socket.on('upgrade', (res) => void (binding = tlsChannelBinding(res.socket)));
+    socket.on('open', () => void channel.send(handshake.hello()).catch(() => {}));
     socket.on('error', (err) => this.log('socket_error', { message: err.message }));
     channel.onError = (err) => this.log('protocol_error', { message: err.message });
     channel.onMessage = (m, payload) => {
       lastHeard = Date.now();
-      if (m.type === 'challenge') {
-        if (!verifyMessage(coordinatorKey, m.signature, CHALLENGE_DOMAIN, config.site, m.nonce)) {
-          channel.close(CloseCode.AUTH_FAILED, 'coordinator signature does not match the pinned key');
-          this.fatal('the coordinator could not prove its identity (its key differs from the one pinned at enrolment)');
+      if (!handshake.ready) {
+        let step;
+        try {
+          step = handshake.receive(m);
+        } catch (err) {
+          if (!(err instanceof HandshakeError)) throw err;
+          this.log('coordinator_refused', { reason: err.message });
+          channel.close(CloseCode.AUTH_FAILED, err.message.slice(0, 120));
+          if (err.fatal) this.fatal(`the coordinator could not prove it is the federation's coordinator: ${err.message}`);
           return;
         }
-        version = m.version;
-        void channel.send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, config.site, m.nonce) }).catch(() => {});
-        return;
-      }
-      if (m.type === 'welcome') {
-        ready = true;
+        if ('send' in step) return void channel.send(step.send).catch(() => {});
+        this.session = step.ready;
         this.attempt = 0;
         this.connectedSince = new Date().toISOString();
-        this.log('connected', { coordinator: config.coordinator });
+        this.log('connected', { coordinator: config.coordinator, certificate: step.ready.coordinator.serial });
+        const heartbeatMs = step.ready.heartbeatMs;
         this.heartbeat = setInterval(() => {
           // A coordinator that went silent (crash, network partition) is given up on, so that
           // reconnection starts instead of waiting for TCP to notice.
-          if (Date.now() - lastHeard > 6 * m.heartbeatMs) return void socket.terminate();
+          if (Date.now() - lastHeard > 6 * heartbeatMs) return void socket.terminate();
           void channel.send({ type: 'heartbeat', t: Date.now() }).catch(() => {});
-        }, m.heartbeatMs).unref();
-        if (version >= CKKS_PROTOCOL_VERSION) {
-          // Registers (again) the key CKKS secret keys are wrapped to, signed by this site.
-          const { publicB64 } = this.siteEncryptionKey();
-          void channel.send({ type: 'site_key', encryptionKey: publicB64, signature: signEncryptionKey(identity.privateKey, config.site, publicB64) }).catch(() => {});
-        }
+        }, heartbeatMs).unref();
         this.flushPending();
         this.emit('ready');
         return;
       }
-      if (!ready) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `${m.type} before authentication`);
       this.handle(m, payload);
     };
     socket.on('close', (code, reasonBuf) => {
       if (this.heartbeat) clearInterval(this.heartbeat);
+      const wasReady = handshake.ready;
       this.connectedSince = null;
+      this.session = null;
       const reason = reasonBuf.toString();
       this.log('disconnected', { code, reason });
       // Masks cannot be resumed on a new connection: the coordinator counts this site as dropped.
@@ -224,7 +249,7 @@ export class EdgeClient extends EventEmitter {
       this.emit('disconnected', code, reason);
       if (this.stopped) return;
       if (code === CloseCode.REVOKED) return this.fatal(`the coordinator revoked this site: ${reason}`);
-      if (code === CloseCode.AUTH_FAILED && ready === false && /unknown or not enrolled/.test(reason)) return this.fatal(`the coordinator does not know this site: ${reason}`);
+      if (code === CloseCode.AUTH_FAILED && !wasReady && /unknown or not enrolled/.test(reason)) return this.fatal(`the coordinator does not know this site: ${reason}`);
       const base = this.o.backoffMs ?? { initial: 500, max: 30_000 };
       const delay = Math.min(base.max, base.initial * 2 ** this.attempt++) * (0.5 + Math.random() * 0.5);
       this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -251,7 +276,7 @@ export class EdgeClient extends EventEmitter {
   }
 
   private handle(m: Message, payload: Buffer): void {
-    if (this.o.faults && (m.type === 'fit_ins' || m.type === 'eval_ins' || m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_unmask')) {
+    if (this.o.faults && (m.type === 'fit_ins' || m.type === 'eval_ins' || m.type === 'secagg_roster' || m.type === 'secagg_relay' || m.type === 'secagg_consistency' || m.type === 'secagg_unmask')) {
       const action = this.injectFault(m.type === 'fit_ins' ? 'fit' : m.type === 'eval_ins' ? 'evaluate' : m.type, m.experiment, m.round);
       if (action.kind === 'drop') return;
       if (action.kind === 'delay') {
@@ -265,6 +290,14 @@ export class EdgeClient extends EventEmitter {
   private dispatch(m: Message, payload: Buffer): void {
     switch (m.type) {
       case 'heartbeat':
+        return;
+      case 'revocations':
+        try {
+          if (this.trust.acceptRevocations(m.list)) this.log('revocations_updated', { sequence: this.trust.revocationSequence });
+        } catch (err) {
+          if (!(err instanceof TrustError)) throw err;
+          this.log('revocations_refused', { reason: err.message, held: this.trust.revocationSequence });
+        }
         return;
       case 'round_cancel':
         this.cancelled.add(`${m.experiment}/${m.round}`);
@@ -289,6 +322,7 @@ export class EdgeClient extends EventEmitter {
         return this.ota.onChunk(m, payload);
       case 'secagg_roster':
       case 'secagg_relay':
+      case 'secagg_consistency':
       case 'secagg_unmask': {
         const key = `${m.experiment}/${m.round}`;
         const session = this.secure.get(key);
@@ -328,7 +362,7 @@ export class EdgeClient extends EventEmitter {
     const started = performance.now();
     this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
     let reply: { message: Message; payload?: Uint8Array };
-    const refusal = this.privacyRefusal(m);
+    const refusal = this.security.refusal(m) ?? this.privacyRefusal(m);
     if (refusal) {
       this.log('fit_refused', { experiment: m.experiment, round: m.round, reason: refusal });
       return this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: refusal } });
@@ -338,10 +372,11 @@ export class EdgeClient extends EventEmitter {
       const { spec, params } = model ?? (await this.encryptedModel(m.experiment, m.modelVersion, m.spec, m.ckks!.keySet));
       if (m.security) {
         // Key exchange runs while the model trains.
-        secure = new EdgeSecAggSession(this.site, m, m.security, this.state.load().identity.privateKey, (msg) => this.channel ? this.channel.send(msg) : Promise.reject(new Error('not connected')));
+        secure = new EdgeSecAggSession(this.site, m, m.security, this.state.load().identity.privateKey, this.trust, (msg) => (this.channel ? this.channel.send(msg) : Promise.reject(new Error('not connected'))), this.o.secaggRules);
         this.secure.set(key, secure);
         await secure.start();
       }
+      this.security.record(m);
       this.state.saveGlobalModel(m.modelVersion, spec, params);
       const r = await this.trainer.fit(spec, params, this.o.data.train, m.config);
       const delta = new Float32Array(params.length);

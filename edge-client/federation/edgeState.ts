@@ -1,7 +1,8 @@
 /**
  * An edge's state folder: its Ed25519 key (site-key.pem, 0600), its X25519 encryption key
  * (site-encryption-key.pem, 0600), what enrolment pinned (site.json: site name, coordinator
- * URL and public key), the last global model (models/<version>.fmp) and CKKS state (ckks/).
+ * URL, the federation admin's public key), the newest revocation list (trust/), the last
+ * global model (models/<version>.fmp) and CKKS state (ckks/).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,12 +11,18 @@ import { UsageError } from '../../shared/errors.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { loadParamsFile, saveParamsFile } from '../../shared/model/paramsFile.js';
 import { loadIdentity, publicKeyFromB64, type Identity } from '../../shared/secure/identity.js';
-import type { KeyObject } from 'node:crypto';
+import { EdgeTrust } from './edgeTrust.js';
+
+export const SITE_CONFIG_FORMAT = 'fedmed.site/2';
 
 export interface SiteConfig {
+  format: typeof SITE_CONFIG_FORMAT;
   site: string;
   coordinator: string;
-  coordinatorPublicKey: string;
+  /** The federation admin's Ed25519 public key (base64url), pinned at enrolment from the join token's fingerprint. */
+  adminPublicKey: string;
+  /** The operator allowed plain http/ws to a non-loopback coordinator at enrolment. */
+  insecureTransport?: boolean;
   enrolledAt: string;
 }
 
@@ -47,15 +54,24 @@ export class EdgeState {
     return existsSync(this.configPath) && existsSync(this.keyPath);
   }
 
-  load(): { config: SiteConfig; identity: Identity; coordinatorKey: KeyObject } {
+  load(): { config: SiteConfig; identity: Identity } {
     if (!this.isEnrolled()) throw new UsageError(`${this.dir}: this site is not enrolled; run "fedmed edge enroll --coordinator URL --token T --state-dir ${this.dir}" first`);
     const config = JSON.parse(readFileSync(this.configPath, 'utf8')) as SiteConfig;
-    return { config, identity: loadIdentity(this.keyPath), coordinatorKey: publicKeyFromB64(config.coordinatorPublicKey) };
+    if (config.format !== SITE_CONFIG_FORMAT || typeof config.adminPublicKey !== 'string') {
+      throw new UsageError(`${this.configPath} was written before federation certificates (it pins a coordinator key, not the federation admin key); enrol this site again with a new join token`);
+    }
+    publicKeyFromB64(config.adminPublicKey);
+    return { config, identity: loadIdentity(this.keyPath) };
+  }
+
+  /** The admin key this site pinned and the revocation list it holds. */
+  trust(): EdgeTrust {
+    return new EdgeTrust(this.dir, this.load().config.adminPublicKey);
   }
 
   saveConfig(config: SiteConfig): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileAtomic(this.configPath, Buffer.from(`${JSON.stringify(config, null, 2)}\n`));
+    writeFileAtomic(this.configPath, Buffer.from(`${JSON.stringify(config, null, 2)}\n`), 0o600);
   }
 
   /** Keeps the latest global model on disk (and only that one). */

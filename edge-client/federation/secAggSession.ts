@@ -1,16 +1,18 @@
 /**
  * The edge's side of one SecAgg+ round, wired to its connection: advertises keys as soon as
  * `fit_ins` arrives (so key exchange overlaps local training), answers the roster with sealed
- * shares, opens the relayed boxes, and — once training is done and the relay is in — encodes,
- * masks and signs the update. Unmask requests are answered only with what the protocol permits
- * (see SecAggClient). A reconnection ends the session: masks cannot be resumed safely.
+ * shares (once the roster passes the site's checks), opens the relayed boxes, and — once
+ * training is done and the relay is in — encodes, masks and signs the update; signs the survivor
+ * set of the consistency round. Unmask requests are answered only with what the protocol
+ * permits (see SecAggClient). A reconnection ends the session: masks cannot be resumed safely.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { encodeUpdate } from '../../shared/secure/secagg/fixedPoint.js';
 import { SecAggClient } from '../../shared/secure/secagg/secaggClient.js';
 import { SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
-import type { SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
+import type { SecAggRoundParams, SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
+import type { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
 
 export class EdgeSecAggSession {
   private readonly client: SecAggClient;
@@ -23,9 +25,11 @@ export class EdgeSecAggSession {
     m: MessageOf<'fit_ins'>,
     readonly params: SecAggRoundParams,
     identity: KeyObject,
+    trust: FederationTrust,
     private readonly send: (message: Message) => Promise<void>,
+    rules?: SiteSecAggRules,
   ) {
-    this.client = new SecAggClient(site, { experiment: m.experiment, round: m.round }, params, identity);
+    this.client = new SecAggClient(site, { experiment: m.experiment, round: m.round }, params, identity, trust, rules);
     this.relayed = new Promise<void>((resolve, reject) => {
       this.relayDone = resolve;
       this.relayFailed = reject;
@@ -38,16 +42,17 @@ export class EdgeSecAggSession {
     return this.send(this.client.keys());
   }
 
-  /** Roster, relay and unmask messages. Throws SecAggProtocolError for one to refuse. */
-  async onMessage(m: MessageOf<'secagg_roster' | 'secagg_relay' | 'secagg_unmask'>): Promise<void> {
+  /** Roster, relay, survivor-set and unmask messages. Throws SecAggProtocolError for one to refuse. */
+  async onMessage(m: MessageOf<'secagg_roster' | 'secagg_relay' | 'secagg_consistency' | 'secagg_unmask'>): Promise<void> {
     try {
       if (m.type === 'secagg_roster') await this.send(await this.client.shares(m));
       else if (m.type === 'secagg_relay') {
         this.client.receive(m);
         this.relayDone();
-      } else await this.send(this.client.unmask(m));
+      } else if (m.type === 'secagg_consistency') await this.send(this.client.consistency(m));
+      else await this.send(this.client.unmask(m));
     } catch (err) {
-      if (m.type !== 'secagg_unmask') this.relayFailed(err as Error);
+      if (m.type === 'secagg_roster' || m.type === 'secagg_relay') this.relayFailed(err as Error);
       throw err;
     }
   }

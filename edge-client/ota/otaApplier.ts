@@ -1,17 +1,23 @@
 /**
  * The edge's OTA applier: takes the coordinator's `model_offer`, verifies the manifest's
- * signature with the pinned coordinator key, fetches the update against a version this edge
- * already holds (resuming a cut download from the bytes it has), rebuilds the params, checks
- * them against the signed manifest, stores the version and hands it to `install` (the inference
- * service's hot swap, which may refuse it). Anything unsigned, mis-signed, corrupted or
- * mismatching is refused with the reason reported to the coordinator; the current model stays.
+ * signature with the coordinator key the federation admin certified (against the admin key
+ * this site pinned), refuses a release older than the one it runs (no downgrade unless the
+ * site's own operator rolls back), fetches the update against a version this edge already
+ * holds (resuming a cut download from the bytes it has) — refusing, before writing a byte, an
+ * update whose signed length exceeds what the model's size allows —, rebuilds the params,
+ * checks them against the signed manifest, stores the version and hands it to `install` (the
+ * inference service's hot swap, which may refuse it). Anything unsigned, mis-signed, corrupted,
+ * older or mismatching is refused with the reason reported to the coordinator; the current
+ * model stays.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { errorMessage } from '../../shared/errors.js';
-import { decodeModelUpdate } from '../../shared/model/modelUpdate.js';
+import { decodeModelUpdate, maxUpdateBytes } from '../../shared/model/modelUpdate.js';
 import { parseModelSpec, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { specHash } from '../../shared/model/modelHash.js';
-import { checkModelAgainstManifest, verifyManifestSignature, type SignedManifest } from '../../shared/model/versionManifest.js';
+import { layoutOf } from '../../shared/model/parameterLayout.js';
+import { checkModelAgainstManifest, verifyManifestSignature, verifyUpdate, type SignedManifest } from '../../shared/model/versionManifest.js';
+import type { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
 import type { Message, MessageOf, ModelStatus } from '../../shared/protocol/messages.js';
 import type { StoredVersion, VersionStore } from './versionStore.js';
 
@@ -24,7 +30,10 @@ export interface BaseModel {
 
 export interface OtaApplierOptions {
   store: VersionStore;
-  coordinatorKey: KeyObject;
+  /** The admin key this site pinned: manifests must be signed by a coordinator key it certified. */
+  trust: FederationTrust;
+  /** The certified key of the coordinator of the current session (signs each update's length and hash). */
+  sessionKey: () => KeyObject | null;
   send: (m: Message) => Promise<void>;
   /** Makes a verified version live (hot swap); throws to refuse it. */
   install: (v: StoredVersion) => Promise<void>;
@@ -54,24 +63,37 @@ export class OtaApplier {
 
   onOffer(m: MessageOf<'model_offer'>): void {
     const id = m.manifest.id;
+    const signed: SignedManifest = { manifest: m.manifest, signature: m.signature, certificate: m.certificate };
     let spec: ModelSpec;
     try {
-      verifyManifestSignature(this.o.coordinatorKey, m);
+      verifyManifestSignature(this.o.trust, signed);
       spec = parseModelSpec(m.spec, `spec of offered version ${id.slice(0, 12)}`);
       if (specHash(spec) !== m.manifest.specHash) throw new Error(`the offered spec does not match the signed manifest's specHash`);
     } catch (err) {
       return this.refuse(id, errorMessage(err), false);
     }
     const store = this.o.store;
-    if (store.active === id) return this.report(id, 'active');
+    // Anti-downgrade: never an older release than the one running (only the site's own rollback goes back).
+    const running = store.activeRelease();
+    if (running && m.manifest.release < running.release) {
+      return this.refuse(id, `release ${m.manifest.release} is older than release ${running.release} (version ${running.id.slice(0, 12)}…) that this site runs: a downgrade is refused (a local "fedmed edge rollback" can go back)`, false);
+    }
+    if (store.active === id) {
+      // The same model released again (a promotion, or a rollback of a canary): keep the newer manifest.
+      if (running && m.manifest.release > running.release) store.putManifest(signed);
+      return this.report(id, 'active');
+    }
     const refused = store.refusal(id);
     if (refused) return this.report(id, refused === 'rolled back by hand' ? 'rolled_back' : 'refused', `not re-installed: ${refused}`);
     if (store.has(id)) {
       this.download = null;
-      return this.enqueueInstall(id, () => store.load(id));
+      return this.enqueueInstall(id, () => {
+        store.putManifest(signed); // installed under the release it is offered at now
+        return store.load(id);
+      });
     }
     const base = this.pickBase(spec);
-    this.download = { offer: { manifest: m.manifest, signature: m.signature, spec }, base };
+    this.download = { offer: { ...signed, spec }, base };
     const partial = store.partial();
     const resume = partial && partial.version === id && partial.base === (base?.id ?? null) ? partial.bytes : 0;
     if (!resume) store.dropPartial();
@@ -87,6 +109,14 @@ export class OtaApplier {
     let partial = store.partial();
     const fresh = !partial || partial.version !== m.version || partial.sha256 !== m.sha256 || partial.totalBytes !== m.totalBytes;
     if (fresh) {
+      // The update's length and hash, signed by the session's certified coordinator key, and
+      // within what a model of this size can take, before a byte is written.
+      const key = this.o.sessionKey();
+      if (!key || !verifyUpdate(key, { version: m.version, base: m.base, totalBytes: m.totalBytes, sha256: m.sha256 }, m.signature)) {
+        return this.failDownload(m.version, 'the update\'s length and hash are not signed by the certified coordinator key');
+      }
+      const limit = maxUpdateBytes(layoutOf(d.offer.spec).size);
+      if (m.totalBytes > limit) return this.failDownload(m.version, `the update announces ${m.totalBytes} bytes; a model of ${layoutOf(d.offer.spec).size} parameters needs at most ${limit}: refused before writing anything`);
       if (m.offset !== 0) {
         // The update changed since our partial was written (or we have none): start over.
         store.dropPartial();
@@ -133,9 +163,9 @@ export class OtaApplier {
   /** Decodes the update against its base and checks the result against the signed manifest. */
   private rebuild(d: Download, bytes: Buffer, base: string | null): StoredVersion {
     if (base !== null && base !== d.base?.id) throw new Error(`the update is a delta against ${base.slice(0, 12)}…, a version this edge did not ask for`);
-    const { params } = decodeModelUpdate(bytes, base ? d.base!.params : null);
+    const { params } = decodeModelUpdate(bytes, base ? d.base!.params : null, layoutOf(d.offer.spec).size);
     checkModelAgainstManifest(d.offer.manifest, d.offer.spec, params);
-    const v = { signed: { manifest: d.offer.manifest, signature: d.offer.signature }, spec: d.offer.spec, params };
+    const v = { signed: { manifest: d.offer.manifest, signature: d.offer.signature, certificate: d.offer.certificate }, spec: d.offer.spec, params };
     this.o.store.put(v);
     return v;
   }

@@ -4,7 +4,9 @@
  * they were activated in (`active.json`), versions refused or rolled back (never re-installed
  * until the coordinator offers something newer), and at most one partial download
  * (`partial.bin` + `partial.json`) that a reconnection resumes. Every file is written
- * atomically; the last `keep` activated versions are kept.
+ * atomically; the last `keep` activated versions are kept. With the site's trust, every load
+ * checks the manifest's signature again (against the admin key the site pinned), so a version
+ * planted on disk is refused at start and on rollback.
  */
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +14,8 @@ import { writeFileAtomic } from '../../shared/atomicFile.js';
 import { UsageError } from '../../shared/errors.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { loadParamsFile, saveParamsFile } from '../../shared/model/paramsFile.js';
-import { checkModelAgainstManifest, type SignedManifest } from '../../shared/model/versionManifest.js';
+import { checkModelAgainstManifest, verifyManifestSignature, type SignedManifest } from '../../shared/model/versionManifest.js';
+import type { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
 
 export interface StoredVersion {
   signed: SignedManifest;
@@ -44,6 +47,7 @@ export class VersionStore {
     stateDir: string,
     /** How many activated versions to keep on disk (>= 2, so there is one to roll back to). */
     readonly keep = 3,
+    private readonly trust?: FederationTrust,
   ) {
     this.dir = join(stateDir, 'versions');
     if (!Number.isInteger(keep) || keep < 2) throw new UsageError(`keep versions must be an integer >= 2, got ${keep}`);
@@ -53,13 +57,38 @@ export class VersionStore {
     return ID.test(id) && existsSync(this.paramsPath(id)) && existsSync(this.manifestPath(id));
   }
 
-  /** Loads a stored version and checks it against its manifest again (disks rot). */
+  /** Loads a stored version and checks it against its manifest again (disks rot) and the manifest's signature (disks are written to). */
   load(id: string): StoredVersion {
-    if (!this.has(id)) throw new UsageError(`model version ${id} is not stored in ${this.dir}`);
-    const signed = JSON.parse(readFileSync(this.manifestPath(id), 'utf8')) as SignedManifest;
+    const signed = this.manifest(id);
     const { spec, params } = loadParamsFile(this.paramsPath(id));
     checkModelAgainstManifest(signed.manifest, spec, params);
     return { signed, spec, params };
+  }
+
+  /** A stored version's signed manifest (signature checked when the store has the site's trust). */
+  manifest(id: string): SignedManifest {
+    if (!this.has(id)) throw new UsageError(`model version ${id} is not stored in ${this.dir}`);
+    const signed = JSON.parse(readFileSync(this.manifestPath(id), 'utf8')) as SignedManifest;
+    if (signed.manifest?.id !== id) throw new UsageError(`${this.manifestPath(id)} is the manifest of another version`);
+    if (this.trust) verifyManifestSignature(this.trust, signed, { at: 'release' });
+    return signed;
+  }
+
+  /** The active version and the release it was installed at (null: none, or unreadable). */
+  activeRelease(): { id: string; release: number } | null {
+    const id = this.active;
+    if (!id) return null;
+    try {
+      return { id, release: this.manifest(id).manifest.release };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Replaces a stored version's manifest with a newer release of the same version. */
+  putManifest(signed: SignedManifest): void {
+    if (!this.has(signed.manifest.id)) throw new UsageError(`model version ${signed.manifest.id} is not stored in ${this.dir}`);
+    writeFileAtomic(this.manifestPath(signed.manifest.id), Buffer.from(JSON.stringify(signed)));
   }
 
   /** Stores a verified version (params first, manifest last: a version is present only when whole). */
@@ -109,6 +138,7 @@ export class VersionStore {
     const matches = to ? this.stored().filter((id) => id.startsWith(to)) : [];
     const target = to ? (matches.length === 1 ? matches[0] : undefined) : a.history.filter((x) => x !== from && this.has(x)).at(-1);
     if (!target) throw new UsageError(to ? `version ${to} is not stored on this edge, or names more than one (stored: ${this.stored().join(', ') || 'none'})` : 'no earlier version is stored on this edge to roll back to');
+    this.load(target); // re-verified (hash and, with the site's trust, signature) before it is made active
     if (from) a.refused[from] = 'rolled back by hand';
     a.active = target;
     a.history = [...a.history.filter((x) => x !== target), target];

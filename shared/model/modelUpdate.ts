@@ -105,11 +105,22 @@ export function readUpdateHeader(bytes: Uint8Array): { header: UpdateHeader; bod
 }
 
 /**
- * Decodes an update to the params it produces. A delta needs `base` (checked against the
- * header's base hash); the result is checked against the header's target hash.
+ * The most bytes an update of `count` parameters can take: the raw vector, the worst-case
+ * expansion of deflate or brotli on incompressible data (well under 1%), and the header.
  */
-export function decodeModelUpdate(bytes: Uint8Array, base: Float32Array | null): { params: Float32Array; header: UpdateHeader } {
+export function maxUpdateBytes(count: number): number {
+  return Math.ceil(count * 4 * 1.01) + 8 + MAX_HEADER_BYTES + 1024;
+}
+
+/**
+ * Decodes an update to the params it produces. A delta needs `base` (checked against the
+ * header's base hash); the result is checked against the header's target hash. With
+ * `expectedCount` (the receiver's spec), an update for another size is refused before
+ * anything is inflated.
+ */
+export function decodeModelUpdate(bytes: Uint8Array, base: Float32Array | null, expectedCount?: number): { params: Float32Array; header: UpdateHeader } {
   const { header, bodyOffset } = readUpdateHeader(bytes);
+  if (expectedCount !== undefined && header.count !== expectedCount) throw new ModelUpdateError(`the update is for ${header.count} parameters; the model has ${expectedCount}`);
   if (header.kind === 'delta') {
     if (!base) throw new ModelUpdateError(`this update is a delta against params ${header.base!.slice(0, 12)}…, which this site does not hold`);
     if (base.length !== header.count) throw new ModelUpdateError(`delta is for ${header.count} parameters, the base model has ${base.length}`);

@@ -3,46 +3,52 @@
  * A frame's header is one of these; large binary data (parameters, deltas) rides in the frame
  * payload. The same schema objects can be used by fastify routes.
  *
- * Session: edge `hello` -> coordinator `challenge` (signed by the coordinator, which the edge
- * verifies with its pinned key) -> edge `auth` (signature with its enrolled key) -> `welcome`.
+ * Session (edge-client/federation/edgeHandshake.ts): edge `hello` -> coordinator `challenge`
+ * (the admin-signed coordinator certificate, the newest revocation list, and the coordinator's
+ * signature over the site, a fresh nonce and the TLS channel binding, which the edge checks
+ * against the admin key it pinned) -> edge `auth` (its signature over the same, with its
+ * enrolled key) -> `welcome`. `revocations` brings a newer admin-signed revocation list.
  * Rounds: `fit_ins` (+ global params) -> `fit_res` (+ delta) or `fit_failed`; `eval_ins`
  * (+ params) -> `eval_res`. Either side may send `heartbeat`.
  *
  * SecAgg+ rounds (`fit_ins.security.mode = "secagg"`) add, between fit_ins and fit_res:
- * `secagg_keys` (site's signed X25519 keys) -> `secagg_roster` (its neighbours' keys) ->
- * `secagg_shares` (sealed Shamir shares for each neighbour) -> `secagg_relay` (the boxes meant
- * for this site); `fit_res` then carries the masked vector (signed); after the fit phase
- * `secagg_unmask` (who survived, who dropped) -> `secagg_unmask_res` (the shares that permits).
+ * `secagg_keys` (site's signed X25519 keys) -> `secagg_roster` (its neighbours' keys, each with
+ * the neighbour's admin-signed site certificate, and what the site needs to recompute the
+ * graph) -> `secagg_shares` (sealed Shamir shares for each neighbour) -> `secagg_relay` (the
+ * boxes meant for this site); `fit_res` then carries the masked vector (signed); after the fit
+ * phase the consistency round: `secagg_consistency` (the survivor set) -> `secagg_consistency_sig`
+ * (the site's signature on it); then `secagg_unmask` (who survived, who dropped, and the group's
+ * signatures on the survivor set) -> `secagg_unmask_res` (the shares that permits).
  *
  * CKKS rounds (`fit_ins.ckks`): the coordinator cannot read the global model, so `fit_ins` and
  * `eval_ins` carry no parameters; the edge brings its copy up to `modelVersion` with
  * `ckks_fetch` -> `ckks_chain` (the encrypted aggregates since the version it holds, + the
  * plaintext initial model if it holds none), fetching its wrapped secret key once with
- * `ckks_key_req` -> `ckks_key` (+ the wrapped key); `fit_res` carries its encrypted update.
- * `ckks_refused` answers a request the coordinator cannot serve. After `welcome` every edge
- * sends `site_key`: its X25519 encryption key signed with its identity (what keys are wrapped to).
+ * `ckks_key_req` -> `ckks_key` (+ the wrapped key, the admin's signed key set and grant);
+ * `fit_res` carries its encrypted update. `ckks_refused` answers a request the coordinator
+ * cannot serve.
  *
  * Model OTA (deployment of a version to a site's inference service): `model_offer` (the signed
- * manifest + spec of the version this site should run) -> `model_fetch` (from byte `offset` of
- * the update against the version the edge holds, so a cut download resumes) -> `model_chunk`s
- * (+ bytes of the update) -> `model_status` (active, refused with the reason, rolled back).
+ * manifest, the signer's certificate and the spec of the version this site should run) ->
+ * `model_fetch` (from byte `offset` of the update against the version the edge holds, so a cut
+ * download resumes) -> `model_chunk`s (+ bytes of the update; each names the update's signed
+ * length and hash) -> `model_status` (active, refused with the reason, rolled back).
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CloseCode, ProtocolError } from './protocolError.js';
 import { ROUND_PRIVACY_SCHEMA, type RoundPrivacy } from '../privacy/privacyConfig.js';
 import { SECAGG_ROUND_SCHEMA, type SecAggRoundParams } from '../secure/secagg/secaggParams.js';
 import { MANIFEST_SCHEMA, type SignedManifest } from '../model/versionManifest.js';
+import { SIGNED_DOCUMENT_SCHEMA, type CkksKeyGrant, type CkksKeySetCertificate, type CoordinatorCertificate, type RevocationList, type SiteCertificate } from '../secure/trust/certificates.js';
 import { CKKS_PARAMETERS_SCHEMA, CKKS_ROUND_SCHEMA, type CkksParameters, type CkksRoundParams } from '../secure/ckks/ckksParams.js';
 
 /**
- * 1: rounds (and SecAgg+); 2: adds model OTA (`model_*`), offered only to edges that speak it;
- * 3: adds CKKS (`site_key`, `ckks_*`).
+ * 4: federation certificates (the admin key is the trust anchor; earlier versions trusted the
+ * coordinator key pinned at enrolment and are no longer spoken).
  */
-export const PROTOCOL_VERSIONS = [1, 2, 3] as const;
-export const OTA_PROTOCOL_VERSION = 2;
-export const CKKS_PROTOCOL_VERSION = 3;
-export const AUTH_DOMAIN = 'fedmed-edge-auth-v1';
-export const CHALLENGE_DOMAIN = 'fedmed-coordinator-challenge-v1';
+export const PROTOCOL_VERSIONS = [4] as const;
+export const AUTH_DOMAIN = 'fedmed-edge-auth-v2';
+export const CHALLENGE_DOMAIN = 'fedmed-coordinator-challenge-v2';
 
 export interface FitConfig {
   epochs: number;
@@ -68,7 +74,8 @@ export interface SiteMetrics {
 
 export type Message =
   | { type: 'hello'; site: string; versions: number[] }
-  | { type: 'challenge'; version: number; nonce: string; signature: string }
+  | { type: 'challenge'; version: number; nonce: string; signature: string; certificate: CoordinatorCertificate; revocations?: RevocationList }
+  | { type: 'revocations'; list: RevocationList }
   | { type: 'auth'; signature: string }
   | { type: 'welcome'; site: string; heartbeatMs: number }
   | { type: 'heartbeat'; t: number }
@@ -83,21 +90,26 @@ export type Message =
   | { type: 'eval_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
   | { type: 'round_cancel'; experiment: string; round: number; reason: string }
   | ({ type: 'secagg_keys' } & SecAggSession & SecAggKeys & { signature: string })
-  | ({ type: 'secagg_roster' } & SecAggSession & { threshold: number; members: SecAggMember[] })
+  /** participants: every site whose keys were accepted (U1), sorted; with `neighbours` and the session they determine the graph. */
+  | ({ type: 'secagg_roster' } & SecAggSession & { threshold: number; neighbours: number; participants: string[]; members: SecAggMember[] })
   | ({ type: 'secagg_shares' } & SecAggSession & { boxes: { to: string; box: string }[]; signature: string })
   | ({ type: 'secagg_relay' } & SecAggSession & { boxes: { from: string; box: string }[] })
-  | ({ type: 'secagg_unmask' } & SecAggSession & { survivors: string[]; dropped: string[] })
+  /** survivors: every site whose masked input is in the sum (U3), sorted. */
+  | ({ type: 'secagg_consistency' } & SecAggSession & { survivors: string[] })
+  | ({ type: 'secagg_consistency_sig' } & SecAggSession & { signature: string })
+  /** signatures: this site's group members' signatures on the survivor set of the consistency round. */
+  | ({ type: 'secagg_unmask' } & SecAggSession & { survivors: string[]; dropped: string[]; signatures: { site: string; signature: string }[] })
   | ({ type: 'secagg_unmask_res' } & SecAggSession & { seedShares: { of: string; share: string }[]; keyShares: { of: string; share: string }[]; signature: string })
-  | { type: 'site_key'; encryptionKey: string; signature: string }
   | { type: 'ckks_key_req'; keySet: string }
-  | { type: 'ckks_key'; keySet: string; parameters: CkksParameters }
+  | { type: 'ckks_key'; keySet: string; parameters: CkksParameters; certificate: CkksKeySetCertificate; grant: CkksKeyGrant }
   | { type: 'ckks_fetch'; experiment: string; have: string | null; want: string }
   /** links: the encrypted aggregates in order (oldest first), their bytes in the payload after `initialBytes` of plaintext initial model. */
   | { type: 'ckks_chain'; experiment: string; want: string; base: string | null; initialBytes: number; links: { version: string; parent: string; bytes: number }[] }
   | { type: 'ckks_refused'; request: 'key' | 'chain'; id: string; reason: string }
   | ({ type: 'model_offer' } & SignedManifest & { spec: unknown })
   | { type: 'model_fetch'; version: string; base: string | null; offset: number }
-  | { type: 'model_chunk'; version: string; base: string | null; offset: number; totalBytes: number; sha256: string }
+  /** signature: the coordinator's over (version, base, totalBytes, sha256) — the update's exact length and hash. */
+  | { type: 'model_chunk'; version: string; base: string | null; offset: number; totalBytes: number; sha256: string; signature: string }
   | { type: 'model_status'; version: string; status: ModelStatus; reason?: string };
 
 /** What an edge reports about a version it was offered. */
@@ -116,10 +128,10 @@ export interface SecAggKeys {
   seedCommitment: string;
 }
 
-/** One roster entry: a site's signed keys and its enrolled identity key (to check the signature). */
+/** One roster entry: a site's signed keys and its admin-signed certificate (whose identity key checks the signature). */
 export interface SecAggMember extends SecAggKeys {
   site: string;
-  identityKey: string;
+  certificate: SiteCertificate;
   signature: string;
 }
 
@@ -146,6 +158,8 @@ const siteList = { type: 'array', maxItems: 255, uniqueItems: true, items: id };
 const shareList = { type: 'array', maxItems: 255, items: { type: 'object', additionalProperties: false, required: ['of', 'share'], properties: { of: id, share: { type: 'string', pattern: '^[A-Za-z0-9_-]{44}$' } } } };
 const box = { type: 'string', pattern: '^[A-Za-z0-9_-]{126}$' };
 const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' };
+const signedDocument = SIGNED_DOCUMENT_SCHEMA;
+const signatures = { type: 'array', maxItems: 255, items: { type: 'object', additionalProperties: false, required: ['site', 'signature'], properties: { site: id, signature } } };
 
 /**
  * Local training hyper-parameters: the same schema validates `fit_ins.config` on the wire and
@@ -167,7 +181,8 @@ function schema(type: MessageType, properties: Record<string, unknown>, required
 
 export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
   hello: schema('hello', { site: id, versions: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'integer', minimum: 1 } } }, ['site', 'versions']),
-  challenge: schema('challenge', { version: { type: 'integer', minimum: 1 }, nonce: b64, signature: b64 }, ['version', 'nonce', 'signature']),
+  challenge: schema('challenge', { version: { type: 'integer', minimum: 1 }, nonce: b64, signature: b64, certificate: signedDocument, revocations: signedDocument }, ['version', 'nonce', 'signature', 'certificate']),
+  revocations: schema('revocations', { list: signedDocument }, ['list']),
   auth: schema('auth', { signature: b64 }, ['signature']),
   welcome: schema('welcome', { site: id, heartbeatMs: { type: 'integer', minimum: 100 } }, ['site', 'heartbeatMs']),
   heartbeat: schema('heartbeat', { t: finite }, ['t']),
@@ -199,23 +214,26 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
     'secagg_roster',
     {
       ...session,
-      threshold: { type: 'integer', minimum: 2, maximum: 255 },
+      threshold: { type: 'integer', minimum: 1, maximum: 255 },
+      neighbours: { type: 'integer', minimum: 0, maximum: 254 },
+      participants: { type: 'array', maxItems: 100_000, uniqueItems: true, items: id },
       members: {
         type: 'array',
         minItems: 1,
         maxItems: 255,
-        items: { type: 'object', additionalProperties: false, required: ['site', 'identityKey', 'cPk', 'sPk', 'seedCommitment', 'signature'], properties: { site: id, identityKey: key32, ...keysProperties, signature } },
+        items: { type: 'object', additionalProperties: false, required: ['site', 'certificate', 'cPk', 'sPk', 'seedCommitment', 'signature'], properties: { site: id, certificate: signedDocument, ...keysProperties, signature } },
       },
     },
-    [...sessionRequired, 'threshold', 'members'],
+    [...sessionRequired, 'threshold', 'neighbours', 'participants', 'members'],
   ),
   secagg_shares: schema('secagg_shares', { ...session, boxes: { type: 'array', maxItems: 254, items: { type: 'object', additionalProperties: false, required: ['to', 'box'], properties: { to: id, box } } }, signature }, [...sessionRequired, 'boxes', 'signature']),
   secagg_relay: schema('secagg_relay', { ...session, boxes: { type: 'array', maxItems: 254, items: { type: 'object', additionalProperties: false, required: ['from', 'box'], properties: { from: id, box } } } }, [...sessionRequired, 'boxes']),
-  secagg_unmask: schema('secagg_unmask', { ...session, survivors: siteList, dropped: siteList }, [...sessionRequired, 'survivors', 'dropped']),
+  secagg_consistency: schema('secagg_consistency', { ...session, survivors: { type: 'array', maxItems: 100_000, uniqueItems: true, items: id } }, [...sessionRequired, 'survivors']),
+  secagg_consistency_sig: schema('secagg_consistency_sig', { ...session, signature }, [...sessionRequired, 'signature']),
+  secagg_unmask: schema('secagg_unmask', { ...session, survivors: siteList, dropped: siteList, signatures }, [...sessionRequired, 'survivors', 'dropped', 'signatures']),
   secagg_unmask_res: schema('secagg_unmask_res', { ...session, seedShares: shareList, keyShares: shareList, signature }, [...sessionRequired, 'seedShares', 'keyShares', 'signature']),
-  site_key: schema('site_key', { encryptionKey: key32, signature }, ['encryptionKey', 'signature']),
   ckks_key_req: schema('ckks_key_req', { keySet: CKKS_ROUND_SCHEMA.properties.keySet }, ['keySet']),
-  ckks_key: schema('ckks_key', { keySet: CKKS_ROUND_SCHEMA.properties.keySet, parameters: CKKS_PARAMETERS_SCHEMA }, ['keySet', 'parameters']),
+  ckks_key: schema('ckks_key', { keySet: CKKS_ROUND_SCHEMA.properties.keySet, parameters: CKKS_PARAMETERS_SCHEMA, certificate: signedDocument, grant: signedDocument }, ['keySet', 'parameters', 'certificate', 'grant']),
   ckks_fetch: schema('ckks_fetch', { experiment: id, have: { anyOf: [hex64, { type: 'null' }] }, want: hex64 }, ['experiment', 'have', 'want']),
   ckks_chain: schema(
     'ckks_chain',
@@ -229,9 +247,9 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
     ['experiment', 'want', 'base', 'initialBytes', 'links'],
   ),
   ckks_refused: schema('ckks_refused', { request: { enum: ['key', 'chain'] }, id: { type: 'string', maxLength: 128 }, reason: { type: 'string', maxLength: 2000 } }, ['request', 'id', 'reason']),
-  model_offer: schema('model_offer', { manifest: MANIFEST_SCHEMA, signature, spec: { type: 'object' } }, ['manifest', 'signature', 'spec']),
+  model_offer: schema('model_offer', { manifest: MANIFEST_SCHEMA, signature, certificate: signedDocument, spec: { type: 'object' } }, ['manifest', 'signature', 'certificate', 'spec']),
   model_fetch: schema('model_fetch', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 } }, ['version', 'base', 'offset']),
-  model_chunk: schema('model_chunk', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 }, totalBytes: { type: 'integer', minimum: 1, maximum: 2 ** 31 }, sha256: hex64 }, ['version', 'base', 'offset', 'totalBytes', 'sha256']),
+  model_chunk: schema('model_chunk', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 }, totalBytes: { type: 'integer', minimum: 1, maximum: 2 ** 31 }, sha256: hex64, signature }, ['version', 'base', 'offset', 'totalBytes', 'sha256', 'signature']),
   model_status: schema('model_status', { version: hex64, status: { enum: ['downloading', 'active', 'refused', 'rolled_back'] }, reason: { type: 'string', maxLength: 2000 } }, ['version', 'status']),
 };
 
@@ -242,7 +260,7 @@ const validators = Object.fromEntries(Object.entries(MESSAGE_SCHEMAS).map(([t, s
 export function parseMessage(header: unknown): Message {
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'message header must be a JSON object');
   const type = (header as { type?: unknown }).type;
-  if (typeof type !== 'string' || !(type in validators)) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unknown message type ${JSON.stringify(type)?.slice(0, 40)}`);
+  if (typeof type !== 'string' || !Object.hasOwn(validators, type)) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unknown message type ${JSON.stringify(type)?.slice(0, 40)}`);
   const validate = validators[type as MessageType];
   if (!validate(header)) {
     const e = validate.errors?.[0];

@@ -38,7 +38,7 @@ describe('secure aggregation end to end: CKKS with 5 edges as processes on loopb
       await enrol(coord, site, join(t.dir, site));
       edges.set(site, spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', npz[i]]));
     }
-    await waitFor('5 edges online with encryption keys', async () => (await call<{ encryptionKey: string | null }[]>(coord, 'GET', '/v1/sites')).body.filter((s) => s.encryptionKey).length === 5);
+    await waitFor('5 edges online', async () => (await onlineSites(coord)).length === 5);
   });
 
   after(async () => {
@@ -54,8 +54,8 @@ describe('secure aggregation end to end: CKKS with 5 edges as processes on loopb
     assert.match(none.body.message, /fedmed federation keys create/);
   });
 
-  it('the admin tool makes a key set and wraps it to each site\'s signed encryption key (the coordinator stores only wrapped copies)', async () => {
-    const r = await runCli(['federation', 'keys', 'create', '--coordinator', coord.url, '--token', coord.adminToken, '--secret-key-out', secretKeyFile, '--json']);
+  it('the admin tool makes a key set and wraps it to each site\'s certified encryption key (the coordinator stores only wrapped copies)', async () => {
+    const r = await runCli(['federation', 'keys', 'create', '--coordinator', coord.url, '--token', coord.adminToken, '--admin-key', `${dataDir}.admin-key.pem`, '--secret-key-out', secretKeyFile, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { keySet: string; sites: { site: string; granted: boolean }[] };
     assert.deepEqual(out.sites.map((s) => [s.site, s.granted]), names.map((n) => [n, true]));

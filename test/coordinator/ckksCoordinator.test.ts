@@ -5,41 +5,41 @@ import WebSocket from 'ws';
 import { startCoordinator, type RunningCoordinator } from '../../coordinator/coordinatorServer.js';
 import { EdgeClient } from '../../edge-client/federation/edgeClient.js';
 import { enrollSite } from '../../edge-client/federation/enrollment.js';
+import { ApiAdminTarget } from '../../cli/admin/adminTarget.js';
+import { addSite, certifyCoordinator, certifySite } from '../../cli/admin/federationAdmin.js';
 import { createKeySet, readSecretKeyFile } from '../../cli/federationKeys.js';
 import { MessageChannel } from '../../shared/protocol/messageChannel.js';
-import { AUTH_DOMAIN, type Message } from '../../shared/protocol/messages.js';
+import { AUTH_DOMAIN, PROTOCOL_VERSIONS, type Message } from '../../shared/protocol/messages.js';
 import { generateIdentity, signMessage } from '../../shared/secure/identity.js';
 import { encodeBundle } from '../../shared/secure/ckks/ciphertextBundle.js';
 import { CkksSecretKey } from '../../shared/secure/ckks/ckksSecretKey.js';
-import { loadOrCreateEncryptionKey, signEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import { generateEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import { ephemeralAdminKey } from '../../shared/secure/trust/adminKey.js';
+import { siteKeysFingerprint } from '../../shared/secure/trust/fingerprint.js';
 import { syntheticTabular } from '../../simulations/siteData.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/federation.js';
 
-/** An enrolled site that authenticates properly, then misbehaves (by default in the fit phase). */
-async function maliciousSite(
-  c: RunningCoordinator,
-  name: string,
-  stateDir: string,
-  onFit: (m: Extract<Message, { type: 'fit_ins' }>, ch: MessageChannel) => void,
-  signKey: (identity: ReturnType<typeof generateIdentity>, publicB64: string) => string = (identity, publicB64) => signEncryptionKey(identity.privateKey, name, publicB64),
-): Promise<{ ws: WebSocket; closed: Promise<number> }> {
-  const { token } = await c.sites.add(name);
+const admin = ephemeralAdminKey();
+
+/** An enrolled (and, unless `certify: false`, certified) site that authenticates properly, then misbehaves in the fit phase. */
+async function maliciousSite(c: RunningCoordinator, name: string, onFit: (m: Extract<Message, { type: 'fit_ins' }>, ch: MessageChannel) => void, o: { certify?: boolean } = {}): Promise<{ ws: WebSocket }> {
+  const target = new ApiAdminTarget({ url: c.url, token: c.adminToken });
+  const { token } = await addSite(target, name, admin);
   const identity = generateIdentity();
-  const res = await fetch(new URL('/v1/enroll', c.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, publicKey: identity.publicKeyB64 }) });
+  const enc = generateEncryptionKey();
+  const res = await fetch(new URL('/v1/enroll', c.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: token.split('.')[0], publicKey: identity.publicKeyB64, encryptionKey: enc.publicB64 }) });
   assert.equal(res.status, 200);
-  const enc = loadOrCreateEncryptionKey(join(stateDir, `${name}-enc.pem`));
+  if (o.certify !== false) await certifySite(target, admin, name, { fingerprint: siteKeysFingerprint(identity.publicKeyB64, enc.publicB64) });
   const ws = new WebSocket(`${c.url.replace('http', 'ws')}/v1/edge`);
   const ch = new MessageChannel(ws);
   ch.onMessage = (m) => {
-    if (m.type === 'challenge') void ch.send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, name, m.nonce) });
-    else if (m.type === 'welcome') void ch.send({ type: 'site_key', encryptionKey: enc.publicB64, signature: signKey(identity, enc.publicB64) });
+    if (m.type === 'challenge') void ch.send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, name, m.nonce, 'none') });
     else if (m.type === 'fit_ins') onFit(m, ch);
   };
-  ws.on('open', () => void ch.send({ type: 'hello', site: name, versions: [1, 2, 3] }));
+  ws.on('open', () => void ch.send({ type: 'hello', site: name, versions: [...PROTOCOL_VERSIONS] }));
   ws.on('error', () => {});
-  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-  return { ws, closed };
+  return { ws };
 }
 
 describe('coordinator under CKKS (in-process, instrumented)', function () {
@@ -48,48 +48,53 @@ describe('coordinator under CKKS (in-process, instrumented)', function () {
   let c: RunningCoordinator;
   const clients: EdgeClient[] = [];
   let mallory: WebSocket;
-  let eveClosed: Promise<number>;
+  let eve: WebSocket;
 
   before(async () => {
     c = await startCoordinator({ dataDir: join(t.dir, 'coordinator'), port: 0, logLevel: 'silent' });
+    const target = new ApiAdminTarget({ url: c.url, token: c.adminToken });
+    await certifyCoordinator(target, admin);
     for (let i = 0; i < 3; i++) {
       const name = `h${i}`;
-      const { token } = await c.sites.add(name);
-      await enrollSite(c.url, token, join(t.dir, name));
+      const { token } = await addSite(target, name, admin);
+      const enrolled = await enrollSite(c.url, token, join(t.dir, name));
+      await certifySite(target, admin, name, { fingerprint: enrolled.siteFingerprint });
       const data = syntheticTabular(120, 6, 2, 40 + i);
       const client = new EdgeClient({ stateDir: join(t.dir, name), data: { train: data, test: data, source: 'synthetic' }, log: () => {} });
       client.start();
       clients.push(client);
     }
-    // Mallory answers fit_ins with an encrypted vector of the wrong length.
-    ({ ws: mallory } = await maliciousSite(c, 'mallory', t.dir, (m, ch) => {
+    // Mallory (certified) answers fit_ins with an encrypted vector of the wrong length.
+    ({ ws: mallory } = await maliciousSite(c, 'mallory', (m, ch) => {
       const bogus = encodeBundle({ length: 7, ciphertexts: [new Uint8Array(100)] });
       void ch.send({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples: 50, metrics: { loss: 1, accuracy: 0.5 } }, bogus).catch(() => {});
     }));
-    // Eve registers an encryption key signed by another identity (so keys wrapped to it would be hers).
-    const other = generateIdentity();
-    ({ closed: eveClosed } = await maliciousSite(c, 'eve', t.dir, () => {}, (_identity, publicB64) => signEncryptionKey(other.privateKey, 'eve', publicB64)));
-    await waitFor('4 sites with encryption keys', () => c.store.data.sites.filter((s) => s.encryptionKey).length === 4);
+    // Eve enrolled but the admin never certified her keys: she connects, and gets nothing.
+    ({ ws: eve } = await maliciousSite(c, 'eve', () => assert.fail('an uncertified site was sampled'), { certify: false }));
+    await waitFor('5 sites online', () => c.gateway.readySites().length === 5);
   });
 
   after(async () => {
     mallory?.terminate();
+    eve?.terminate();
     for (const cl of clients) await cl.stop();
     await c?.close();
     t.cleanup();
   });
 
-  it('refuses an encryption key not signed by the site\'s own identity: the connection is closed and no key recorded', async () => {
-    assert.equal(await eveClosed, 4000);
-    assert.equal(c.store.data.sites.find((s) => s.name === 'eve')!.encryptionKey, undefined);
+  it('an enrolled site the admin never certified is online but gets no CKKS key and is never sampled', async () => {
+    assert.ok(c.gateway.readySites().includes('eve'));
+    const view = (await c.app.inject({ method: 'GET', url: '/v1/sites/eve', headers: { authorization: `Bearer ${c.adminToken}` } })).json() as { certified: boolean; uncertifiedReason: string };
+    assert.equal(view.certified, false);
+    assert.match(view.uncertifiedReason, /no site certificate/);
   });
 
   it('receives only ciphertexts: every update it holds decrypts (with the key it never had) to a weighted update, contains none of its plaintext, and a malformed one is refused while the round completes', async () => {
     const target = { url: c.url, token: c.adminToken };
     const keyFile = join(t.dir, 'admin', 'key.json');
-    const { results } = await createKeySet(target, keyFile);
+    const { results } = await createKeySet(target, admin, keyFile);
     assert.equal(results.filter((r) => r.granted).length, 4);
-    assert.deepEqual(results.filter((r) => !r.granted).map((r) => [r.site, r.reason]), [['eve', 'has not registered an encryption key yet (it does when it connects)']]);
+    assert.deepEqual(results.filter((r) => !r.granted).map((r) => [r.site, r.reason]), [['eve', 'not certified yet ("fedmed site certify")']]);
     const received: { site: string; payload: Buffer }[] = [];
     c.rounds.ckksObserver = (site, payload) => received.push({ site, payload: Buffer.from(payload) });
     const res = await c.app.inject({ method: 'POST', url: '/v1/experiments', headers: { authorization: `Bearer ${c.adminToken}` }, payload: { name: 'ckks-in-process', model: { zoo: 'logreg', numFeatures: 6, numClasses: 2 }, security: 'ckks', minFitClients: 3, deadlineSeconds: 60, fit: { epochs: 1, batchSize: 16, learningRate: 0.1, optimizer: 'sgd' } } });

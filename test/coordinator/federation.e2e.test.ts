@@ -118,8 +118,9 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     const reuse = await runCli(['edge', 'enroll', '--coordinator', coord.url, '--token', tokens.get('site-a')!, '--state-dir', join(t.dir, 'again')]);
     assert.equal(reuse.code, 1);
     assert.match(reuse.stderr, /join token was already used/);
-    const revoke = await runCli(['site', 'revoke', 'site-b', '--coordinator', coord.url, '--token', coord.adminToken]);
+    const revoke = await runCli(['site', 'revoke', 'site-b', '--coordinator', coord.url, '--token', coord.adminToken, '--admin-key', `${dataDir}.admin-key.pem`, '--reason', 'test']);
     assert.equal(revoke.code, 0, revoke.stderr);
+    assert.match(revoke.stdout, /revocation list 1, sent to every site/);
     const code = await edges.get('site-b')!.exited;
     assert.equal(code, 1);
     assert.match(edges.get('site-b')!.output(), /revoked/);
@@ -158,10 +159,10 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     assert.equal(badRounds.status, 400);
     const unknown = await call<{ message: string }>(coord, 'POST', '/v1/experiments/exp-nope/rounds', { rounds: 1 }, researcher);
     assert.equal(unknown.status, 404);
-    const badEnroll = await fetch(new URL('/v1/enroll', coord.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'fmj_nope', publicKey: 'x' }) });
+    const badEnroll = await fetch(new URL('/v1/enroll', coord.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'fmj_nope', publicKey: 'x', encryptionKey: 'x' }) });
     assert.equal(badEnroll.status, 401);
     const badKey = await call<{ message: string }>(coord, 'POST', '/v1/sites', { name: 'site-z' });
-    const enrollBadKey = await fetch(new URL('/v1/enroll', coord.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: (badKey.body as unknown as { token: string }).token, publicKey: 'not-a-key' }) });
+    const enrollBadKey = await fetch(new URL('/v1/enroll', coord.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: (badKey.body as unknown as { token: string }).token, publicKey: 'not-a-key', encryptionKey: 'x' }) });
     assert.equal(enrollBadKey.status, 400);
     assert.equal((await fetch(new URL('/healthz', coord.url))).status, 200);
   });

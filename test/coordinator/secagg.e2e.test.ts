@@ -46,7 +46,8 @@ describe('secure aggregation end to end: SecAgg+ with 5 edges as processes on lo
     assert.deepEqual(rounds.map((r) => [r.round, r.status]), [[1, 'completed'], [2, 'completed'], [3, 'completed']], JSON.stringify(rounds.map((r) => r.reason)));
     assert.deepEqual(rounds.map((r) => r.security?.mode), ['secagg', 'secagg', 'secagg']);
     assert.deepEqual(rounds.map((r) => r.security?.contributors), [5, 4, 4]);
-    assert.equal(rounds[0].security!.threshold, 3);
+    // The active-coordinator bound: ⌊2·5/3⌋ + 1 of the 5 holders of each site's shares.
+    assert.equal(rounds[0].security!.threshold, 4);
     const e2 = rounds[1].sites.find((s) => s.site === 'site-e' && s.phase === 'fit')!;
     assert.equal(e2.status, 'dropped');
     // The global model improves on every site's test split.

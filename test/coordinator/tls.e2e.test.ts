@@ -25,14 +25,26 @@ describe('federation over TLS: https API and wss edge connection', function () {
       if (process.env.CI) throw new Error('openssl is needed to make the test certificate');
       this.skip(); // no openssl on this developer machine
     }
-    coord = await startCoordinator(join(t.dir, 'coord'), await freePort(), ['--tls-cert', cert, '--tls-key', key]);
+    coord = await startCoordinator(join(t.dir, 'coord'), await freePort(), ['--tls-cert', cert, '--tls-key', key], { certify: false });
     assert.match(coord.url, /^https:/);
     const env = { NODE_EXTRA_CA_CERTS: cert };
-    const add = await runCli(['site', 'add', 'tls-site', '--coordinator', coord.url, '--token', coord.adminToken, '--json'], { env });
+    // The admin's whole workflow with the CLI, over https.
+    const adminKey = join(t.dir, 'admin.pem');
+    const target = ['--coordinator', coord.url, '--token', coord.adminToken];
+    assert.equal((await runCli(['federation', 'init', '--admin-key-out', adminKey])).code, 0);
+    const certify = await runCli(['federation', 'certify-coordinator', ...target, '--admin-key', adminKey], { env });
+    assert.equal(certify.code, 0, certify.stderr);
+    const add = await runCli(['site', 'add', 'tls-site', ...target, '--admin-key', adminKey, '--json'], { env });
     assert.equal(add.code, 0, add.stderr);
     const { token } = JSON.parse(add.stdout) as { token: string };
     const enrol = await runCli(['edge', 'enroll', '--coordinator', coord.url, '--token', token, '--state-dir', join(t.dir, 'edge')], { env });
     assert.equal(enrol.code, 0, enrol.stderr);
+    const fingerprint = /fingerprint: (SHA256:\S+)/.exec(enrol.stdout)![1];
+    const wrong = await runCli(['site', 'certify', 'tls-site', ...target, '--admin-key', adminKey, '--fingerprint', 'SHA256:' + 'A'.repeat(43)], { env });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /NOT certified/);
+    const site = await runCli(['site', 'certify', 'tls-site', ...target, '--admin-key', adminKey, '--fingerprint', fingerprint], { env });
+    assert.equal(site.code, 0, site.stderr);
     const npz = join(t.dir, 'd.npz');
     assert.equal((await runCli(['make-synthetic', '--out', npz, '--n', '50'])).code, 0);
     edge = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'edge'), '--data', npz], env);

@@ -3,13 +3,16 @@
  * processes of the `fedmed` CLI and talk over real sockets on loopback.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { TfjsModel } from '../../models/tfjsModel.js';
 import { loadMedmnistNpz } from '../../edge-client/data/medmnistLoader.js';
 import { evaluateModel } from '../../edge-client/training/localTrainer.js';
 import { initTrainingBackend } from '../../edge-client/training/trainingBackend.js';
 import { decodeParamsFile } from '../../shared/model/paramsFile.js';
+import { ApiAdminTarget } from '../../cli/admin/adminTarget.js';
+import { addSite, certifyCoordinator, certifySite } from '../../cli/admin/federationAdmin.js';
+import { createAdminKeyFile, loadAdminKey, type AdminKey } from '../../shared/secure/trust/adminKey.js';
 import { CLI } from './paths.js';
 import { runCli } from './runCli.js';
 
@@ -53,16 +56,38 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
 export interface CoordinatorProc extends Proc {
   url: string;
   adminToken: string;
+  /** The federation admin's key (kept beside the data dir, as on an admin's machine: never in it). */
+  admin: AdminKey;
 }
 
-export async function startCoordinator(dataDir: string, port: number, extraArgs: string[] = []): Promise<CoordinatorProc> {
-  const p = spawnCli(['coordinator', 'start', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', ...extraArgs]);
+/** The admin key of the federation a test coordinator belongs to: made once per data dir, beside it. */
+export function adminKeyFor(dataDir: string): AdminKey {
+  const file = `${dataDir}.admin-key.pem`;
+  return existsSync(file) ? loadAdminKey(file) : createAdminKeyFile(file);
+}
+
+/**
+ * Starts a coordinator process and, unless `certify: false`, does the admin's first step: the
+ * admin key certifies the coordinator's key for its URL (once per data dir; a restart keeps it).
+ */
+export async function startCoordinator(dataDir: string, port: number, extraArgs: string[] = [], o: { certify?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<CoordinatorProc> {
+  const p = spawnCli(['coordinator', 'start', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', ...extraArgs], o.env);
   const line = await waitFor('the coordinator to listen', () => {
     if (p.child.exitCode !== null) throw new Error(`coordinator exited: ${p.output()}`);
     return p.output().split('\n').find((l) => l.includes('"event":"listening"'));
   });
   const url = (JSON.parse(line) as { url: string }).url;
-  return { ...p, url, adminToken: readFileSync(`${dataDir}/admin.token`, 'utf8').trim() };
+  const c = { ...p, url, adminToken: readFileSync(`${dataDir}/admin.token`, 'utf8').trim(), admin: adminKeyFor(dataDir) };
+  if (o.certify !== false) {
+    const view = (await call<{ coordinatorCertificate: unknown }>(c, 'GET', '/v1/federation')).body;
+    if (!view.coordinatorCertificate) await certifyCoordinator(new ApiAdminTarget({ url, token: c.adminToken }), c.admin);
+  }
+  return c;
+}
+
+/** The admin's API target for a test coordinator. */
+export function adminApi(c: { url: string; adminToken: string }): ApiAdminTarget {
+  return new ApiAdminTarget({ url: c.url, token: c.adminToken });
 }
 
 export async function call<T = unknown>(c: { url: string; adminToken: string }, method: string, path: string, body?: unknown, token = c.adminToken): Promise<{ status: number; body: T }> {
@@ -71,12 +96,17 @@ export async function call<T = unknown>(c: { url: string; adminToken: string }, 
   return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
 }
 
-/** Creates a site through the API and enrols it with the CLI; returns its join token. */
-export async function enrol(c: CoordinatorProc, name: string, stateDir: string): Promise<string> {
-  const { body } = await call<{ token: string }>(c, 'POST', '/v1/sites', { name });
-  const r = await runCli(['edge', 'enroll', '--coordinator', c.url, '--token', body.token, '--state-dir', stateDir]);
+/**
+ * The whole admission of a site, as in a real federation: the admin creates it (join token),
+ * the site enrols with the CLI (printing its key fingerprint), the admin certifies the keys
+ * after checking that fingerprint. Returns the join token. `certify: false` stops after enrolment.
+ */
+export async function enrol(c: CoordinatorProc, name: string, stateDir: string, o: { certify?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  const { token } = await addSite(adminApi(c), name, c.admin);
+  const r = await runCli(['edge', 'enroll', '--coordinator', c.url, '--token', token, '--state-dir', stateDir, '--json'], { env: o.env });
   if (r.code !== 0) throw new Error(`enrol ${name} failed: ${r.stderr}`);
-  return body.token;
+  if (o.certify !== false) await certifySite(adminApi(c), c.admin, name, { fingerprint: (JSON.parse(r.stdout) as { siteFingerprint: string }).siteFingerprint });
+  return token;
 }
 
 export async function stopProc(p: Proc, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {

@@ -29,12 +29,19 @@ export function x25519FromB64(b64: string, what = 'encryption key'): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
 }
 
+/** A new encryption key, in memory (saveEncryptionKey keeps it). */
+export function generateEncryptionKey(): SiteEncryptionKey {
+  const { privateKey } = generateKeyPairSync('x25519');
+  return { privateKey, publicB64: x25519PublicB64(privateKey) };
+}
+
+export function saveEncryptionKey(path: string, key: SiteEncryptionKey): void {
+  writeFileAtomic(path, Buffer.from(key.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string), 0o600);
+}
+
 /** Loads the key at `path`, creating it (0600) the first time. */
 export function loadOrCreateEncryptionKey(path: string): SiteEncryptionKey {
-  if (!existsSync(path)) {
-    const { privateKey } = generateKeyPairSync('x25519');
-    writeFileAtomic(path, Buffer.from(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string), 0o600);
-  }
+  if (!existsSync(path)) saveEncryptionKey(path, generateEncryptionKey());
   const privateKey = createPrivateKey(readFileSync(path, 'utf8'));
   if (privateKey.asymmetricKeyType !== 'x25519') throw new CkksError(`${path} is not an X25519 key`);
   return { privateKey, publicB64: x25519PublicB64(privateKey) };

@@ -6,15 +6,19 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { MessageOf } from '../../protocol/messages.js';
+import type { SiteCertificate } from '../trust/certificates.js';
+import type { FederationTrust } from '../trust/federationTrust.js';
 import { SecAggClient } from './secaggClient.js';
 import { newSession, SecAggServer, type VectorObserver } from './secaggServer.js';
 import type { SecAggConfig, SecAggRoundParams } from './secaggParams.js';
 
-export type DropPhase = 'keys' | 'shares' | 'masked' | 'unmask';
+export type DropPhase = 'keys' | 'shares' | 'masked' | 'consistency' | 'unmask';
 
 export interface InProcessSite {
   name: string;
   identity: { privateKey: KeyObject; publicKeyB64: string };
+  /** The federation admin's certificate of the site (identity key = identity.publicKeyB64). */
+  certificate: SiteCertificate;
   /** Encoded update (d + 1 words; see fixedPoint.ts). Consumed by masking. */
   encoded: Uint32Array;
   /** Vanish before sending this phase's message. */
@@ -38,19 +42,19 @@ export interface InProcessRoundResult {
 
 const size = (m: object) => Buffer.byteLength(JSON.stringify(m));
 
-export async function runInProcessRound(o: { sites: InProcessSite[]; params: Omit<SecAggRoundParams, 'session'> & { session?: string }; config?: SecAggConfig; experiment?: string; round?: number; observe?: VectorObserver; tamper?: (phase: DropPhase, site: string, m: object) => void }): Promise<InProcessRoundResult> {
+export async function runInProcessRound(o: { sites: InProcessSite[]; trust: FederationTrust; params: Omit<SecAggRoundParams, 'session'> & { session?: string }; config?: SecAggConfig; experiment?: string; round?: number; observe?: VectorObserver; tamper?: (phase: DropPhase, site: string, m: object) => void }): Promise<InProcessRoundResult> {
   const experiment = o.experiment ?? 'exp';
   const round = o.round ?? 1;
   const params: SecAggRoundParams = { ...o.params, session: o.params.session ?? newSession() };
-  const keysOf = new Map(o.sites.map((s) => [s.name, s.identity.publicKeyB64]));
+  const certificates = new Map(o.sites.map((s) => [s.name, s.certificate]));
   const vectorLength = o.sites[0].encoded.length;
-  const server = new SecAggServer({ experiment, round, params, config: o.config, sites: o.sites.map((s) => s.name), identityKey: (s) => keysOf.get(s)!, vectorLength, observe: o.observe });
-  const clients = new Map(o.sites.map((s) => [s.name, new SecAggClient(s.name, { experiment, round }, params, s.identity.privateKey)]));
+  const server = new SecAggServer({ experiment, round, params, config: o.config, sites: o.sites.map((s) => s.name), certificate: (s) => certificates.get(s)!, vectorLength, observe: o.observe });
+  const clients = new Map(o.sites.map((s) => [s.name, new SecAggClient(s.name, { experiment, round }, params, s.identity.privateKey, o.trust)]));
   const alive = (phase: DropPhase) => o.sites.filter((s) => {
-    const order: DropPhase[] = ['keys', 'shares', 'masked', 'unmask'];
+    const order: DropPhase[] = ['keys', 'shares', 'masked', 'consistency', 'unmask'];
     return s.dropBefore === undefined || order.indexOf(s.dropBefore) > order.indexOf(phase);
   });
-  const times: PhaseTimes = { client: { keys: 0, shares: 0, masked: 0, unmask: 0 }, server: { keys: 0, shares: 0, masked: 0, unmask: 0 } };
+  const times: PhaseTimes = { client: { keys: 0, shares: 0, masked: 0, consistency: 0, unmask: 0 }, server: { keys: 0, shares: 0, masked: 0, consistency: 0, unmask: 0 } };
   let sent = 0;
   let received = 0;
   const timed = async <T>(bucket: Record<DropPhase, number>, phase: DropPhase, f: () => T | Promise<T>): Promise<T> => {
@@ -93,7 +97,17 @@ export async function runInProcessRound(o: { sites: InProcessSite[]; params: Omi
     sent += size(header) + bytes.byteLength;
     await timed(times.server, 'masked', () => server.receiveMasked(s.name, header, bytes));
   }
-  const requests = await timed(times.server, 'unmask', () => server.closeMasked());
+  const survivorSets = await timed(times.server, 'consistency', () => server.closeMasked());
+  for (const s of alive('consistency')) {
+    const set = survivorSets.get(s.name);
+    if (!set) continue;
+    received += size(set);
+    const m = await timed(times.client, 'consistency', () => clients.get(s.name)!.consistency(set));
+    o.tamper?.('consistency', s.name, m);
+    sent += size(m);
+    await timed(times.server, 'consistency', () => server.receiveConsistency(s.name, m));
+  }
+  const requests = await timed(times.server, 'unmask', () => server.closeConsistency());
   for (const s of alive('unmask')) {
     const req = requests.get(s.name);
     if (!req) continue;

@@ -2,43 +2,47 @@
  * The site's half of SecAgg+ for one round, independent of the transport: it turns the
  * coordinator's messages into its own and keeps the round's secrets (two X25519 key pairs and
  * the self-mask seed), which never leave the site except as Shamir shares sealed to neighbours.
+ * It assumes the coordinator may be actively malicious (see rosterCheck.ts, consistencyRound.ts).
  *
- *   keys()            → secagg_keys      (before training starts, so key exchange overlaps it)
- *   shares(roster)    → secagg_shares    (checks every neighbour's signed keys)
- *   receive(relay)    (opens the boxes meant for this site; those senders are its mask partners)
- *   mask(encoded)     → fit_res payload  (y = x + PRG(b) + Σ ±PRG(s_ij))
- *   unmask(request)   → secagg_unmask_res (seed shares of survivors, key shares of dropped sites —
- *                      never both for one site, and only once)
+ *   keys()             → secagg_keys      (before training starts, so key exchange overlaps it)
+ *   shares(roster)     → secagg_shares    (after checking the roster: certified members, the
+ *                                          public graph, group size and threshold)
+ *   receive(relay)     (opens the boxes meant for this site; those senders are its mask partners)
+ *   mask(encoded)      → fit_res payload  (y = x + PRG(b) + Σ ±PRG(s_ij))
+ *   consistency(U3)    → secagg_consistency_sig (its signature on the survivor set it was told)
+ *   unmask(request)    → secagg_unmask_res (only if t of its group signed that same set, and the
+ *                       request matches it: seed shares of survivors, key shares of dropped
+ *                       partners — never both for one site, and only once)
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { split } from 'shamir-secret-sharing';
-import type { MessageOf, SecAggMember, SecAggSession } from '../../protocol/messages.js';
-import { publicKeyFromB64 } from '../identity.js';
-import { generateX25519, pairKey, seedCommitment, selfMaskKey, x25519PublicFromB64, type X25519KeyPair } from './keyAgreement.js';
+import type { MessageOf, SecAggSession } from '../../protocol/messages.js';
+import type { FederationTrust } from '../trust/federationTrust.js';
+import { signSurvivors, verifySurvivors } from './consistencyRound.js';
+import { generateX25519, pairKey, seedCommitment, selfMaskKey, type X25519KeyPair } from './keyAgreement.js';
 import { applyMasks, type Mask } from './maskStream.js';
-import { checkThreshold, type SecAggRoundParams } from './secaggParams.js';
+import { checkRoster, type CheckedNeighbour } from './rosterCheck.js';
+import { DEFAULT_SITE_SECAGG_RULES, type SecAggRoundParams, type SiteSecAggRules } from './secaggParams.js';
 import { SecAggProtocolError } from './secaggErrors.js';
-import { signSecAgg, verifySecAgg } from './secaggSignature.js';
+import { signSecAgg } from './secaggSignature.js';
 import { openShares, sealShares } from './shareBox.js';
 
-type Phase = 'keys' | 'roster' | 'relay' | 'mask' | 'unmask' | 'done';
-
-interface Neighbour {
-  cPk: KeyObject;
-  sPk: KeyObject;
-}
+type Phase = 'keys' | 'roster' | 'relay' | 'mask' | 'consistency' | 'unmask' | 'done';
 
 export class SecAggClient {
   private readonly c: X25519KeyPair = generateX25519();
   private readonly s: X25519KeyPair = generateX25519();
   private readonly seed = randomBytes(32);
   private phase: Phase = 'keys';
-  private readonly neighbours = new Map<string, Neighbour>();
+  private neighbours = new Map<string, CheckedNeighbour>();
   /** Shares this site holds, per owner (itself included): of the owner's seed and mask key. */
   private readonly held = new Map<string, { seedShare: Uint8Array; keyShare: Uint8Array }>();
   /** Neighbours whose shares arrived: the ones this site masks with. */
   private partners: string[] = [];
   private threshold = 0;
+  private participants = new Set<string>();
+  /** The survivor set this site signed in the consistency round. */
+  private survivors: string[] | null = null;
   readonly session: SecAggSession;
 
   constructor(
@@ -46,6 +50,9 @@ export class SecAggClient {
     ctx: { experiment: string; round: number },
     readonly params: SecAggRoundParams,
     private readonly identity: KeyObject,
+    /** The admin key this site pinned: roster members must hold its certificates. */
+    private readonly trust: FederationTrust,
+    private readonly rules: SiteSecAggRules = DEFAULT_SITE_SECAGG_RULES,
   ) {
     this.session = { experiment: ctx.experiment, round: ctx.round, session: params.session };
   }
@@ -69,24 +76,15 @@ export class SecAggClient {
     return m;
   }
 
-  /** Phase 1: checks the roster (this site's own keys, every neighbour's signature) and shares its secrets. */
+  /** Phase 1: checks the roster (see rosterCheck.ts) and shares its secrets with the neighbours it names. */
   async shares(roster: MessageOf<'secagg_roster'>): Promise<MessageOf<'secagg_shares'>> {
     this.expect('roster', 'roster');
     this.checkSession(roster, 'roster');
-    const seen = new Set<string>();
-    let self: SecAggMember | undefined;
-    for (const m of roster.members) {
-      if (seen.has(m.site)) throw new SecAggProtocolError(`roster lists ${m.site} twice`);
-      seen.add(m.site);
-      const keysMessage = { type: 'secagg_keys', ...this.session, cPk: m.cPk, sPk: m.sPk, seedCommitment: m.seedCommitment, signature: m.signature };
-      if (!verifySecAgg(publicKeyFromB64(m.identityKey), m.site, keysMessage)) throw new SecAggProtocolError(`roster entry of ${m.site} is not signed by its identity key`);
-      if (m.site === this.site) self = m;
-      else this.neighbours.set(m.site, { cPk: x25519PublicFromB64(m.cPk, `${m.site}'s cPk`), sPk: x25519PublicFromB64(m.sPk, `${m.site}'s sPk`) });
-    }
-    if (!self || self.cPk !== this.c.publicB64 || self.sPk !== this.s.publicB64) throw new SecAggProtocolError('roster does not carry this site\'s own keys unchanged');
-    const holders = roster.members.length;
-    checkThreshold(roster.threshold, holders);
-    this.threshold = roster.threshold;
+    const checked = checkRoster(roster, { site: this.site, cPk: this.c.publicB64, sPk: this.s.publicB64 }, this.trust, this.rules);
+    this.neighbours = checked.neighbours;
+    this.participants = checked.participants;
+    const holders = checked.holders;
+    this.threshold = checked.threshold;
     const [seedShares, keyShares] = await Promise.all([split(new Uint8Array(this.seed), holders, this.threshold), split(new Uint8Array(this.s.privateRaw), holders, this.threshold)]);
     this.held.set(this.site, { seedShare: seedShares[0], keyShare: keyShares[0] });
     const boxes: { to: string; box: string }[] = [];
@@ -125,8 +123,20 @@ export class SecAggClient {
     const masks: Mask[] = [{ key: selfMaskKey(this.seed, this.session.session, this.site), sign: 1 }];
     for (const j of this.partners) masks.push({ key: pairKey(this.s.privateKey, this.neighbours.get(j)!.sPk, this.session.session, 'mask', this.site, j), sign: this.site < j ? 1 : -1 });
     applyMasks(encoded, masks);
-    this.phase = 'unmask';
+    this.phase = 'consistency';
     return encoded;
+  }
+
+  /** Consistency round: signs the survivor set it is told (once; it will hold the coordinator to it). */
+  consistency(m: MessageOf<'secagg_consistency'>): MessageOf<'secagg_consistency_sig'> {
+    this.expect('consistency', 'survivor set');
+    this.checkSession(m, 'survivor set');
+    if (!m.survivors.includes(this.site)) throw new SecAggProtocolError('the survivor set omits this site, which sent its masked input');
+    const outsiders = m.survivors.filter((s) => !this.participants.has(s));
+    if (outsiders.length > 0) throw new SecAggProtocolError(`the survivor set names sites that were never participants: ${outsiders.slice(0, 5).join(', ')}`);
+    this.survivors = [...m.survivors].sort();
+    this.phase = 'unmask';
+    return { type: 'secagg_consistency_sig', ...this.session, signature: signSurvivors(this.identity, this.site, this.session, this.survivors) };
   }
 
   /** Signs the fit_res header together with the masked payload. */
@@ -134,15 +144,34 @@ export class SecAggClient {
     return signSecAgg(this.identity, this.site, message, payload);
   }
 
-  /** Phase 3: the shares the coordinator may have — checked so that no site's two secrets both leave. */
+  /**
+   * Phase 3: the shares the coordinator may have — only if at least t members of this site's
+   * group signed the survivor set this site signed, and the request is exactly what that set
+   * implies for this group; so no site's two secrets both leave.
+   */
   unmask(req: MessageOf<'secagg_unmask'>): MessageOf<'secagg_unmask_res'> {
     this.expect('unmask', 'unmask request');
     this.checkSession(req, 'unmask request');
+    const signed = new Set(this.survivors!);
+    // t matching signatures from this group (itself included) on the set this site signed.
+    const valid = new Set<string>([this.site]);
+    for (const { site, signature } of req.signatures) {
+      const nb = this.neighbours.get(site);
+      if (!nb || !signed.has(site) || valid.has(site)) continue;
+      if (verifySurvivors(nb.identity, site, this.session, this.survivors!, signature)) valid.add(site);
+    }
+    if (valid.size < this.threshold) {
+      throw new SecAggProtocolError(`only ${valid.size} member(s) of this site's group signed the survivor set it was told (threshold ${this.threshold}): the coordinator told different sites different survivor sets, or too many dropped; refusing to reveal any share`);
+    }
     const survivors = new Set(req.survivors);
     for (const d of req.dropped) if (survivors.has(d)) throw new SecAggProtocolError(`unmask request names ${d} as both survivor and dropped; refusing to reveal both its secrets`);
-    if (!survivors.has(this.site)) throw new SecAggProtocolError('unmask request says this site dropped, but it sent its masked input');
-    for (const s of [...req.survivors, ...req.dropped]) if (!this.held.has(s)) throw new SecAggProtocolError(`unmask request names ${s}, whose shares this site does not hold`);
-    for (const d of req.dropped) if (!this.partners.includes(d)) throw new SecAggProtocolError(`unmask request names ${d} as dropped, but it is not one of this site's mask partners`);
+    // Exactly what the signed set implies: survivors = this site and its partners in the set, dropped = partners not in it.
+    const group = [this.site, ...this.partners];
+    const wantSurvivors = group.filter((s) => signed.has(s)).sort();
+    const wantDropped = this.partners.filter((s) => !signed.has(s)).sort();
+    if ([...req.survivors].sort().join() !== wantSurvivors.join() || [...req.dropped].sort().join() !== wantDropped.join()) {
+      throw new SecAggProtocolError(`unmask request (survivors [${req.survivors.join(', ')}], dropped [${req.dropped.join(', ')}]) contradicts the signed survivor set (for this group: survivors [${wantSurvivors.join(', ')}], dropped [${wantDropped.join(', ')}])`);
+    }
     if (survivors.size < this.threshold) throw new SecAggProtocolError(`only ${survivors.size} survivors in this site's group, below the threshold ${this.threshold}`);
     const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
     const m = {

@@ -18,7 +18,7 @@ export interface SecAggConfig {
   range?: number;
   /** Neighbours per site in the SecAgg+ graph (even); default: complete graph up to 20 sites, else 2⌈1.5·log2 n⌉. */
   neighbours?: number;
-  /** Shares needed to reconstruct a secret; default a majority of each share group (neighbours + the site). */
+  /** Shares needed to reconstruct a secret; default ⌊2h/3⌋ + 1 of each share group of h = neighbours + 1 (the bound for an active coordinator). */
   threshold?: number;
   /** Seconds each key phase (advertise, share, unmask) waits for missing sites. */
   phaseTimeoutSeconds?: number;
@@ -94,12 +94,34 @@ export function neighboursFor(n: number, configured?: number): number {
   return Math.min(n - 1, k);
 }
 
+/**
+ * Bonawitz et al. (CCS 2017) against an actively malicious server: with the consistency round,
+ * a threshold t > 2h/3 of each group of h holders keeps two conflicting survivor sets from both
+ * gathering t signatures while fewer than h/3 holders collude with the coordinator.
+ */
+export function activeThreshold(holders: number): number {
+  return Math.floor((2 * holders) / 3) + 1;
+}
+
+/** The smallest share group (neighbours + the site) a site accepts by default. */
+export const MIN_HOLDERS = 3;
+
 /** Reconstruction threshold for share groups of `holders` (= neighbours + 1) members. */
 export function thresholdFor(holders: number, configured?: number): number {
-  const t = configured ?? Math.floor(holders / 2) + 1;
+  const t = configured ?? Math.min(holders, activeThreshold(holders));
   checkThreshold(t, holders);
   return t;
 }
+
+/** What a site accepts of a roster the coordinator composed (the site policy may change these). */
+export interface SiteSecAggRules {
+  /** Smallest share group: the site and its neighbours. */
+  minHolders: number;
+  /** Smallest reconstruction threshold for a group of `holders`. */
+  minThreshold: (holders: number) => number;
+}
+
+export const DEFAULT_SITE_SECAGG_RULES: SiteSecAggRules = { minHolders: MIN_HOLDERS, minThreshold: activeThreshold };
 
 /**
  * A strict majority of each share group and no more than the group: below a majority, a

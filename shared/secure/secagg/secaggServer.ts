@@ -6,24 +6,27 @@
  * refuses a masked input that arrives after it has declared that site dropped (its key may
  * already be out), so it can never hold both secrets of one site.
  *
- * Phases: keys (U1 advertise) → shares (U2 share) → masked (U3 send input) → unmask → done.
+ * Phases: keys (U1 advertise) → shares (U2 share) → masked (U3 send input) → consistency
+ * (survivors sign U3) → unmask → done.
  */
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { combine } from 'shamir-secret-sharing';
 import { publicKeyFromB64 } from '../identity.js';
 import type { MessageOf, SecAggMember } from '../../protocol/messages.js';
+import type { SiteCertificate } from '../trust/certificates.js';
+import { verifySurvivors } from './consistencyRound.js';
 import { pairKey, publicB64Of, seedCommitment, selfMaskKey, x25519PrivateFromRaw, x25519PublicFromB64 } from './keyAgreement.js';
 import { applyMasks, type Mask } from './maskStream.js';
 import { applyMasksParallel } from './parallelMasks.js';
 import { neighbourGraph, type NeighbourGraph } from './neighbourGraph.js';
-import { checkNoWrap, neighboursFor, thresholdFor, type SecAggConfig, type SecAggRoundParams } from './secaggParams.js';
+import { checkNoWrap, MIN_HOLDERS, neighboursFor, thresholdFor, type SecAggConfig, type SecAggRoundParams } from './secaggParams.js';
 import { SecAggAbort, SecAggProtocolError } from './secaggErrors.js';
 import { verifySecAgg } from './secaggSignature.js';
 import { SHARE_BYTES } from './shareBox.js';
 
 const HASH_BLOCK_WORDS = 64 * 1024;
 
-export type SecAggPhase = 'keys' | 'shares' | 'masked' | 'unmask' | 'done';
+export type SecAggPhase = 'keys' | 'shares' | 'masked' | 'consistency' | 'unmask' | 'done';
 
 /** A fresh random session id (128 bits, base64url). */
 export function newSession(): string {
@@ -44,8 +47,8 @@ export interface SecAggServerOptions {
   config?: Pick<SecAggConfig, 'neighbours' | 'threshold'>;
   /** Sites sampled for the round. */
   sites: readonly string[];
-  /** Enrolled Ed25519 identity key (base64url) of a site. */
-  identityKey: (site: string) => string;
+  /** The admin's certificate of a site (its identity key checks the site's messages; rosters carry it). */
+  certificate: (site: string) => SiteCertificate;
   /** d + 1 (the values and the weight). */
   vectorLength: number;
   observe?: VectorObserver;
@@ -64,6 +67,9 @@ export class SecAggServer {
   private readonly sum: Uint32Array;
   private survivors: string[] = [];
   private droppedAfterSharing: string[] = [];
+  /** Consistency round: survivors' signatures on U3. */
+  private readonly survivorSignatures = new Map<string, string>();
+  private readonly consistencyAsked = new Set<string>();
   private readonly unmaskAsked = new Set<string>();
   private readonly seedShares = new Map<string, Uint8Array[]>();
   private readonly keyShares = new Map<string, Uint8Array[]>();
@@ -80,17 +86,17 @@ export class SecAggServer {
     return { experiment: this.o.experiment, round: this.o.round, session: this.o.params.session };
   }
 
-  private check(site: string, m: MessageOf<'secagg_keys' | 'secagg_shares' | 'secagg_unmask_res'>, phase: SecAggPhase): void {
+  private check(site: string, m: MessageOf<'secagg_keys' | 'secagg_shares' | 'secagg_unmask_res' | 'secagg_consistency_sig'>, phase: SecAggPhase): void {
     if (m.experiment !== this.o.experiment || m.round !== this.o.round || m.session !== this.o.params.session) {
       throw new SecAggProtocolError(`${m.type} from ${site} is for ${m.experiment} round ${m.round} session ${m.session}, not the open round (replay or stale message)`, site);
     }
     if (this.phase !== phase) throw new SecAggProtocolError(`${m.type} from ${site} arrived in phase "${this.phase}"`, site);
-    if (!verifySecAgg(this.identityOf(site), site, m)) throw new SecAggProtocolError(`${m.type} from ${site} is not signed by its enrolled identity key`, site);
+    if (m.type !== 'secagg_consistency_sig' && !verifySecAgg(this.identityOf(site), site, m)) throw new SecAggProtocolError(`${m.type} from ${site} is not signed by its certified identity key`, site);
   }
 
   private identityOf(site: string): KeyObject {
     let key = this.identityKeys.get(site);
-    if (!key) this.identityKeys.set(site, (key = publicKeyFromB64(this.o.identityKey(site))));
+    if (!key) this.identityKeys.set(site, (key = publicKeyFromB64(this.o.certificate(site).body.identityKey)));
     return key;
   }
 
@@ -113,6 +119,8 @@ export class SecAggServer {
         return [...this.keys.keys()].filter((s) => !this.shared.has(s));
       case 'masked':
         return [...this.shared].filter((s) => !this.contributed.has(s));
+      case 'consistency':
+        return [...this.consistencyAsked].filter((s) => !this.survivorSignatures.has(s));
       case 'unmask':
         return [...this.unmaskAsked].filter((s) => !this.answered.has(s));
       default:
@@ -124,18 +132,20 @@ export class SecAggServer {
   closeKeys(): Map<string, MessageOf<'secagg_roster'>> {
     if (this.phase !== 'keys') throw new SecAggProtocolError(`closeKeys in phase ${this.phase}`);
     const u1 = [...this.keys.keys()].sort();
-    if (u1.length < 2) throw new SecAggAbort(`only ${u1.length} site(s) advertised keys; secure aggregation needs at least 2`);
-    const k = neighboursFor(u1.length, this.o.config?.neighbours);
-    this.graph = neighbourGraph(u1, k % 2 === 1 && k < u1.length - 1 ? k + 1 : k, this.o.params.session);
+    if (u1.length < MIN_HOLDERS) throw new SecAggAbort(`only ${u1.length} site(s) advertised keys; secure aggregation needs at least ${MIN_HOLDERS} (each site's shares need ${MIN_HOLDERS} holders)`);
+    const k0 = neighboursFor(u1.length, this.o.config?.neighbours);
+    const k = k0 % 2 === 1 && k0 < u1.length - 1 ? k0 + 1 : k0;
+    this.graph = neighbourGraph(u1, k, this.o.params.session);
     const holders = Math.min(...[...this.graph.values()].map((n) => n.length)) + 1;
     this.threshold = thresholdFor(holders, this.o.config?.threshold);
     checkNoWrap(u1.length, this.o.params);
     const member = (site: string): SecAggMember => {
       const m = this.keys.get(site)!;
-      return { site, identityKey: this.o.identityKey(site), cPk: m.cPk, sPk: m.sPk, seedCommitment: m.seedCommitment, signature: m.signature };
+      return { site, certificate: this.o.certificate(site), cPk: m.cPk, sPk: m.sPk, seedCommitment: m.seedCommitment, signature: m.signature };
     };
     const out = new Map<string, MessageOf<'secagg_roster'>>();
-    for (const site of u1) out.set(site, { type: 'secagg_roster', ...this.session, threshold: this.threshold, members: [member(site), ...this.graph.get(site)!.map(member)] });
+    // Every site can recompute the whole graph from (participants, neighbours, session).
+    for (const site of u1) out.set(site, { type: 'secagg_roster', ...this.session, threshold: this.threshold, neighbours: k, participants: u1, members: [member(site), ...this.graph.get(site)!.map(member)] });
     this.phase = 'shares';
     return out;
   }
@@ -199,7 +209,7 @@ export class SecAggServer {
     }
     if (!verifySecAgg(this.identityOf(site), site, m, hash.digest('hex'))) {
       for (let i = 0; i < n; i++) sum[i] -= v[i];
-      throw new SecAggProtocolError(`masked input from ${site} is not signed by its enrolled identity key`, site);
+      throw new SecAggProtocolError(`masked input from ${site} is not signed by its certified identity key`, site);
     }
     this.o.observe?.(`masked input of ${site}`, v);
     this.contributed.add(site);
@@ -209,20 +219,44 @@ export class SecAggServer {
   /** A site vanished: nothing to do but let waitingFor() forget it (its state stays as it was). */
   dropped(site: string): void {
     if (this.phase === 'keys') this.keys.delete(site);
+    else if (this.phase === 'consistency') this.consistencyAsked.delete(site);
     else if (this.phase === 'unmask') this.unmaskAsked.delete(site);
   }
 
-  /** Closes the masked phase: asks every contributor for the shares of its group's survivors and dropped partners. */
-  closeMasked(): Map<string, MessageOf<'secagg_unmask'>> {
+  /** Closes the masked phase: U3 is fixed, and every contributor is asked to sign it (the consistency round). */
+  closeMasked(): Map<string, MessageOf<'secagg_consistency'>> {
     if (this.phase !== 'masked') throw new SecAggProtocolError(`closeMasked in phase ${this.phase}`);
     this.survivors = [...this.contributed].sort();
     this.droppedAfterSharing = [...this.shared].filter((s) => !this.contributed.has(s)).sort();
     if (this.survivors.length < this.threshold) throw new SecAggAbort(`only ${this.survivors.length} site(s) sent masked input; the threshold is ${this.threshold}`);
+    this.phase = 'consistency';
+    const out = new Map<string, MessageOf<'secagg_consistency'>>();
+    for (const site of this.survivors) {
+      out.set(site, { type: 'secagg_consistency', ...this.session, survivors: this.survivors });
+      this.consistencyAsked.add(site);
+    }
+    return out;
+  }
+
+  /** Consistency round: a survivor's signature on U3. */
+  receiveConsistency(site: string, m: MessageOf<'secagg_consistency_sig'>): void {
+    if (!this.consistencyAsked.has(site)) throw new SecAggProtocolError(`${site} was not asked to sign the survivor set`, site);
+    if (this.survivorSignatures.has(site)) throw new SecAggProtocolError(`${site} signed the survivor set twice`, site);
+    this.check(site, m, 'consistency');
+    if (!verifySurvivors(this.identityOf(site), site, this.session, this.survivors, m.signature)) throw new SecAggProtocolError(`${site}'s signature on the survivor set does not verify`, site);
+    this.survivorSignatures.set(site, m.signature);
+  }
+
+  /** Closes the consistency round: asks every signer for the shares of its group's survivors and dropped partners, with its group's signatures. */
+  closeConsistency(): Map<string, MessageOf<'secagg_unmask'>> {
+    if (this.phase !== 'consistency') throw new SecAggProtocolError(`closeConsistency in phase ${this.phase}`);
     this.phase = 'unmask';
     const out = new Map<string, MessageOf<'secagg_unmask'>>();
-    for (const site of this.survivors) {
-      const group = [site, ...this.graph.get(site)!.filter((s) => this.shared.has(s))];
-      out.set(site, { type: 'secagg_unmask', ...this.session, survivors: group.filter((s) => this.contributed.has(s)), dropped: group.filter((s) => !this.contributed.has(s)) });
+    for (const site of this.survivorSignatures.keys()) {
+      const neighbours = this.graph.get(site)!;
+      const group = [site, ...neighbours.filter((s) => this.shared.has(s))];
+      const signatures = [site, ...neighbours].filter((s) => this.survivorSignatures.has(s)).map((s) => ({ site: s, signature: this.survivorSignatures.get(s)! }));
+      out.set(site, { type: 'secagg_unmask', ...this.session, survivors: group.filter((s) => this.contributed.has(s)), dropped: group.filter((s) => !this.contributed.has(s)), signatures });
       this.unmaskAsked.add(site);
     }
     return out;

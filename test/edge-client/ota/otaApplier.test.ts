@@ -7,7 +7,7 @@ import { EdgeNode } from '../../../edge-client/edgeNode.js';
 import { initParams } from '../../../shared/model/initParams.js';
 import { modelVersionId, paramsSha256, specHash } from '../../../shared/model/modelHash.js';
 import { encodeModelUpdate, readUpdateHeader } from '../../../shared/model/modelUpdate.js';
-import { signManifest, type SignedManifest } from '../../../shared/model/versionManifest.js';
+import { signManifest, signUpdate, type SignedManifest } from '../../../shared/model/versionManifest.js';
 import { generateIdentity } from '../../../shared/secure/identity.js';
 import type { MessageOf } from '../../../shared/protocol/messages.js';
 import { FakeCoordinator } from '../../helpers/fakeCoordinator.js';
@@ -39,10 +39,12 @@ describe('edge OTA: signed incremental updates from a (scripted) coordinator ove
   const v2 = nudged(v1, 1e-3);
   const v3 = nudged(v2, 1e-3);
 
+  let release = 0;
   function manifestFor(params: Float32Array, parent: string | null, round: number): SignedManifest {
     const id = modelVersionId(spec, params);
     versions.set(id, params);
-    return signManifest(fake.identity.privateKey, { id, parent, experiment: 'exp-1', round, specHash: specHash(spec), paramsSha256: paramsSha256(params), metrics: { accuracy: 0.5 }, createdAt: new Date().toISOString() });
+    const now = new Date().toISOString();
+    return signManifest(fake.identity.privateKey, fake.certificate, { id, parent, experiment: 'exp-1', round, specHash: specHash(spec), paramsSha256: paramsSha256(params), metrics: { accuracy: 0.5 }, createdAt: now, release: ++release, releasedAt: now });
   }
 
   async function serveFetch(m: MessageOf<'model_fetch'>): Promise<void> {
@@ -59,7 +61,8 @@ describe('edge OTA: signed incremental updates from a (scripted) coordinator ove
       }
       const chunk = Buffer.from(bytes.subarray(off, Math.min(off + CHUNK, bytes.length)));
       if (i === corruptChunk) chunk[10] ^= 0xff;
-      await fake.send({ type: 'model_chunk', version: m.version, base: isDelta ? m.base : null, offset: off, totalBytes: bytes.length, sha256 }, chunk);
+      const base = isDelta ? m.base : null;
+      await fake.send({ type: 'model_chunk', version: m.version, base, offset: off, totalBytes: bytes.length, sha256, signature: signUpdate(fake.identity.privateKey, { version: m.version, base, totalBytes: bytes.length, sha256 }) }, chunk);
     }
   }
 
@@ -75,7 +78,7 @@ describe('edge OTA: signed incremental updates from a (scripted) coordinator ove
     };
     const data = syntheticImages({ n: 40, seed: 1 });
     node = new EdgeNode({ stateDir: join(t.dir, 'edge'), data: { train: data, test: data, source: 'synthetic' }, log: () => {}, backoffMs: { initial: 50, max: 200 } });
-    const ready = new Promise<void>((r) => (fake.onReady = r));
+    const ready = new Promise<void>((r) => (fake.onReady = () => r()));
     await node.start();
     await ready;
   });
@@ -106,11 +109,11 @@ describe('edge OTA: signed incremental updates from a (scripted) coordinator ove
 
   it('refuses a manifest signed by another key, or altered after signing, and keeps its model', async () => {
     const good = manifestFor(v3, m2.manifest.id, 2);
-    const forged = signManifest(generateIdentity().privateKey, good.manifest);
+    const forged = signManifest(generateIdentity().privateKey, fake.certificate, good.manifest);
     await offer(forged);
     const r1 = await lastStatus(good.manifest.id);
     assert.equal(r1.status, 'refused');
-    assert.match(r1.reason!, /not signed by the pinned coordinator key/);
+    assert.match(r1.reason!, /not signed by the certified coordinator key/);
     const altered = { ...good, manifest: { ...good.manifest, metrics: { accuracy: 0.99 } } };
     await offer(altered);
     await waitFor('second refusal', () => statuses(good.manifest.id).filter((s) => s.status === 'refused').length === 2, 10_000, 20);

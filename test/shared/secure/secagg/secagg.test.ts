@@ -7,11 +7,20 @@ import { applyMasksParallel } from '../../../../shared/secure/secagg/parallelMas
 import { neighbourGraph } from '../../../../shared/secure/secagg/neighbourGraph.js';
 import { SecAggClient } from '../../../../shared/secure/secagg/secaggClient.js';
 import { SecAggAbort, SecAggConfigError, SecAggProtocolError } from '../../../../shared/secure/secagg/secaggErrors.js';
-import { checkNoWrap, checkThreshold, maxWeightFor, quantLevels } from '../../../../shared/secure/secagg/secaggParams.js';
+import { checkNoWrap, checkThreshold, maxWeightFor, quantLevels, thresholdFor } from '../../../../shared/secure/secagg/secaggParams.js';
 import { newSession, SecAggServer } from '../../../../shared/secure/secagg/secaggServer.js';
 import { signSecAgg } from '../../../../shared/secure/secagg/secaggSignature.js';
 import { openShares, sealShares } from '../../../../shared/secure/secagg/shareBox.js';
 import { SeededRng } from '../../../../shared/random/seededRng.js';
+import { generateEncryptionKey } from '../../../../shared/secure/ckks/siteEncryptionKey.js';
+import { ephemeralAdminKey } from '../../../../shared/secure/trust/adminKey.js';
+import { issueSiteCertificate } from '../../../../shared/secure/trust/adminSigning.js';
+import { FederationTrust } from '../../../../shared/secure/trust/federationTrust.js';
+
+/** The federation of these tests: every site is certified by this admin key. */
+const ADMIN = ephemeralAdminKey();
+const TRUST = new FederationTrust(ADMIN.publicKeyB64);
+const round = (o: Omit<Parameters<typeof runInProcessRound>[0], 'trust'>) => runInProcessRound({ trust: TRUST, ...o });
 
 const BITS = 16;
 const RANGE = 1;
@@ -31,7 +40,9 @@ function makeSites(n: number, d: number, seed = 1, drop: Record<string, DropPhas
     const values = Float32Array.from({ length: d }, () => (rng.next() * 2 - 1) * 0.8);
     const weight = 1 + Math.floor(rng.next() * 50);
     const encoded = encodeUpdate(values, weight, { bits: BITS, range: RANGE }).words;
-    return { name, identity: generateIdentity(), values, weight, encoded, plain: encoded.slice(), dropBefore: drop[name] };
+    const identity = generateIdentity();
+    const certificate = issueSiteCertificate(ADMIN, { site: name, identityKey: identity.publicKeyB64, encryptionKey: generateEncryptionKey().publicB64 });
+    return { name, identity, certificate, values, weight, encoded, plain: encoded.slice(), dropBefore: drop[name] };
   });
 }
 
@@ -106,7 +117,8 @@ describe('shared/secure/secagg (SecAgg+)', function () {
     assert.throws(() => applyMasks(sliced.subarray(3), masks, 3), /multiple of 4/);
   });
 
-  it('refuses parameters whose sum could wrap, and thresholds below a strict majority', () => {
+  it('refuses parameters whose sum could wrap, and thresholds below a strict majority; the default threshold is the active-server bound', () => {
+    assert.deepEqual([3, 4, 5, 6, 9, 10, 21].map((h) => thresholdFor(h)), [3, 3, 4, 5, 7, 7, 15]);
     assert.throws(() => checkNoWrap(10, { bits: 16, maxWeight: maxWeightFor(10, 16) + 1, noiseStddev: 0 }), SecAggConfigError);
     checkNoWrap(10, { bits: 16, maxWeight: maxWeightFor(10, 16), noiseStddev: 0 });
     assert.throws(() => checkNoWrap(100, { bits: 24, maxWeight: 3, noiseStddev: 0 }), /could wrap/);
@@ -131,26 +143,27 @@ describe('shared/secure/secagg (SecAgg+)', function () {
 
   it('the secure sum equals the plain weighted sum (complete graph, no dropout)', async () => {
     const sites = makeSites(5, 3000);
-    const r = await runInProcessRound({ sites, params: params(5) });
+    const r = await round({ sites, params: params(5) });
     assertMatchesPlain(sites, r.sum, r.contributors);
     assert.equal(r.contributors.length, 5);
   });
 
-  for (const phase of ['keys', 'shares', 'masked', 'unmask'] as DropPhase[]) {
+  for (const phase of ['keys', 'shares', 'masked', 'consistency', 'unmask'] as DropPhase[]) {
     it(`recovers when sites drop before the ${phase} phase (SecAgg+ graph, 30 sites)`, async () => {
       const drop = { 'site-003': phase, 'site-017': phase, 'site-024': phase };
       const sites = makeSites(30, 500, 7, drop);
-      const r = await runInProcessRound({ sites, params: params(30), config: { neighbours: 8 } });
-      const expectIn = phase === 'unmask' ? 30 : 27;
+      // 14 neighbours: groups of 15 with threshold 11 tolerate 4 dropouts each (the active-coordinator bound costs dropout tolerance).
+      const r = await round({ sites, params: params(30), config: { neighbours: 14 } });
+      const expectIn = phase === 'unmask' || phase === 'consistency' ? 30 : 27;
       assert.equal(r.contributors.length, expectIn);
       assertMatchesPlain(sites, r.sum, r.contributors);
     });
   }
 
   it('never holds an individual update: every vector the server sees is masked', async () => {
-    const sites = makeSites(6, 4000, 3, { 'site-002': 'masked', 'site-004': 'unmask' });
+    const sites = makeSites(7, 4000, 3, { 'site-002': 'masked', 'site-004': 'unmask' });
     const held: { what: string; v: Uint32Array }[] = [];
-    const r = await runInProcessRound({ sites, params: params(6), observe: (what, v) => held.push({ what, v: v.slice() }) });
+    const r = await round({ sites, params: params(7), observe: (what, v) => held.push({ what, v: v.slice() }) });
     assertMatchesPlain(sites, r.sum, r.contributors);
     assert.ok(held.length >= 5 + 1 + 5);
     // Final state aside (the aggregate is the output), no vector shares more than chance agreement
@@ -166,27 +179,27 @@ describe('shared/secure/secagg (SecAgg+)', function () {
 
   it('aborts, publishing nothing, when fewer than the threshold survive', async () => {
     const sites = makeSites(5, 100, 9, { 'site-000': 'masked', 'site-001': 'masked', 'site-002': 'masked' });
-    await assert.rejects(runInProcessRound({ sites, params: params(5) }), (e: Error) => e instanceof SecAggAbort && /threshold is 3/.test(e.message));
+    await assert.rejects(round({ sites, params: params(5) }), (e: Error) => e instanceof SecAggAbort && /threshold is 4/.test(e.message));
   });
 
   it('rejects forged, replayed, duplicate, wrong-phase and wrong-length messages', async () => {
     const sites = makeSites(4, 50);
     const session = newSession();
     const p = { ...params(4), session };
-    const keys = new Map(sites.map((s) => [s.name, s.identity.publicKeyB64]));
-    const server = new SecAggServer({ experiment: 'exp', round: 3, params: p, sites: sites.map((s) => s.name), identityKey: (s) => keys.get(s)!, vectorLength: 51 });
-    const clients = sites.map((s) => new SecAggClient(s.name, { experiment: 'exp', round: 3 }, p, s.identity.privateKey));
+    const certificates = new Map(sites.map((s) => [s.name, s.certificate]));
+    const server = new SecAggServer({ experiment: 'exp', round: 3, params: p, sites: sites.map((s) => s.name), certificate: (s) => certificates.get(s)!, vectorLength: 51 });
+    const clients = sites.map((s) => new SecAggClient(s.name, { experiment: 'exp', round: 3 }, p, s.identity.privateKey, TRUST));
     const adv = clients.map((c) => c.keys());
     // A site claiming another's identity: signed with the wrong key.
-    assert.throws(() => server.receiveKeys('site-001', { ...adv[0], cPk: adv[0].cPk }), /not signed by its enrolled identity key/);
+    assert.throws(() => server.receiveKeys('site-001', { ...adv[0], cPk: adv[0].cPk }), /not signed by its certified identity key/);
     // Replay from another round / session.
-    const other = new SecAggClient('site-000', { experiment: 'exp', round: 2 }, { ...p, session: newSession() }, sites[0].identity.privateKey).keys();
+    const other = new SecAggClient('site-000', { experiment: 'exp', round: 2 }, { ...p, session: newSession() }, sites[0].identity.privateKey, TRUST).keys();
     assert.throws(() => server.receiveKeys('site-000', other), /not the open round/);
     adv.forEach((m, i) => server.receiveKeys(sites[i].name, m));
     assert.throws(() => server.receiveKeys('site-000', adv[0]), /twice/);
     const rosters = server.closeKeys();
     // Wrong phase: keys after the phase closed.
-    const late = new SecAggClient('site-000', { experiment: 'exp', round: 3 }, p, sites[0].identity.privateKey).keys();
+    const late = new SecAggClient('site-000', { experiment: 'exp', round: 3 }, p, sites[0].identity.privateKey, TRUST).keys();
     assert.throws(() => server.receiveKeys('site-000', late), SecAggProtocolError);
     const shares = await Promise.all(clients.map((c, i) => c.shares(rosters.get(sites[i].name)!)));
     // Tampered signature content.
@@ -213,9 +226,14 @@ describe('shared/secure/secagg (SecAgg+)', function () {
     assert.throws(() => server.receiveMasked('site-000', header(0), new Uint8Array(masked[0].buffer)), /twice/);
     server.receiveMasked('site-001', header(1), new Uint8Array(masked[1].buffer));
     server.receiveMasked('site-002', header(2), new Uint8Array(masked[2].buffer));
-    const requests = server.closeMasked(); // site-003 counts as dropped: its key will be asked for
+    const survivorSets = server.closeMasked(); // site-003 counts as dropped: its key will be asked for
     // ...so its late masked input must be refused.
     assert.throws(() => server.receiveMasked('site-003', header(3), new Uint8Array(masked[3].buffer)), /too late/);
+    // Consistency round: every survivor signs the survivor set; a forged signature is refused.
+    const sigs = [0, 1, 2].map((i) => clients[i].consistency(survivorSets.get(sites[i].name)!));
+    assert.throws(() => server.receiveConsistency('site-000', sigs[1]), /does not verify/);
+    sigs.forEach((m, i) => server.receiveConsistency(sites[i].name, m));
+    const requests = server.closeConsistency();
     // A client refuses to reveal both secrets of one site.
     const bad = { ...requests.get('site-000')!, survivors: [...requests.get('site-000')!.survivors, 'site-003'] };
     assert.throws(() => clients[0].unmask(bad), /both survivor and dropped/);
@@ -232,10 +250,9 @@ describe('shared/secure/secagg (SecAgg+)', function () {
     const sites = makeSites(5, 100, 11, { 'site-004': 'masked' });
     // A site that corrupts the shares it returns (re-signing them, as a malicious site could).
     await assert.rejects(
-      runInProcessRound({
+      round({
         sites,
         params: params(5),
-        config: { threshold: 3 },
         tamper: (phase, site, m) => {
           if (phase !== 'unmask' || site !== 'site-000') return;
           const res = m as { seedShares: { share: string }[]; keyShares: { share: string }[]; signature: string };
