@@ -11,7 +11,11 @@ import { float32Bytes, modelVersionId } from '../../shared/model/modelHash.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { maxWeightFor } from '../../shared/secure/secagg/secaggParams.js';
-import { newSession } from '../../shared/secure/secagg/secaggServer.js';
+import { newSession, SecAggServer } from '../../shared/secure/secagg/secaggServer.js';
+import { SecAggClient } from '../../shared/secure/secagg/secaggClient.js';
+import { layoutOf } from '../../shared/model/parameterLayout.js';
+import type { SiteCertificate } from '../../shared/secure/trust/certificates.js';
+import { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
 import type { SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
 import { FakeCoordinator, type EnrolledFakeSite } from '../helpers/fakeCoordinator.js';
 import { spawnCli, waitFor, type Proc } from '../helpers/federation.js';
@@ -54,6 +58,11 @@ export function waitEvent(edge: EdgeUnderTest, name: string, match: (e: Record<s
   return waitFor(`${edge.site.site} to log ${name}`, () => edge.event(name).find(match), timeoutMs, 50);
 }
 
+/** Waits until the edge's fit for `experiment` has ended one way or another (its trainer runs one fit at a time). */
+export function settled(edge: EdgeUnderTest, experiment: string): Promise<unknown> {
+  return waitFor(`${edge.site.site} to finish with ${experiment}`, () => edge.events().find((e) => e.experiment === experiment && ['fit_done', 'fit_failed', 'fit_refused', 'result_discarded'].includes(String(e.event))), 60_000, 50);
+}
+
 /** What the fake has received from the edge of type T (the fake records every message). */
 export function sent<T extends Message['type']>(fake: FakeCoordinator, type: T): MessageOf<T>[] {
   return fake.of(type);
@@ -74,4 +83,70 @@ export function fitIns(experiment: string, round: number, extra: Partial<Message
 export async function connected(fake: FakeCoordinator, edge: EdgeUnderTest): Promise<void> {
   await waitEvent(edge, 'connected');
   void fake;
+}
+
+/**
+ * A SecAgg+ round the scripted coordinator runs for real edge processes and for certified
+ * peers that live in the test (honest peers, or colluders): the coordinator's bookkeeping is
+ * the real SecAggServer, so a test can follow the protocol honestly up to the point where it
+ * deviates, and forge or alter exactly one message.
+ */
+export class ScriptedSecureRound {
+  readonly params: SecAggRoundParams;
+  readonly server: SecAggServer;
+  readonly peers: Map<string, SecAggClient>;
+  readonly sites: string[];
+
+  constructor(
+    private readonly fake: FakeCoordinator,
+    readonly experiment: string,
+    readonly round: number,
+    readonly edges: string[],
+    readonly peerSites: EnrolledFakeSite[],
+    config?: { neighbours?: number; threshold?: number },
+  ) {
+    this.sites = [...edges, ...peerSites.map((p) => p.site)];
+    this.params = secaggParams(this.sites.length);
+    const certs = new Map<string, SiteCertificate>(peerSites.map((p) => [p.site, p.certificate]));
+    for (const e of edges) certs.set(e, fake.siteCertificates.get(e)!);
+    this.server = new SecAggServer({ experiment, round, params: this.params, config, sites: this.sites, certificate: (s) => certs.get(s)!, vectorLength: layoutOf(SPEC).size + 1 });
+    const trust = new FederationTrust(fake.admin.publicKeyB64);
+    this.peers = new Map(peerSites.map((p) => [p.site, new SecAggClient(p.site, { experiment, round }, this.params, p.identity.privateKey, trust)]));
+  }
+
+  /** Sends fit_ins to the edges and waits for every key advertisement; returns the honest rosters. */
+  async keys(): Promise<Map<string, MessageOf<'secagg_roster'>>> {
+    const { message, payload } = fitIns(this.experiment, this.round, { security: this.params });
+    for (const e of this.edges) await this.fake.sendTo(e, message, payload);
+    for (const [site, c] of this.peers) this.server.receiveKeys(site, c.keys());
+    for (const e of this.edges) this.server.receiveKeys(e, await this.from(e, 'secagg_keys'));
+    return this.server.closeKeys();
+  }
+
+  /** The next message of `type` an edge sent in this round. */
+  async from<T extends 'secagg_keys' | 'secagg_shares' | 'fit_res' | 'fit_failed' | 'secagg_consistency_sig' | 'secagg_unmask_res'>(site: string, type: T, timeoutMs = 60_000): Promise<MessageOf<T>> {
+    return waitFor(`${site}'s ${type}`, () => this.fake.of(type, site).find((m) => (m as { round: number }).round === this.round && (m as { experiment: string }).experiment === this.experiment), timeoutMs, 20) as Promise<MessageOf<T>>;
+  }
+
+  payloadOf(site: string, type: 'fit_res'): Buffer {
+    return this.fake.receivedFrom.find((r) => r.site === site && r.m.type === type && (r.m as { round: number }).round === this.round && (r.m as { experiment: string }).experiment === this.experiment)!.payload;
+  }
+
+  /** Honest phases 1–2: rosters out, shares in, relays out; peers mask zero vectors. */
+  async sharesAndMasks(rosters: Map<string, MessageOf<'secagg_roster'>>): Promise<void> {
+    for (const e of this.edges) await this.fake.sendTo(e, rosters.get(e)!);
+    for (const [site, c] of this.peers) this.server.receiveShares(site, await c.shares(rosters.get(site)!));
+    for (const e of this.edges) this.server.receiveShares(e, await this.from(e, 'secagg_shares'));
+    const relays = this.server.closeShares();
+    for (const e of this.edges) await this.fake.sendTo(e, relays.get(e)!);
+    for (const [site, c] of this.peers) {
+      c.receive(relays.get(site)!);
+      const masked = c.mask(new Uint32Array(layoutOf(SPEC).size + 1));
+      const bytes = new Uint8Array(masked.buffer);
+      const header: MessageOf<'fit_res'> = { type: 'fit_res', experiment: this.experiment, round: this.round, numExamples: 1, metrics: { loss: 0, accuracy: 0 } };
+      header.signature = c.signResult(header, bytes);
+      this.server.receiveMasked(site, header, bytes);
+    }
+    for (const e of this.edges) this.server.receiveMasked(e, await this.from(e, 'fit_res'), this.payloadOf(e, 'fit_res'));
+  }
 }

@@ -57,6 +57,8 @@ export class FakeCoordinator {
   /** Enrolment answers (`POST /v1/enroll`): site name per join-token secret. */
   readonly joinTokens = new Map<string, string>();
   readonly enrolled: { site: string; publicKey: string; encryptionKey: string }[] = [];
+  /** The admin's certificates of the edges enrolled with enrolEdge(). */
+  readonly siteCertificates = new Map<string, SiteCertificate>();
   private server!: Server;
   private wss!: WebSocketServer;
   private readonly nonce = 'bm9uY2UtZm9yLXRlc3Rz';
@@ -121,7 +123,9 @@ export class FakeCoordinator {
     saveIdentity(state.keyPath, identity);
     saveEncryptionKey(state.encryptionKeyPath, encryption);
     state.saveConfig({ format: SITE_CONFIG_FORMAT, site, coordinator: this.url, adminPublicKey: this.admin.publicKeyB64, enrolledAt: new Date().toISOString() });
-    return { site, identity, encryption, certificate: issueSiteCertificate(this.admin, { site, identityKey: identity.publicKeyB64, encryptionKey: encryption.publicB64 }) };
+    const certificate = issueSiteCertificate(this.admin, { site, identityKey: identity.publicKeyB64, encryptionKey: encryption.publicB64 });
+    this.siteCertificates.set(site, certificate);
+    return { site, identity, encryption, certificate };
   }
 
   /** A certified site that exists only in the test (a colluder, or the honest peer it plays). */
@@ -131,7 +135,8 @@ export class FakeCoordinator {
     return { site, identity, encryption, certificate: issueSiteCertificate(this.admin, { site, identityKey: identity.publicKeyB64, encryptionKey: encryption.publicB64 }) };
   }
 
-  private http(req: IncomingMessage, res: ServerResponse): void {
+  /** Serves GET /v1/federation and POST /v1/enroll (replace to script other answers). */
+  http(req: IncomingMessage, res: ServerResponse): void {
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
