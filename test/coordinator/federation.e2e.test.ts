@@ -114,20 +114,44 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     assert.equal(next.round, history.length + 1);
   });
 
+  it('rotates the coordinator key (new admin certificate, old one revoked): sites reconnect to the new key without re-enrolling', async () => {
+    const before = (await call<{ coordinatorPublicKey: string; coordinatorCertificate: { body: { serial: string } } }>(coord, 'GET', '/v1/federation')).body;
+    const r = await runCli(['federation', 'rotate-coordinator-key', '--coordinator', coord.url, '--token', coord.adminToken, '--admin-key', `${dataDir}.admin-key.pem`, '--revoke-old', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rotated = JSON.parse(r.stdout) as { publicKey: string; revokedSerial: string; rotated: boolean };
+    assert.equal(rotated.rotated, true);
+    assert.notEqual(rotated.publicKey, before.coordinatorPublicKey);
+    assert.equal(rotated.revokedSerial, before.coordinatorCertificate.body.serial);
+    const after = (await call<{ coordinatorPublicKey: string; nextCoordinatorPublicKey: string | null; revocations: { body: { sequence: number } } }>(coord, 'GET', '/v1/federation')).body;
+    assert.equal(after.coordinatorPublicKey, rotated.publicKey);
+    assert.equal(after.nextCoordinatorPublicKey, null);
+    // Connected sites got the new revocation list (which revokes the old certificate).
+    await waitFor('the sites to take the revocation list', () => [...edges.values()].every((e) => e.output().includes('"event":"revocations_updated"')));
+    // New connections authenticate with the new key: restart, the edges reconnect on their own, a round runs.
+    await stopProc(coord, 'SIGTERM');
+    coord = await startCoordinator(dataDir, port);
+    await waitFor('3 edges to reconnect', async () => (await online()).length === 3, 90_000, 200);
+    const [next] = await runRounds(1);
+    assert.equal(next.status, 'completed', next.reason ?? '');
+    for (const e of edges.values()) assert.doesNotMatch(e.output(), /coordinator_refused/);
+  });
+
   it('refuses a reused join token and a revoked site', async () => {
     const reuse = await runCli(['edge', 'enroll', '--coordinator', coord.url, '--token', tokens.get('site-a')!, '--state-dir', join(t.dir, 'again')]);
     assert.equal(reuse.code, 1);
     assert.match(reuse.stderr, /join token was already used/);
     const revoke = await runCli(['site', 'revoke', 'site-b', '--coordinator', coord.url, '--token', coord.adminToken, '--admin-key', `${dataDir}.admin-key.pem`, '--reason', 'test']);
     assert.equal(revoke.code, 0, revoke.stderr);
-    assert.match(revoke.stdout, /revocation list 1, sent to every site/);
+    assert.match(revoke.stdout, /revocation list 2, sent to every site/);
+    // Its peers hold the list that revokes it (their roster checks refuse it from now on).
+    await waitFor('the peers to take revocation list 2', () => ['site-a', 'site-c'].every((s) => edges.get(s)!.output().includes('"event":"revocations_updated","sequence":2')));
     const code = await edges.get('site-b')!.exited;
     assert.equal(code, 1);
     assert.match(edges.get('site-b')!.output(), /revoked/);
     assert.deepEqual((await online()).sort(), ['site-a', 'site-c']);
     // Even with its key, the revoked site cannot authenticate again.
     const again = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'site-b'), '--data', join(t.dir, 'site-b.npz')]);
-    assert.equal(await again.exited, 1);
+    assert.equal(await again.exited, 1, again.output());
     assert.match(again.output(), /revoked/);
   });
 

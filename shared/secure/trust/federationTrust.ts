@@ -31,7 +31,8 @@ export class FederationTrust {
   ) {
     this.adminKey = publicKeyFromB64(adminPublicKey);
     this.federation = keyFingerprint(adminPublicKey);
-    if (revocations) this.acceptRevocations(revocations);
+    // (not through acceptRevocations: a subclass's override must not run before its constructor)
+    if (revocations) this.take(revocations);
   }
 
   /** The revocation list held (the newest accepted), or null. */
@@ -52,6 +53,10 @@ export class FederationTrust {
    * list and for one older than the one held (a coordinator replaying an old list to un-revoke).
    */
   acceptRevocations(doc: unknown): boolean {
+    return this.take(doc);
+  }
+
+  private take(doc: unknown): boolean {
     const list = this.verified(REVOCATION_LIST, doc, 'revocation list');
     const held = this.revocationSequence;
     if (list.body.sequence < held) throw new TrustError('stale', `revocation list ${list.body.sequence} is older than list ${held} this party already holds (replayed or stale)`);

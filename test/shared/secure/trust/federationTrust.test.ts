@@ -9,6 +9,10 @@ import { FederationTrust } from '../../../../shared/secure/trust/federationTrust
 import { keyFingerprint } from '../../../../shared/secure/trust/fingerprint.js';
 import { formatJoinToken, parseJoinToken } from '../../../../shared/secure/trust/joinToken.js';
 import { TrustError } from '../../../../shared/secure/trust/trustError.js';
+import { EdgeTrust } from '../../../../edge-client/federation/edgeTrust.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const reason = (r: TrustError['reason']) => (e: unknown) => e instanceof TrustError && e.reason === r;
 
@@ -59,6 +63,23 @@ describe('shared/secure/trust: certificates against the pinned admin key', () =>
     assert.throws(() => t.acceptRevocations(issueRevocationList(admin, l1, [])), reason('forged'));
     assert.throws(() => t.acceptRevocations(issueRevocationList(other, null, [])), reason('forged'));
     assert.equal(t.revocationSequence, 2);
+  });
+
+  it('an edge keeps the newest list across restarts (a coordinator cannot un-revoke by replaying an older one later)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedmed-trust-'));
+    try {
+      const l1 = issueRevocationList(admin, null, []);
+      const l2 = issueRevocationList(admin, l1, [{ serial: 'c'.repeat(32), subject: 'site x' }]);
+      assert.equal(new EdgeTrust(dir, admin.publicKeyB64).acceptRevocations(l2), true);
+      const restarted = new EdgeTrust(dir, admin.publicKeyB64);
+      assert.equal(restarted.revocationSequence, 2);
+      assert.equal(restarted.isRevoked('c'.repeat(32)), true);
+      assert.throws(() => restarted.acceptRevocations(l1), reason('stale'));
+      // A list written on disk by someone without the admin key is refused at start.
+      assert.throws(() => new EdgeTrust(dir, other.publicKeyB64), reason('forged'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('CKKS: a key set and a grant bind the parameters, the site, its encryption key and the exact wrapped bytes', () => {
