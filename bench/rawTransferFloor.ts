@@ -39,7 +39,8 @@ export interface RawFloorResult {
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** The SecAgg+ round's small round trips before the masked update (stand-ins for its key phases). */
-const KEY_PHASES = 3;
+/** SecAgg+'s small round trips: keys → roster, shares → relay, survivor set → signature, unmask request → shares. */
+const KEY_PHASES = 4;
 const SMALL_BYTES = 256;
 // The limit fedmed's edge gateway and edges set (edgeGateway.ts, fixedUpdateEdges.ts).
 const MAX_PAYLOAD = DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + 4;

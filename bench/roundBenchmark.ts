@@ -128,7 +128,7 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
     const bad = recs.find((r) => r.status !== 'completed');
     if (bad) throw new Error(`a benchmark round did not complete: ${bad.reason}`);
     const measured = recs.slice(warmup);
-    for (const r of measured) for (const k of ['secaggKeysMs', 'secaggSharesMs', 'secaggUnmaskMs', 'ckksAddMs']) if (r.security?.[k] !== undefined) r.timings[k] = r.security[k];
+    for (const r of measured) for (const k of ['secaggKeysMs', 'secaggSharesMs', 'secaggConsistencyMs', 'secaggUnmaskMs', 'ckksAddMs']) if (r.security?.[k] !== undefined) r.timings[k] = r.security[k];
     const status = readFileSync(`/proc/${coord.pid}/status`, 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
     return {
@@ -144,10 +144,10 @@ export async function benchRound(o: { edges: number; hidden: number; features: n
       medianTotalMs: round(median(measured.map((r) => r.timings.totalMs)), 1),
       coordinatorPeakRssMB: round(hwmKb / 1024, 1),
       bytesPerRound: measured[0]?.bytesSent + measured[0]?.bytesReceived,
-      phases: Object.fromEntries(['configureMs', 'secaggKeysMs', 'secaggSharesMs', 'fitSendMs', 'fitCollectMs', 'fitMs', 'secaggUnmaskMs', 'ckksAddMs', 'aggregateMs', 'persistedMs', 'coordinatorCpuMs'].filter((k) => measured[0]?.timings[k] !== undefined).map((k) => [k, round(median(measured.map((r) => r.timings[k])), 1)])),
+      phases: Object.fromEntries(['configureMs', 'secaggKeysMs', 'secaggSharesMs', 'fitSendMs', 'fitCollectMs', 'fitMs', 'secaggConsistencyMs', 'secaggUnmaskMs', 'ckksAddMs', 'aggregateMs', 'persistedMs', 'coordinatorCpuMs'].filter((k) => measured[0]?.timings[k] !== undefined).map((k) => [k, round(median(measured.map((r) => r.timings[k])), 1)])),
     };
   } finally {
-    for (const e of edgeProcs) e.kill('SIGKILL');
+    for (const e of edgeProcs) e.kill('SIGTERM');
     coord.kill('SIGTERM');
     await new Promise((r) => coord.once('exit', r));
     rmSync(dir, { recursive: true, force: true });

@@ -16,6 +16,8 @@ import { benchOta } from './otaBenchmark.js';
 import { benchInferService } from './inferServiceBenchmark.js';
 import { benchSimulate } from './simulateBenchmark.js';
 import { benchCkks } from './ckksBenchmark.js';
+import { benchRawTransferFloorRuns } from './rawTransferFloor.js';
+import { DEFAULT_CHANNEL_LIMITS } from '../shared/protocol/messageChannel.js';
 
 const { values, positionals } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } }, allowPositionals: true });
 // `npm run bench -- round` runs only the round benchmark (positional form of --only).
@@ -59,10 +61,17 @@ if (!only || only === 'round') {
 if (!only || only === 'secagg') {
   // In-process protocol cost at N in {10, 100}, d in {100k, 1M}; then a full SecAgg+ round over real sockets (N = 10, d ≈ 1M).
   result.secaggInProcess = await benchSecAgg({ sites: [10, 100], parameters: quick ? [100_000] : [100_000, 1_000_000], dropouts: [0, 0.1], repeats: quick ? 1 : 3 });
-  // Two graphs: the Flower anchor's setting (5 shares, threshold 3 = 4 neighbours) and the default complete graph.
-  for (const [name, secagg] of [['roundSecAgg10Edges1M_4neighbours', { neighbours: 4, threshold: 3 }], ['roundSecAgg10Edges1M_complete', undefined]] as const) {
-    result[name] = await benchRoundRuns(quick ? 1 : 3, { ...socketRound, rounds: quick ? 3 : 10, security: 'secagg', secagg });
-  }
+  // The default graph (complete at N = 10: threshold 7 of 10), with certificates checked and the
+  // consistency round; then the floor: the same bytes between the same process layout over raw
+  // WebSockets without fedmed's logic, run right after, and the ratio of the medians.
+  const secaggRuns = quick ? 1 : 3;
+  const secaggRound = await benchRoundRuns(secaggRuns, { ...socketRound, rounds: quick ? 3 : 10, security: 'secagg' });
+  const floor = await benchRawTransferFloorRuns(secaggRuns, { connections: socketRound.edges, processes: socketRound.edgeProcesses, parameters: 1_003_002, chunkBytes: DEFAULT_CHANNEL_LIMITS.chunkBytes, rounds: quick ? 3 : 10, warmup: 3 });
+  result.roundSecAgg10Edges1M_complete = secaggRound;
+  result.rawTransferFloor10Edges1M = floor;
+  result.secaggOverFloor = Math.round((secaggRound.medianRoundMs / floor.medianRoundMs) * 100) / 100;
+  // A sparser graph for comparison (4 neighbours: share groups of 5, threshold 4).
+  result.roundSecAgg10Edges1M_4neighbours = await benchRoundRuns(secaggRuns, { ...socketRound, rounds: quick ? 3 : 10, security: 'secagg', secagg: { neighbours: 4 } });
 }
 if (!only || only === 'ckks') {
   // In-process CKKS cost at N in {10, 100}, d in {100k, 1M} (encrypt, add, decrypt; bytes vs raw).

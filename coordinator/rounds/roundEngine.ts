@@ -551,7 +551,7 @@ export class RoundEngine {
   }
 
   private onMessage(site: string, m: Message, payload: Buffer): void {
-    if (m.type === 'secagg_keys' || m.type === 'secagg_shares' || m.type === 'secagg_consistency_sig' || m.type === 'secagg_unmask_res') return this.onSecAggMessage(site, m);
+    if (m.type === 'secagg_keys' || m.type === 'secagg_shares' || m.type === 'secagg_consistency_sig' || m.type === 'secagg_refused' || m.type === 'secagg_unmask_res') return this.onSecAggMessage(site, m);
     if (m.type !== 'fit_res' && m.type !== 'fit_failed' && m.type !== 'eval_res') {
       throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
     }

@@ -116,6 +116,11 @@ export class SecAggDriver implements FitAggregation {
     if (m.type === 'secagg_keys') this.server.receiveKeys(site, m);
     else if (m.type === 'secagg_shares') this.server.receiveShares(site, m);
     else if (m.type === 'secagg_consistency_sig') this.server.receiveConsistency(site, m);
+    else if (m.type === 'secagg_refused') {
+      if (m.session !== this.o.params.session) return;
+      this.o.hooks.drop(site, `refused SecAgg+: ${m.reason}`);
+      return this.siteGone(site);
+    }
     else if (m.type === 'secagg_unmask_res') this.server.receiveUnmask(site, m);
     else throw new SecAggProtocolError(`unexpected ${m.type} from ${site}`, site);
     this.advance();

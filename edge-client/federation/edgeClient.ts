@@ -332,6 +332,8 @@ export class EdgeClient extends EventEmitter {
           (err: Error) => {
             this.secure.delete(key);
             this.log('secagg_refused', { type: m.type, experiment: m.experiment, round: m.round, reason: err.message });
+            // Tell the coordinator (an honest one stops waiting; a lying one learns only that it was caught).
+            void this.channel?.send({ type: 'secagg_refused', experiment: m.experiment, round: m.round, session: m.session, reason: err.message.slice(0, 2000) }).catch(() => {});
           },
         );
         return;

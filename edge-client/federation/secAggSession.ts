@@ -70,10 +70,16 @@ export class EdgeSecAggSession {
     await this.relayed; // (encoding after it keeps the event loop free for the key phases)
     const weight = Math.min(numExamples, this.params.maxWeight);
     const { words, clipped } = encodeUpdate(values, weight, this.params);
+    return { ...(await this.maskedWords(words, header)), clipped };
+  }
+
+  /** Masks and signs an already encoded update (consumed), once the relay is in. */
+  async maskedWords(words: Uint32Array, header: Omit<MessageOf<'fit_res'>, 'type' | 'signature'>): Promise<{ message: MessageOf<'fit_res'>; payload: Uint8Array }> {
+    await this.relayed;
     const masked = this.client.mask(words);
     const payload = new Uint8Array(masked.buffer, masked.byteOffset, masked.byteLength);
     const message: MessageOf<'fit_res'> = { type: 'fit_res', ...header };
     message.signature = this.client.signResult(message, payload);
-    return { message, payload, clipped };
+    return { message, payload };
   }
 }

@@ -99,6 +99,8 @@ export type Message =
   | ({ type: 'secagg_consistency_sig' } & SecAggSession & { signature: string })
   /** signatures: this site's group members' signatures on the survivor set of the consistency round. */
   | ({ type: 'secagg_unmask' } & SecAggSession & { survivors: string[]; dropped: string[]; signatures: { site: string; signature: string }[] })
+  /** A site that refuses a SecAgg+ message says so (the coordinator stops waiting for it in this round). */
+  | ({ type: 'secagg_refused' } & SecAggSession & { reason: string })
   | ({ type: 'secagg_unmask_res' } & SecAggSession & { seedShares: { of: string; share: string }[]; keyShares: { of: string; share: string }[]; signature: string })
   | { type: 'ckks_key_req'; keySet: string }
   | { type: 'ckks_key'; keySet: string; parameters: CkksParameters; certificate: CkksKeySetCertificate; grant: CkksKeyGrant }
@@ -231,6 +233,7 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
   secagg_consistency: schema('secagg_consistency', { ...session, survivors: { type: 'array', maxItems: 100_000, uniqueItems: true, items: id } }, [...sessionRequired, 'survivors']),
   secagg_consistency_sig: schema('secagg_consistency_sig', { ...session, signature }, [...sessionRequired, 'signature']),
   secagg_unmask: schema('secagg_unmask', { ...session, survivors: siteList, dropped: siteList, signatures }, [...sessionRequired, 'survivors', 'dropped', 'signatures']),
+  secagg_refused: schema('secagg_refused', { ...session, reason: { type: 'string', maxLength: 2000 } }, [...sessionRequired, 'reason']),
   secagg_unmask_res: schema('secagg_unmask_res', { ...session, seedShares: shareList, keyShares: shareList, signature }, [...sessionRequired, 'seedShares', 'keyShares', 'signature']),
   ckks_key_req: schema('ckks_key_req', { keySet: CKKS_ROUND_SCHEMA.properties.keySet }, ['keySet']),
   ckks_key: schema('ckks_key', { keySet: CKKS_ROUND_SCHEMA.properties.keySet, parameters: CKKS_PARAMETERS_SCHEMA, certificate: signedDocument, grant: signedDocument }, ['keySet', 'parameters', 'certificate', 'grant']),

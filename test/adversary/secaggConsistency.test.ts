@@ -11,7 +11,7 @@ import type { MessageOf } from '../../shared/protocol/messages.js';
 import { decodeSum } from '../../shared/secure/secagg/fixedPoint.js';
 import { signSurvivors } from '../../shared/secure/secagg/consistencyRound.js';
 import { FakeCoordinator } from '../helpers/fakeCoordinator.js';
-import { stopProc } from '../helpers/federation.js';
+import { stopProc, waitFor } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { ScriptedSecureRound, settled, startEdge, waitEvent, type EdgeUnderTest } from './harness.js';
 
@@ -71,6 +71,7 @@ describe('adversary: inconsistent survivor sets (SecAgg+ consistency round, real
     await fake.sendTo('H', toH);
     const hRefused = await waitEvent(edges[1], 'secagg_refused', (e) => e.experiment === 'exp-lie');
     assert.match(String(hRefused.reason), /only 2 member\(s\) of this site's group signed the survivor set it was told \(threshold 3\)/);
+    assert.match((await waitFor('H to report its refusal', () => fake.of('secagg_refused', 'H').find((m) => m.experiment === 'exp-lie'))).reason, /signed the survivor set/);
     // V's story is consistent with 3 signatures: it answers — with seed shares only.
     const vAnswer = await r.from('V', 'secagg_unmask_res');
     assert.equal(vAnswer.keyShares.length, 0);

@@ -48,6 +48,7 @@ describe('adversary: SecAgg+ rosters from a malicious coordinator (real edge pro
     const failed = await r.from('victim', 'fit_failed');
     assert.match(failed.reason, reason);
     assert.ok(victim.event('secagg_refused').some((e) => e.experiment === r.experiment && reason.test(String(e.reason))), victim.output().slice(-2000));
+    assert.ok(fake.of('secagg_refused', 'victim').some((m) => m.experiment === r.experiment && reason.test(m.reason)), 'the refusal is reported to the coordinator');
     assert.equal(fake.of('secagg_shares', 'victim').filter((m) => m.experiment === r.experiment).length, 0, 'no share box left the site');
     assert.equal(fake.of('fit_res', 'victim').filter((m) => m.experiment === r.experiment).length, 0, 'no update left the site');
   }
