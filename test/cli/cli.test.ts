@@ -13,7 +13,7 @@ describe('cli: the fedmed command in child processes', function () {
   after(() => t.cleanup());
 
   it('--help works on every command', async () => {
-    for (const args of [['--help'], ['train', '--help'], ['export-onnx', '--help'], ['infer', '--help'], ['zoo', '--help'], ['make-synthetic', '--help'], ['coordinator', 'start', '--help'], ['site', 'add', '--help'], ['edge', 'start', '--help'], ['experiment', 'create', '--help'], ['round', 'start', '--help'], ['status', '--help'], ['privacy', 'epsilon', '--help']]) {
+    for (const args of [['--help'], ['train', '--help'], ['export-onnx', '--help'], ['infer', '--help'], ['zoo', '--help'], ['make-synthetic', '--help'], ['coordinator', 'start', '--help'], ['site', 'add', '--help'], ['site', 'certify', '--help'], ['federation', 'init', '--help'], ['federation', 'certify-coordinator', '--help'], ['federation', 'rotate-coordinator-key', '--help'], ['edge', 'start', '--help'], ['experiment', 'create', '--help'], ['round', 'start', '--help'], ['status', '--help'], ['privacy', 'epsilon', '--help']]) {
       const r = await runCli(args);
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stdout, /Usage: fedmed/);
