@@ -19,7 +19,8 @@ import { wrapSecretKey } from '../shared/secure/ckks/keyWrap.js';
 import type { AdminKey } from '../shared/secure/trust/adminKey.js';
 import { issueKeyGrant, issueKeySetCertificate } from '../shared/secure/trust/adminSigning.js';
 import type { SiteCertificate } from '../shared/secure/trust/certificates.js';
-import { FederationTrust } from '../shared/secure/trust/federationTrust.js';
+import { ApiAdminTarget } from './admin/adminTarget.js';
+import { adminTrust } from './admin/federationAdmin.js';
 import { api, apiBytes } from './apiClient.js';
 
 type Target = { url: string; token: string };
@@ -76,9 +77,8 @@ export async function createKeySet(target: Target, admin: AdminKey, secretKeyOut
  * encryption key of the site's certificate, checked here against the admin key.
  */
 export async function grantKeySet(target: Target, admin: AdminKey, file: SecretKeyFile, only?: string[]): Promise<GrantResult[]> {
-  const federation = await api<{ revocations: unknown }>(target, 'GET', '/v1/federation');
-  const trust = new FederationTrust(admin.publicKeyB64);
-  if (federation.revocations) trust.acceptRevocations(federation.revocations);
+  // The admin's own newest revocation list, never an older one the coordinator might present.
+  const trust = await adminTrust(new ApiAdminTarget(target), admin);
   const sites = await api<SiteView[]>(target, 'GET', '/v1/sites');
   const sets = await api<{ id: string; sites: { site: string; encryptionKey: string }[] }[]>(target, 'GET', '/v1/ckks/keysets');
   const set = sets.find((s) => s.id === file.keySet);

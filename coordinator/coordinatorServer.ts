@@ -58,7 +58,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const store = await CoordinatorStore.open(o.dataDir);
   acquireDataDirLock(o.dataDir);
   const federation = new CoordinatorFederation(store, new CoordinatorKeys(o.dataDir));
-  const https = o.tlsCert ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey!) } : null;
+  // TLS 1.3 only: the handshake's channel binding (RFC 9266 tls-exporter) is sound under TLS 1.3.
+  const https = o.tlsCert ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey!), minVersion: 'TLSv1.3' as const } : null;
   const app = Fastify({
     logger: { level: o.logLevel ?? 'info' },
     bodyLimit: 4 * 1024 * 1024,

@@ -45,6 +45,7 @@ export class EdgeNode {
       ota: {
         store: this.store,
         install: async (v) => void (await this.model.swapTo(v.signed.manifest.id, v.spec, v.params)),
+        serving: () => this.model.current?.versionId ?? null,
         onBytes: (n) => this.metrics.otaBytes.inc(n),
       },
     });
@@ -91,7 +92,7 @@ export class EdgeNode {
       try {
         const v = this.store.load(id);
         await this.model.swapTo(id, v.spec, v.params);
-        if (id !== this.store.active) this.store.setActive(id);
+        if (id !== this.store.active) this.store.setActive(id, v.signed.manifest.release);
         return;
       } catch (err) {
         this.log('stored_version_unusable', { version: id, reason: (err as Error).message });

@@ -11,17 +11,31 @@ import type { CoordinatorCertificate, SiteCertificate } from '../../shared/secur
 import { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
 import { keyFingerprint, parseFingerprint, showFingerprint, siteKeysFingerprint } from '../../shared/secure/trust/fingerprint.js';
 import { parseJoinToken } from '../../shared/secure/trust/joinToken.js';
+import { TrustError } from '../../shared/secure/trust/trustError.js';
 import type { AdminSiteView, AdminTarget } from './adminTarget.js';
 
-/** The admin's view of the federation, checked against the admin key (a coordinator of another federation is refused). */
-async function trustAt(target: AdminTarget, admin: AdminKey): Promise<FederationTrust> {
+/**
+ * The admin's view of the federation: the admin key and the newest revocation list the admin
+ * signed (its ledger), never less. A coordinator of another federation is refused; one that
+ * presents an older list than the admin's (or none) — out of date, or hiding a revocation — gets
+ * the admin's list installed again before anything else is done.
+ */
+export async function adminTrust(target: AdminTarget, admin: AdminKey): Promise<FederationTrust> {
   const view = await target.federation();
   if (view.adminPublicKey && view.adminPublicKey !== admin.publicKeyB64) {
     throw new UsageError(`this coordinator belongs to the federation of admin key ${showFingerprint(keyFingerprint(view.adminPublicKey))}, not ${showFingerprint(admin.fingerprint)} (this --admin-key)`);
   }
-  const trust = new FederationTrust(admin.publicKeyB64);
-  // The coordinator keeps the newest list; a list the admin did not sign means it was tampered with.
-  if (view.revocations) trust.acceptRevocations(view.revocations);
+  const trust = new FederationTrust(admin.publicKeyB64, admin.ledger.revocations);
+  if (view.revocations) {
+    try {
+      // A newer admin-signed list (signed on another of the admin's machines) is taken and kept.
+      if (trust.acceptRevocations(view.revocations)) admin.ledger.recordRevocations(view.revocations);
+    } catch (err) {
+      if (!(err instanceof TrustError) || err.reason !== 'stale') throw err;
+    }
+  }
+  const held = view.revocations?.body.sequence ?? 0;
+  if (view.adminPublicKey && trust.revocations && held < trust.revocationSequence) await target.installRevocations(trust.revocations);
   return trust;
 }
 
@@ -38,7 +52,7 @@ export interface CertifiedCoordinator {
  * key is this one (as printed in the coordinator's log), so a relay cannot get its own key certified.
  */
 export async function certifyCoordinator(target: AdminTarget, admin: AdminKey, o: { urls?: string[]; days?: number; expectKey?: string } = {}): Promise<CertifiedCoordinator> {
-  await trustAt(target, admin);
+  await adminTrust(target, admin);
   const view = await target.federation();
   const publicKey = view.nextCoordinatorPublicKey ?? view.coordinatorPublicKey;
   if (o.expectKey && o.expectKey !== publicKey && parseFingerprint(o.expectKey) !== keyFingerprint(publicKey)) {
@@ -47,6 +61,7 @@ export async function certifyCoordinator(target: AdminTarget, admin: AdminKey, o
   const urls = o.urls && o.urls.length > 0 ? o.urls : target.url ? [target.url] : [];
   if (urls.length === 0) throw new UsageError('give --url URL (the address sites reach the coordinator at)');
   const certificate = issueCoordinatorCertificate(admin, { publicKey, urls, days: o.days });
+  admin.ledger.recordCertificate(certificate);
   const { rotated } = await target.installCoordinatorCertificate(certificate, admin.publicKeyB64);
   return { publicKey, fingerprint: keyFingerprint(publicKey), certificate, rotated };
 }
@@ -80,7 +95,7 @@ export function siteFingerprint(s: Pick<AdminSiteView, 'publicKey' | 'encryption
  * the hospital, compared here; without it, `confirmed` says the admin compared it by eye.
  */
 export async function certifySite(target: AdminTarget, admin: AdminKey, name: string, o: { fingerprint?: string; confirmed?: boolean; days?: number }): Promise<{ fingerprint: string; certificate: SiteCertificate }> {
-  await trustAt(target, admin);
+  await adminTrust(target, admin);
   const site = await target.site(name);
   if (!site) throw new UsageError(`the coordinator has no site "${name}"`);
   if (site.revoked) throw new UsageError(`site "${name}" is revoked`);
@@ -92,24 +107,31 @@ export async function certifySite(target: AdminTarget, admin: AdminKey, name: st
     throw new UsageError(`compare the fingerprint with what "fedmed edge enroll" printed at the site, then give --fingerprint ${showFingerprint(fp)} (or --yes)`);
   }
   const certificate = issueSiteCertificate(admin, { site: name, identityKey: site.publicKey!, encryptionKey: site.encryptionKey!, days: o.days });
+  admin.ledger.recordCertificate(certificate);
   await target.certifySite(name, certificate);
   return { fingerprint: fp, certificate };
 }
 
 /** A new revocation list with these serials added, signed and installed; returns the sites it revoked. */
 export async function revokeSerials(target: AdminTarget, admin: AdminKey, entries: { serial: string; subject: string; reason?: string }[]): Promise<{ sequence: number; revokedSites: string[] }> {
-  const trust = await trustAt(target, admin);
+  const trust = await adminTrust(target, admin);
   const list = issueRevocationList(admin, trust.revocations, entries);
+  admin.ledger.recordRevocations(list); // (kept first: the admin never loses a list it signed)
   const revokedSites = await target.installRevocations(list);
   return { sequence: list.body.sequence, revokedSites };
 }
 
-/** Revokes a site: its certificate goes on a new signed revocation list (its peers refuse it too), and the coordinator refuses it. */
+/**
+ * Revokes a site: every certificate the admin ever issued for it (its ledger) and the one the
+ * coordinator shows go on a new signed revocation list (its peers refuse it too), and the
+ * coordinator refuses it.
+ */
 export async function revokeSite(target: AdminTarget, admin: AdminKey | null, name: string, reason?: string): Promise<{ sequence: number | null }> {
   const site = await target.site(name);
   if (!site) throw new UsageError(`the coordinator has no site "${name}"`);
   let sequence: number | null = null;
-  if (admin && site.certificate) sequence = (await revokeSerials(target, admin, [{ serial: site.certificate.body.serial, subject: `site ${name}`, reason }])).sequence;
+  const serials = new Set([...(admin?.ledger.siteSerials(name) ?? []), ...(site.certificate ? [site.certificate.body.serial] : [])]);
+  if (admin && serials.size > 0) sequence = (await revokeSerials(target, admin, [...serials].map((serial) => ({ serial, subject: `site ${name}`, reason })))).sequence;
   if (!site.revoked) await target.revokeSite(name);
   return { sequence };
 }

@@ -51,7 +51,13 @@ export class EdgeGateway {
         return;
       }
       // The binding is read off the TLS socket the upgrade arrived on (RFC 9266 tls-exporter).
-      const binding = tlsChannelBinding(req.socket);
+      let binding: string;
+      try {
+        binding = tlsChannelBinding(req.socket);
+      } catch {
+        socket.destroy(); // (TLS below 1.3: the server does not negotiate it; never bind without it)
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, binding));
     });
   }

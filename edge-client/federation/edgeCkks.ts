@@ -132,8 +132,28 @@ export class EdgeCkks {
     }
   }
 
+  /**
+   * Experiments this site stopped decrypting for: an "aggregate" that failed its checks after
+   * decryption means the coordinator sent something that is not a sum of updates — possibly a
+   * single site's ciphertext, shifted to probe it. Refusing from then on (kept in
+   * STATE_DIR/ckks/refused.json, until the operator deletes the entry) leaves such a probe one
+   * bit per experiment instead of a decryption oracle.
+   */
+  private refusedExperiments(): Record<string, string> {
+    const f = join(this.dir, 'refused.json');
+    return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Record<string, string>) : {};
+  }
+
+  private refuseExperiment(experiment: string, reason: string): void {
+    const all = { ...this.refusedExperiments(), [experiment]: `${new Date().toISOString()}: ${reason}` };
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(join(this.dir, 'refused.json'), Buffer.from(JSON.stringify(all, null, 2)), 0o600);
+  }
+
   /** This site's decrypted copy of `experiment`'s model at version `want`. */
   model(experiment: string, want: string, spec: ModelSpec, keySet: string): Promise<Float32Array> {
+    const refused = this.refusedExperiments()[experiment];
+    if (refused) return Promise.reject(new CkksError(`this site no longer decrypts for experiment ${experiment}: an aggregate failed its checks (${refused}); see STATE_DIR/ckks/refused.json`));
     const previous = this.updating.get(experiment) ?? Promise.resolve();
     const next = previous.catch(() => {}).then(() => this.bringUpTo(experiment, want, spec, keySet));
     this.updating.set(experiment, next);
@@ -171,7 +191,12 @@ export class EdgeCkks {
         at += link.bytes;
         if (bytes.byteLength !== link.bytes) throw new CkksError('the chain payload is shorter than its links');
         if (link.parent !== have) throw new CkksError(`chain link ${link.version} is not built on ${have}`);
-        params = applyEncryptedVersion(key!, spec, params!, have, link.version, bytes);
+        try {
+          params = applyEncryptedVersion(key!, spec, params!, have, link.version, bytes);
+        } catch (err) {
+          this.refuseExperiment(experiment, `link ${link.version}: ${(err as Error).message}`);
+          throw err;
+        }
         have = link.version;
       }
       if (at !== payload.byteLength) throw new CkksError('the chain payload is longer than its links');

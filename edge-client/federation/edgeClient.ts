@@ -62,7 +62,7 @@ export interface EdgeClientOptions {
    * Model OTA: the versions store (default keeps 3) and the hot swap that makes a verified
    * version live (default: only stored, nothing serves it).
    */
-  ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; onBytes?: (n: number) => void };
+  ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; serving?: () => string | null; onBytes?: (n: number) => void };
   /** The protection this site demands of every round (default any; see experimentSecurity.ts). */
   requiredSecurity?: RequiredSecurity;
   /** What this site accepts of SecAgg+ rosters (default: 3 holders, t ≥ ⌊2h/3⌋ + 1). */
@@ -152,6 +152,7 @@ export class EdgeClient extends EventEmitter {
       sessionKey: () => this.session?.coordinatorKey ?? null,
       send: (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))),
       install: o.ota?.install ?? (async () => {}),
+      serving: o.ota?.serving,
       otherBases: () => {
         const g = this.state.lastGlobalModel();
         return g ? [{ id: g.versionId, spec: g.spec, params: g.params }] : [];
@@ -192,15 +193,27 @@ export class EdgeClient extends EventEmitter {
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket: ClientSocket = this.o.connect
       ? this.o.connect(url)
-      : new WebSocket(url, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + 4, perMessageDeflate: false });
+      : new WebSocket(url, { maxPayload: DEFAULT_CHANNEL_LIMITS.maxHeaderBytes + DEFAULT_CHANNEL_LIMITS.maxPayloadBytes + 4, perMessageDeflate: false, minVersion: 'TLSv1.3' });
     this.socket = socket;
     const channel = new MessageChannel(socket);
     this.channel = channel;
-    let binding = NO_CHANNEL_BINDING;
-    const handshake = new EdgeHandshake({ site: config.site, identity: identity.privateKey, trust: this.trust, coordinatorUrl: config.coordinator, channelBinding: () => binding, log: (e, d) => this.log(e, d) });
+    let binding: () => string = () => NO_CHANNEL_BINDING;
+    const handshake = new EdgeHandshake({ site: config.site, identity: identity.privateKey, trust: this.trust, coordinatorUrl: config.coordinator, channelBinding: () => binding(), log: (e, d) => this.log(e, d) });
     let lastHeard = Date.now();
     // The TLS socket the WebSocket runs on: its exporter value binds the handshake to this connection.
-    socket.on('upgrade', (res) => void (binding = tlsChannelBinding(res.socket)));
+    socket.on('upgrade', (res) => {
+      // (read now, checked in the handshake: an error there refuses the connection)
+      let value: string | Error;
+      try {
+        value = tlsChannelBinding(res.socket);
+      } catch (err) {
+        value = err as Error;
+      }
+      binding = () => {
+        if (value instanceof Error) throw value;
+        return value;
+      };
+    });
     socket.on('open', () => void channel.send(handshake.hello()).catch(() => {}));
     socket.on('error', (err) => this.log('socket_error', { message: err.message }));
     channel.onError = (err) => this.log('protocol_error', { message: err.message });
@@ -369,6 +382,9 @@ export class EdgeClient extends EventEmitter {
       this.log('fit_refused', { experiment: m.experiment, round: m.round, reason: refusal });
       return this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: refusal } });
     }
+    // Pinned before anything awaits: a plaintext fit_ins slipped in while this round waits on the
+    // coordinator (a CKKS chain, say) is then refused too.
+    this.security.record(m);
     let secure: EdgeSecAggSession | undefined;
     try {
       const { spec, params } = model ?? (await this.encryptedModel(m.experiment, m.modelVersion, m.spec, m.ckks!.keySet));
@@ -378,7 +394,6 @@ export class EdgeClient extends EventEmitter {
         this.secure.set(key, secure);
         await secure.start();
       }
-      this.security.record(m);
       this.state.saveGlobalModel(m.modelVersion, spec, params);
       const r = await this.trainer.fit(spec, params, this.o.data.train, m.config);
       const delta = new Float32Array(params.length);

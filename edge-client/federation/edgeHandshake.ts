@@ -106,7 +106,12 @@ export class EdgeHandshake {
       return this.fail(`the coordinator's certificate is refused: ${err.message}`, err.reason !== 'expired' && err.reason !== 'not_yet_valid');
     }
     const key = publicKeyFromB64(cert.publicKey);
-    const binding = this.o.channelBinding();
+    let binding: string;
+    try {
+      binding = this.o.channelBinding();
+    } catch (err) {
+      return this.fail(`no TLS channel binding for this connection: ${(err as Error).message}`, true);
+    }
     if (!verifyMessage(key, m.signature, CHALLENGE_DOMAIN, this.o.site, m.nonce, binding)) {
       return this.fail(`the challenge is not signed by the certified coordinator key for this connection${binding === 'none' ? '' : ' (TLS channel binding differs: a relay between this site and the coordinator?)'}`, true);
     }

@@ -37,6 +37,8 @@ export interface OtaApplierOptions {
   send: (m: Message) => Promise<void>;
   /** Makes a verified version live (hot swap); throws to refuse it. */
   install: (v: StoredVersion) => Promise<void>;
+  /** The version actually serving (default: the store's active one). */
+  serving?: () => string | null;
   /** Other models this edge holds (e.g. the last global model from training) usable as a base. */
   otherBases?: () => BaseModel[];
   log: (event: string, detail?: Record<string, unknown>) => void;
@@ -79,7 +81,17 @@ export class OtaApplier {
       return this.refuse(id, `release ${m.manifest.release} is older than release ${running.release} (version ${running.id.slice(0, 12)}…) that this site runs: a downgrade is refused (a local "fedmed edge rollback" can go back)`, false);
     }
     if (store.active === id) {
-      // The same model released again (a promotion, or a rollback of a canary): keep the newer manifest.
+      // The same model released again (a promotion, a canary's rollback, a re-signature after a
+      // key rotation): keep the newer manifest; and if it does not serve (its old manifest no
+      // longer verified at start), install it now from the stored params under this one.
+      const servingNow = (this.o.serving ?? (() => store.active))();
+      if (servingNow !== id) {
+        this.download = null;
+        return this.enqueueInstall(id, () => {
+          store.putManifest(signed);
+          return store.load(id);
+        });
+      }
       if (running && m.manifest.release > running.release) store.putManifest(signed);
       return this.report(id, 'active');
     }
@@ -183,7 +195,7 @@ export class OtaApplier {
       } catch (err) {
         return this.refuse(id, `failed its checks: ${errorMessage(err)}`, true);
       }
-      this.o.store.setActive(id);
+      this.o.store.setActive(id, v.signed.manifest.release);
       this.o.log('ota_active', { version: id });
       this.report(id, 'active');
     });

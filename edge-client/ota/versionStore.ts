@@ -25,6 +25,12 @@ export interface StoredVersion {
 
 interface ActiveFile {
   active: string | null;
+  /**
+   * The release the active version was installed at, kept apart from its manifest: if the
+   * manifest stops verifying (say its signer's certificate was revoked after a key rotation),
+   * the anti-downgrade reference is not lost with it.
+   */
+  activeRelease?: number;
   /** Versions in the order they were activated (last = active). */
   history: string[];
   /** Versions this edge will not run, with why (refused at install, or rolled back). */
@@ -74,21 +80,24 @@ export class VersionStore {
     return signed;
   }
 
-  /** The active version and the release it was installed at (null: none, or unreadable). */
+  /** The active version and the release it was installed at (null: none active). */
   activeRelease(): { id: string; release: number } | null {
-    const id = this.active;
-    if (!id) return null;
+    const a = this.readActive();
+    if (!a.active) return null;
+    if (a.activeRelease !== undefined) return { id: a.active, release: a.activeRelease };
     try {
-      return { id, release: this.manifest(id).manifest.release };
+      return { id: a.active, release: this.manifest(a.active).manifest.release };
     } catch {
-      return null;
+      return { id: a.active, release: 0 }; // (a state dir from before releases were recorded)
     }
   }
 
-  /** Replaces a stored version's manifest with a newer release of the same version. */
+  /** Replaces a stored version's manifest with a valid (newer, or re-signed) one of the same version. */
   putManifest(signed: SignedManifest): void {
     if (!this.has(signed.manifest.id)) throw new UsageError(`model version ${signed.manifest.id} is not stored in ${this.dir}`);
     writeFileAtomic(this.manifestPath(signed.manifest.id), Buffer.from(JSON.stringify(signed)));
+    const a = this.readActive();
+    if (a.active === signed.manifest.id && signed.manifest.release > (a.activeRelease ?? 0)) this.writeActive({ ...a, activeRelease: signed.manifest.release });
   }
 
   /** Stores a verified version (params first, manifest last: a version is present only when whole). */
@@ -111,10 +120,11 @@ export class VersionStore {
     return this.readActive().refused[id];
   }
 
-  /** Records that `id` now serves, and prunes versions beyond the last `keep` activated. */
-  setActive(id: string): void {
+  /** Records that `id` now serves (installed at `release`), and prunes versions beyond the last `keep` activated. */
+  setActive(id: string, release: number): void {
     const a = this.readActive();
     a.active = id;
+    a.activeRelease = release;
     a.history = [...a.history.filter((x) => x !== id), id];
     delete a.refused[id];
     this.writeActive(a);
@@ -138,9 +148,10 @@ export class VersionStore {
     const matches = to ? this.stored().filter((id) => id.startsWith(to)) : [];
     const target = to ? (matches.length === 1 ? matches[0] : undefined) : a.history.filter((x) => x !== from && this.has(x)).at(-1);
     if (!target) throw new UsageError(to ? `version ${to} is not stored on this edge, or names more than one (stored: ${this.stored().join(', ') || 'none'})` : 'no earlier version is stored on this edge to roll back to');
-    this.load(target); // re-verified (hash and, with the site's trust, signature) before it is made active
+    const release = this.load(target).signed.manifest.release; // re-verified (hash and, with the site's trust, signature) before it is made active
     if (from) a.refused[from] = 'rolled back by hand';
     a.active = target;
+    a.activeRelease = release;
     a.history = [...a.history.filter((x) => x !== target), target];
     delete a.refused[target];
     this.writeActive(a);

@@ -5,7 +5,8 @@
  * encryption key; otherwise it refuses and sends no ciphertext at all.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { encryptedVersionId } from '../../shared/model/modelHash.js';
 import { float32Bytes } from '../../shared/model/modelHash.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { CkksSecretKey } from '../../shared/secure/ckks/ckksSecretKey.js';
@@ -26,6 +27,8 @@ describe('adversary: a coordinator-made CKKS key set (real edge process)', funct
   let edge: EdgeUnderTest;
   /** What the fake answers to the edge's key request, per key set. */
   const keys = new Map<string, { certificate: CkksKeySetCertificate; grant: CkksKeyGrant; wrapped: Uint8Array }>();
+  /** Per experiment: encrypted links the fake serves after the initial model, or 'hold' to never answer. */
+  const chains = new Map<string, { version: string; bytes: Uint8Array }[] | 'hold'>();
 
   before(async () => {
     await fake.start();
@@ -33,8 +36,11 @@ describe('adversary: a coordinator-made CKKS key set (real edge process)', funct
     await waitEvent(edge, 'connected');
     fake.onMessage = (m) => {
       if (m.type === 'ckks_fetch') {
-        // The initial model in the clear (round 0 of a CKKS experiment), no encrypted links yet.
-        void fake.send({ type: 'ckks_chain', experiment: m.experiment, want: VERSION, base: null, initialBytes: layoutOf(SPEC).size * 4, links: [] }, float32Bytes(PARAMS));
+        const links = chains.get(m.experiment) ?? [];
+        if (links === 'hold') return;
+        // The initial model in the clear (round 0 of a CKKS experiment), then the scripted links.
+        const payload = Buffer.concat([float32Bytes(PARAMS), ...links.map((l) => l.bytes)]);
+        void fake.send({ type: 'ckks_chain', experiment: m.experiment, want: m.want, base: null, initialBytes: layoutOf(SPEC).size * 4, links: links.map((l, i) => ({ version: l.version, parent: i === 0 ? VERSION : links[i - 1].version, bytes: l.bytes.byteLength })) }, payload);
       } else if (m.type === 'ckks_key_req') {
         const k = keys.get(m.keySet)!;
         void fake.send({ type: 'ckks_key', keySet: m.keySet, parameters: FEDMED_CKKS_PARAMETERS, certificate: k.certificate, grant: k.grant }, k.wrapped);
@@ -48,10 +54,11 @@ describe('adversary: a coordinator-made CKKS key set (real edge process)', funct
   });
 
   /** A CKKS round under `keySet`; resolves with the edge's fit_res payload, or its fit_failed reason. */
-  async function round(experiment: string, keySet: string): Promise<{ failed?: string; payload?: Buffer }> {
+  async function round(experiment: string, keySet: string, o: { round?: number; version?: string } = {}): Promise<{ failed?: string; payload?: Buffer }> {
+    const n = o.round ?? 1;
     // CKKS rounds carry no model: the edge brings its own copy up to date.
-    await fake.sendTo('hosp', fitIns(experiment, 1, { ckks: { mode: 'ckks', keySet, range: 1, maxWeight: 100 } }).message);
-    const r = await waitFor(`the edge's answer for ${experiment}`, () => fake.receivedFrom.find((x) => (x.m.type === 'fit_res' || x.m.type === 'fit_failed') && x.m.experiment === experiment), 120_000, 50);
+    await fake.sendTo('hosp', fitIns(experiment, n, { modelVersion: o.version ?? VERSION, ckks: { mode: 'ckks', keySet, range: 1, maxWeight: 100 } }).message);
+    const r = await waitFor(`the edge's answer for ${experiment}`, () => fake.receivedFrom.find((x) => (x.m.type === 'fit_res' || x.m.type === 'fit_failed') && x.m.experiment === experiment && x.m.round === n), 120_000, 50);
     await settled(edge, experiment);
     return r.m.type === 'fit_failed' ? { failed: r.m.reason } : { payload: r.payload };
   }
@@ -100,5 +107,38 @@ describe('adversary: a coordinator-made CKKS key set (real edge process)', funct
     } finally {
       key.dispose();
     }
+  });
+
+  it('an "aggregate" that is not a sum of updates (a probe) leaks no decrypted value, and the site stops decrypting for that experiment', async () => {
+    const good = await mint();
+    keys.set(good.keySet, { certificate: issueKeySetCertificate(fake.admin, good.keySet, FEDMED_CKKS_PARAMETERS), grant: issueKeyGrant(fake.admin, { keySet: good.keySet, site: 'hosp', encryptionKey: edge.site.encryption.publicB64, wrapped: good.wrapped }), wrapped: good.wrapped });
+    // The coordinator cannot encrypt, but a probe is anything it can make decrypt to a chosen slot:
+    // here a vector whose "weight" slot holds -999.93 (as a shifted copy of a site's update would).
+    const key = await CkksSecretKey.load(good.secret);
+    const size = layoutOf(SPEC).size;
+    const probe = key.encrypt(Float64Array.from({ length: size + 1 }, (_, i) => (i === size ? -999.93 : 0)));
+    key.dispose();
+    const version = encryptedVersionId(SPEC, VERSION, createHash('sha256').update(probe).digest('hex'));
+    chains.set('exp-probe', [{ version, bytes: probe }]);
+    const r = await round('exp-probe', good.keySet, { version });
+    assert.match(r.failed ?? '', /weight is not a positive count/);
+    assert.doesNotMatch(r.failed!, /999|\d+\.\d+/, 'no decrypted number in what reaches the coordinator');
+    // A second query on the same experiment is refused before anything is decrypted.
+    const again = await round('exp-probe', good.keySet, { round: 2, version });
+    assert.match(again.failed ?? '', /no longer decrypts for experiment exp-probe/);
+    assert.equal(fake.of('ckks_fetch', 'hosp').filter((m) => m.experiment === 'exp-probe').length, 1, 'no second chain was even asked for');
+  });
+
+  it('a plaintext fit_ins slipped in while a CKKS round of the same experiment waits on the coordinator is refused', async () => {
+    const good = await mint();
+    keys.set(good.keySet, { certificate: issueKeySetCertificate(fake.admin, good.keySet, FEDMED_CKKS_PARAMETERS), grant: issueKeyGrant(fake.admin, { keySet: good.keySet, site: 'hosp', encryptionKey: edge.site.encryption.publicB64, wrapped: good.wrapped }), wrapped: good.wrapped });
+    chains.set('exp-race', 'hold');
+    await fake.sendTo('hosp', fitIns('exp-race', 1, { ckks: { mode: 'ckks', keySet: good.keySet, range: 1, maxWeight: 100 } }).message);
+    await waitFor('the edge to ask for the chain', () => fake.of('ckks_fetch', 'hosp').some((m) => m.experiment === 'exp-race'), 30_000, 20);
+    const plain = fitIns('exp-race', 2);
+    await fake.sendTo('hosp', plain.message, plain.payload);
+    const failed = await waitFor('the refusal', () => fake.of('fit_failed', 'hosp').find((m) => m.experiment === 'exp-race' && m.round === 2), 30_000, 20);
+    assert.match(failed.reason, /ran under ckks since round 1; this round asks for plain/);
+    assert.equal(fake.of('fit_res', 'hosp').filter((m) => m.experiment === 'exp-race').length, 0);
   });
 });

@@ -102,6 +102,17 @@ describe('adversary: SecAgg+ rosters from a malicious coordinator (real edge pro
     await refused(r, { ...roster, members: [...roster.members.slice(0, -1), entry] }, /are not this site's neighbours in the public graph/);
   });
 
+  it('withholding the share relay (so the site would mask with too few pairwise masks) is refused: no masked input', async () => {
+    const { r, rosters } = await round(3);
+    await fake.sendTo('victim', rosters.get('victim')!);
+    await r.from('victim', 'secagg_shares');
+    // The peers' boxes for the victim are never relayed: alone, its self mask would be removable.
+    await fake.sendTo('victim', { type: 'secagg_relay', experiment: r.experiment, round: 1, session: r.params.session, boxes: [] });
+    const failed = await r.from('victim', 'fit_failed');
+    assert.match(failed.reason, /only 0 neighbour\(s\) relayed shares to this site; its masked input needs at least 2 pairwise masks/);
+    assert.equal(fake.of('fit_res', 'victim').filter((m) => m.experiment === r.experiment).length, 0, 'no masked input left the site');
+  });
+
   it('a fit_ins without security for an experiment the site trained under SecAgg+, or for a site that requires it, is refused: nothing released', async () => {
     const { r, rosters } = await round(2);
     await fake.sendTo('victim', rosters.get('victim')!);

@@ -37,7 +37,7 @@ export class FakeCoordinator {
   /** The federation admin key (the test is the admin). */
   readonly admin: AdminKey;
   /** The coordinator's key, and the certificate the admin issues it in start(). */
-  readonly identity: Identity = generateIdentity();
+  identity: Identity = generateIdentity();
   certificate!: CoordinatorCertificate;
   revocations: RevocationList | null = null;
   readonly received: Message[] = [];

@@ -41,7 +41,8 @@ export function applyCkksAggregate(base: Float32Array, sum: Float64Array): Float
   if (sum.length !== base.length + 1) throw new CkksError(`aggregate has ${sum.length} values; the model needs ${base.length + 1}`);
   // Weights are integers: the CKKS error (~1e-7) is removed by rounding.
   const total = Math.round(sum[base.length]);
-  if (!(total >= 1)) throw new CkksError(`aggregate weight ${sum[base.length]} is not a positive count: the aggregate is not a sum of fedmed updates`);
+  // (No decrypted value goes into an error: the message reaches the coordinator.)
+  if (!(total >= 1)) throw new CkksError('the decrypted aggregate\'s weight is not a positive count: it is not a sum of fedmed updates');
   const next = new Float32Array(base.length);
   for (let i = 0; i < base.length; i++) next[i] = base[i] + sum[i] / total;
   if (!next.every(Number.isFinite)) throw new CkksError('the decrypted aggregate gives non-finite parameters');

@@ -113,6 +113,13 @@ export class SecAggClient {
       this.held.set(from, openShares(key, this.session.session, from, this.site, box));
       partners.push(from);
     }
+    // Too few partners and the masked input would carry too few pairwise masks: a coordinator that
+    // withholds boxes (down to none: only the self mask, which the survivors' seed shares remove)
+    // could unmask this site's update alone. With t − 1 partners, any sum it can unmask holds t
+    // members of this group (the consistency round makes them sign it).
+    if (partners.length + 1 < this.threshold) {
+      throw new SecAggProtocolError(`only ${partners.length} neighbour(s) relayed shares to this site; its masked input needs at least ${this.threshold - 1} pairwise masks (threshold ${this.threshold}): refusing to send it`);
+    }
     this.partners = partners;
     this.phase = 'mask';
   }

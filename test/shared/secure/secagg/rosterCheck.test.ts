@@ -99,6 +99,15 @@ describe('shared/secure/secagg: a site refuses what an active coordinator could 
     }
   });
 
+  it('a relay with too few boxes (the self mask alone would be removable) is refused before masking', async () => {
+    const { clients, rosters, server, parties } = setUp(4);
+    const shares = await Promise.all(clients.map((c, i) => c.shares(rosters.get(parties[i].name)!)));
+    shares.forEach((m, i) => server.receiveShares(parties[i].name, m));
+    const relay = server.closeShares().get('s0')!;
+    assert.throws(() => clients[0].receive({ ...relay, boxes: [] }), refuses(/only 0 neighbour\(s\) relayed shares .* at least 2 pairwise masks \(threshold 3\)/));
+    assert.throws(() => clients[0].receive({ ...relay, boxes: relay.boxes.slice(0, 1) }), refuses(/only 1 neighbour/));
+  });
+
   it('consistency round: different survivor sets told to different sites make every honest site refuse to unmask', async () => {
     const { clients, rosters, server, parties } = setUp(4);
     const shares = await Promise.all(clients.map((c, i) => c.shares(rosters.get(parties[i].name)!)));
