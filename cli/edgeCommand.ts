@@ -45,6 +45,7 @@ export function edgeCommand(): Command {
     .option('--privacy-budget <epsilon>', "the site's total privacy budget ε; rounds without DP or beyond it are refused", floatOption('--privacy-budget'))
     .option('--privacy-budget-per-experiment <epsilon>', 'optional per-experiment limit', floatOption('--privacy-budget-per-experiment'))
     .option('--privacy-delta <delta>', 'δ at which the budget is counted', floatOption('--privacy-delta'), 1e-5)
+    .option('--privacy-min-noise-multiplier <z>', 'refuse DP rounds whose noise multiplier is below this (the site computes its noise itself from z and the clip norm)', floatOption('--privacy-min-noise-multiplier', 0), 0)
     .option('--secagg-min-group <n>', 'SecAgg+: refuse share groups (this site and its neighbours) smaller than this; the sum a site is hidden in has at least this many sites, so set it above the number of sites that might collude with the coordinator', intOption('--secagg-min-group', 3), 3)
     .addOption(new Option('--require-security <mode>', 'refuse rounds without this protection: secagg, ckks, secure (either) or any').choices([...REQUIRED_SECURITY]).default('any'))
     .option('--serve-port <port>', 'serve inference (POST /v1/infer, /healthz, /metrics) on this port', intOption('--serve-port', 0))
@@ -54,7 +55,7 @@ export function edgeCommand(): Command {
     .option('--accuracy-floor <acc>', 'a new version must reach this accuracy on the local test split before it serves', floatOption('--accuracy-floor', 0))
     .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
     .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu')
-    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number; secaggMinGroup: number; requireSecurity: RequiredSecurity; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; accuracyFloor?: number; keepVersions: number; providers: string }) => {
+    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number; privacyMinNoiseMultiplier: number; secaggMinGroup: number; requireSecurity: RequiredSecurity; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; accuracyFloor?: number; keepVersions: number; providers: string }) => {
       // Loaded here: these pull in tfjs, which other commands do not need.
       const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
       const { loadDataset } = await import('../edge-client/data/loadDataset.js');
@@ -70,6 +71,7 @@ export function edgeCommand(): Command {
         backend: flags.backend,
         budget,
         requiredSecurity: flags.requireSecurity,
+        minNoiseMultiplier: flags.privacyMinNoiseMultiplier,
         secaggRules: { ...DEFAULT_SITE_SECAGG_RULES, minHolders: flags.secaggMinGroup },
         keepVersions: flags.keepVersions,
         accuracyFloor: flags.accuracyFloor,

@@ -3,6 +3,7 @@
  * `fedmed experiment create`): model, initial parameters, strategy, sampling, deadlines and
  * local training hyper-parameters. The JSON schema is the REST API's body schema.
  */
+import { PrivacyParameterError } from '../shared/privacy/privacyErrors.js';
 import { zooModel } from '../models/zoo.js';
 import { ModelSpecError } from '../shared/errors.js';
 import { parseModelSpec, type ModelSpec } from '../shared/model/modelSpec.js';
@@ -127,6 +128,10 @@ export function resolvePrivacy(config: ExperimentConfig): void {
   const p = config.privacy;
   if (!p) return;
   checkPrivacyConfig(p);
+  // Sites refuse distributed noise the coordinator could see unsummed (see edge-client/federation/siteNoise.ts).
+  if (p.mode === 'distributed' && config.security !== 'secagg') {
+    throw new PrivacyParameterError(`privacy.mode "distributed" needs security "secagg": sites add a share of the noise that only a secure sum makes whole (under ${config.security === 'ckks' ? 'CKKS they cannot verify how many updates it is summed with' : 'plain security the coordinator would see each update with only its share'}); use mode "local", or security "secagg"`);
+  }
   if (p.noiseMultiplier === undefined) {
     p.noiseMultiplier = noiseForEpsilon({ targetEpsilon: p.targetEpsilon!, samplingRate: config.fractionFit, steps: p.plannedRounds!, delta: p.delta });
   }
@@ -146,7 +151,7 @@ export function checkStrategy(config: ExperimentConfig): void {
     // Under CKKS the sites compute the next model from the decrypted mean: no server optimiser.
     const strategy = config.strategy ?? 'fedavg';
     if (strategy !== 'fedavg' && strategy !== 'fedprox') throw new AggregationError(`strategy ${strategy} needs the coordinator to compute on the model, which security "ckks" hides from it; use fedavg or fedprox, or security "secagg" (the coordinator sees the aggregate only)`);
-    if (config.privacy?.mode === 'central') throw new AggregationError('privacy.mode "central" has the coordinator add noise to the aggregate, which security "ckks" hides from it; use mode "distributed" (each site adds its share) or "local"');
+    if (config.privacy?.mode === 'central') throw new AggregationError('privacy.mode "central" has the coordinator add noise to the aggregate, which security "ckks" hides from it; use mode "local" (each site noises its own update)');
   }
   if (config.ckks !== undefined && config.security !== 'ckks') throw new AggregationError(`"ckks" settings need security "ckks" (this experiment has "${config.security ?? 'plain'}")`);
 }

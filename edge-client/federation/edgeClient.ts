@@ -26,6 +26,7 @@ import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js
 import { EdgeHandshake, HandshakeError, type Authenticated } from './edgeHandshake.js';
 import type { EdgeTrust } from './edgeTrust.js';
 import { ExperimentSecurity, type RequiredSecurity } from './experimentSecurity.js';
+import { siteNoise } from './siteNoise.js';
 import { checkCoordinatorUrl } from './transportSecurity.js';
 import type { Dataset, DatasetSplits } from '../data/dataset.js';
 import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
@@ -65,6 +66,8 @@ export interface EdgeClientOptions {
   ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; serving?: () => string | null; onBytes?: (n: number) => void };
   /** The protection this site demands of every round (default any; see experimentSecurity.ts). */
   requiredSecurity?: RequiredSecurity;
+  /** Smallest DP noise multiplier this site trains under (default 0: any). */
+  minNoiseMultiplier?: number;
   /** What this site accepts of SecAgg+ rosters (default: 3 holders, t ≥ ⌊2h/3⌋ + 1). */
   secaggRules?: SiteSecAggRules;
   /** Backoff: first retry delay and cap, in ms. */
@@ -377,10 +380,11 @@ export class EdgeClient extends EventEmitter {
     const started = performance.now();
     this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
     let reply: { message: Message; payload?: Uint8Array };
-    const refusal = this.security.refusal(m) ?? this.privacyRefusal(m);
-    if (refusal) {
+    const plan = siteNoise(m, { hasBudget: this.o.budget !== undefined, minNoiseMultiplier: this.o.minNoiseMultiplier ?? 0 });
+    const refusal = this.security.refusal(m) ?? ('refusal' in plan ? plan.refusal : null) ?? this.privacyRefusal(m);
+    if (refusal || 'refusal' in plan) {
       this.log('fit_refused', { experiment: m.experiment, round: m.round, reason: refusal });
-      return this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: refusal } });
+      return this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: refusal! } });
     }
     // Pinned before anything awaits: a plaintext fit_ins slipped in while this round waits on the
     // coordinator (a CKKS chain, say) is then refused too.
@@ -402,23 +406,23 @@ export class EdgeClient extends EventEmitter {
       if (!Number.isFinite(last.trainLoss) || !delta.every(Number.isFinite)) throw new Error('local training diverged (non-finite loss or parameters); try a lower learning rate');
       let clipIndicator: number | undefined;
       if (m.privacy) {
-        // Clip the whole update to C, add this site's share of the noise (CSPRNG), then record
-        // the release in the site's own ledger before anything leaves.
+        // Clip the whole update to C, add the noise this site computes itself (CSPRNG; under
+        // SecAgg+ distributed mode, as integers after quantisation), then record the release in
+        // the site's own ledger before anything leaves.
         const { norm } = clipToNorm(delta, m.privacy.clip);
-        // Under SecAgg+, distributed noise is added as integers after quantisation instead.
-        const integerNoise = secure !== undefined && m.privacy.mode === 'distributed';
-        if (m.privacy.noiseStddev > 0 && !integerNoise) addGaussianNoise(delta, m.privacy.noiseStddev);
+        if (plan.noise.kind === 'gaussian') addGaussianNoise(delta, plan.noise.stddev);
         if (m.privacy.countNoiseStddev !== undefined) {
           // Adaptive clipping: report b − 1/2 (sensitivity 1/2) with this site's noise share.
           const noise = new Float64Array(1);
           if (m.privacy.countNoiseStddev > 0) fillGaussian(noise, m.privacy.countNoiseStddev);
           clipIndicator = (norm <= m.privacy.clip ? 0.5 : -0.5) + noise[0];
         }
-        this.ledger.charge(m.experiment, m.round, m.privacy);
+        if (plan.charge) this.ledger.charge(m.experiment, m.round, m.privacy);
+        else this.log('released_without_site_noise', { experiment: m.experiment, round: m.round, mode: m.privacy.mode });
       }
       const header = { experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy }, ...(clipIndicator !== undefined ? { clipIndicator } : {}) };
       if (secure) {
-        const masked = await secure.maskedResult(delta, r.numExamples, header);
+        const masked = await secure.maskedResult(delta, r.numExamples, header, plan.noise.kind === 'secagg-integer' ? plan.noise.totalStddev : 0);
         if (masked.clipped > 0) this.log('secagg_values_clipped', { experiment: m.experiment, round: m.round, clipped: masked.clipped, range: secure.params.range });
         reply = masked;
       } else if (m.ckks) {

@@ -1,10 +1,13 @@
 /**
- * Which protection this site demands of the rounds it trains for, enforced on what arrives in
- * `fit_ins` — the coordinator's word about an experiment's security is never enough:
+ * What this site holds each experiment to, enforced on what arrives in `fit_ins` — the
+ * coordinator's word is never enough:
  *   - the site's required protection (`any`, `secagg`, `ckks`, `secure` = either);
- *   - per experiment, the protection it first trained under (STATE_DIR/experiments.json): a
+ *   - per experiment (STATE_DIR/experiments.json), the protection it first trained under: a
  *     later fit_ins of the same experiment that arrives without it — e.g. a `secagg` experiment
- *     suddenly asking for a plaintext update — is refused.
+ *     suddenly asking for a plaintext update — is refused;
+ *   - one release per round: the site trains at most once per (experiment, round), and rounds
+ *     only move forward (a repeated round would release a fresh noisy update of the same data,
+ *     composing privacy loss the ledger would not see).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +25,8 @@ export function roundSecurity(m: MessageOf<'fit_ins'>): RoundSecurity {
 interface Pinned {
   security: RoundSecurity;
   since: { round: number; at: string };
+  /** The latest round this site trained for. */
+  lastRound?: number;
 }
 
 export class ExperimentSecurity {
@@ -44,13 +49,16 @@ export class ExperimentSecurity {
     if (!ok) return `this site requires ${this.required === 'secure' ? 'secure aggregation (SecAgg+ or CKKS)' : this.required} and the round is ${mode === 'plain' ? 'not securely aggregated' : mode}`;
     const p = this.pinned[m.experiment];
     if (p && p.security !== mode) return `experiment ${m.experiment} ran under ${p.security} since round ${p.since.round}; this round asks for ${mode}: refused (the protection of an experiment never changes)`;
+    const last = p?.lastRound ?? p?.since.round;
+    if (last !== undefined && m.round <= last) return `this site already trained for round ${last} of experiment ${m.experiment}; round ${m.round} is refused (one release per round, and rounds only move forward)`;
     return null;
   }
 
-  /** Remembers the protection of an experiment the first time this site trains for it. */
+  /** Records a round this site trains for (and the experiment's protection, the first time), on disk before training starts. */
   record(m: MessageOf<'fit_ins'>): void {
-    if (this.pinned[m.experiment]) return;
-    this.pinned[m.experiment] = { security: roundSecurity(m), since: { round: m.round, at: new Date().toISOString() } };
+    const p = this.pinned[m.experiment];
+    if (p) p.lastRound = m.round;
+    else this.pinned[m.experiment] = { security: roundSecurity(m), since: { round: m.round, at: new Date().toISOString() }, lastRound: m.round };
     writeFileAtomic(this.file, Buffer.from(`${JSON.stringify(this.pinned, null, 2)}\n`), 0o600);
   }
 }

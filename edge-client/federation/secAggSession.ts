@@ -11,7 +11,7 @@ import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { encodeUpdate } from '../../shared/secure/secagg/fixedPoint.js';
 import { SecAggClient } from '../../shared/secure/secagg/secaggClient.js';
 import { SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
-import type { SecAggRoundParams, SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
+import { checkNoWrap, quantLevels, type SecAggRoundParams, type SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
 import type { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
 
 export class EdgeSecAggSession {
@@ -66,10 +66,18 @@ export class EdgeSecAggSession {
    * Encodes the (clipped, possibly noised) update with this site's bounded weight, waits for the
    * share relay, masks it and signs the result. Returns the fit_res header and payload.
    */
-  async maskedResult(values: Float32Array, numExamples: number, header: Omit<MessageOf<'fit_res'>, 'type' | 'signature'>): Promise<{ message: MessageOf<'fit_res'>; payload: Uint8Array; clipped: number }> {
+  /**
+   * `noiseTotalStddev` (distributed DP, in value units): the site adds discrete Gaussian noise of
+   * stddev noiseTotalStddev / √t in quantisation steps, t the threshold it checked in the roster
+   * (any sum the coordinator can unmask holds at least t members of its group) — its own figure,
+   * never the one in the round parameters; refused if the sum could then wrap.
+   */
+  async maskedResult(values: Float32Array, numExamples: number, header: Omit<MessageOf<'fit_res'>, 'type' | 'signature'>, noiseTotalStddev = 0): Promise<{ message: MessageOf<'fit_res'>; payload: Uint8Array; clipped: number }> {
     await this.relayed; // (encoding after it keeps the event loop free for the key phases)
     const weight = Math.min(numExamples, this.params.maxWeight);
-    const { words, clipped } = encodeUpdate(values, weight, this.params);
+    const noiseStddev = noiseTotalStddev > 0 ? noiseTotalStddev / Math.sqrt(this.client.groupThreshold) / (this.params.range / quantLevels(this.params.bits)) : 0;
+    if (noiseStddev > 0) checkNoWrap(this.client.participantCount, { bits: this.params.bits, maxWeight: this.params.maxWeight, noiseStddev });
+    const { words, clipped } = encodeUpdate(values, weight, { bits: this.params.bits, range: this.params.range, noiseStddev });
     return { ...(await this.maskedWords(words, header)), clipped };
   }
 

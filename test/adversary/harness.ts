@@ -96,6 +96,7 @@ export class ScriptedSecureRound {
   readonly server: SecAggServer;
   readonly peers: Map<string, SecAggClient>;
   readonly sites: string[];
+  private readonly fitExtra: Partial<MessageOf<'fit_ins'>>;
 
   constructor(
     private readonly fake: FakeCoordinator,
@@ -104,9 +105,11 @@ export class ScriptedSecureRound {
     readonly edges: string[],
     readonly peerSites: EnrolledFakeSite[],
     config?: { neighbours?: number; threshold?: number },
+    o: { params?: Partial<SecAggRoundParams>; fit?: Partial<MessageOf<'fit_ins'>> } = {},
   ) {
     this.sites = [...edges, ...peerSites.map((p) => p.site)];
-    this.params = secaggParams(this.sites.length);
+    this.params = { ...secaggParams(this.sites.length), ...o.params };
+    this.fitExtra = o.fit ?? {};
     const certs = new Map<string, SiteCertificate>(peerSites.map((p) => [p.site, p.certificate]));
     for (const e of edges) certs.set(e, fake.siteCertificates.get(e)!);
     this.server = new SecAggServer({ experiment, round, params: this.params, config, sites: this.sites, certificate: (s) => certs.get(s)!, vectorLength: layoutOf(SPEC).size + 1 });
@@ -116,7 +119,7 @@ export class ScriptedSecureRound {
 
   /** Sends fit_ins to the edges and waits for every key advertisement; returns the honest rosters. */
   async keys(): Promise<Map<string, MessageOf<'secagg_roster'>>> {
-    const { message, payload } = fitIns(this.experiment, this.round, { security: this.params });
+    const { message, payload } = fitIns(this.experiment, this.round, { ...this.fitExtra, security: this.params });
     for (const e of this.edges) await this.fake.sendTo(e, message, payload);
     for (const [site, c] of this.peers) this.server.receiveKeys(site, c.keys());
     for (const e of this.edges) this.server.receiveKeys(e, await this.from(e, 'secagg_keys'));
@@ -148,5 +151,18 @@ export class ScriptedSecureRound {
       this.server.receiveMasked(site, header, bytes);
     }
     for (const e of this.edges) this.server.receiveMasked(e, await this.from(e, 'fit_res'), this.payloadOf(e, 'fit_res'));
+  }
+
+  /** Honest phases 3–4 (consistency round, unmasking) after sharesAndMasks(): the unmasked sum. */
+  async unmask(): Promise<Uint32Array> {
+    const sets = this.server.closeMasked();
+    for (const e of this.edges) await this.fake.sendTo(e, sets.get(e)!);
+    for (const [site, c] of this.peers) this.server.receiveConsistency(site, c.consistency(sets.get(site)!));
+    for (const e of this.edges) this.server.receiveConsistency(e, await this.from(e, 'secagg_consistency_sig'));
+    const requests = this.server.closeConsistency();
+    for (const e of this.edges) await this.fake.sendTo(e, requests.get(e)!);
+    for (const [site, c] of this.peers) this.server.receiveUnmask(site, c.unmask(requests.get(site)!));
+    for (const e of this.edges) this.server.receiveUnmask(e, await this.from(e, 'secagg_unmask_res'));
+    return this.server.finish();
   }
 }

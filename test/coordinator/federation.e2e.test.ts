@@ -241,7 +241,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
   });
 });
 
-describe('differential privacy end to end: distributed mode, a site that runs out of budget refuses', function () {
+describe('differential privacy end to end: local mode, a site that runs out of budget refuses', function () {
   this.timeout(300_000);
   const t = makeTempDir();
   let coord: CoordinatorProc;
@@ -262,7 +262,7 @@ describe('differential privacy end to end: distributed mode, a site that runs ou
       edges.push(spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', join(t.dir, `${site}.npz`), ...budget]));
     }
     await waitFor('3 edges online', async () => (await onlineSites(coord)).length === 3);
-    const exp = { body: { id: await createExperiment(coord, { name: 'dp-e2e', privacy: { mode: 'distributed', clip: 1, noiseMultiplier: 2, delta: 1e-5, maxDropouts: 1 } }) } };
+    const exp = { body: { id: await createExperiment(coord, { name: 'dp-e2e', privacy: { mode: 'local', clip: 1, noiseMultiplier: 2, delta: 1e-5 } }) } };
     await call(coord, 'POST', `/v1/experiments/${exp.body.id}/rounds`, { rounds: 5 });
     await waitFor('5 rounds', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${exp.body.id}`)).body.running, 240_000, 300);
     const rounds = (await call<RoundRec[]>(coord, 'GET', `/v1/experiments/${exp.body.id}/rounds`)).body;
@@ -280,8 +280,8 @@ describe('differential privacy end to end: distributed mode, a site that runs ou
     assert.ok(Math.abs((JSON.parse(cli.stdout) as { epsilon: number }[])[0].epsilon - privacy.epsilon) < 1e-12);
   });
 
-  it('adaptive clipping (central mode): the clip norm moves between rounds and is recorded', async () => {
-    const ok = { body: { id: await createExperiment(coord, { name: 'dp-adaptive', privacy: { mode: 'central', clip: 100, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.5, countStddev: 0.6 } } }) } };
+  it('adaptive clipping (local mode; these sites have budgets, so they refuse central mode): the clip norm moves between rounds and is recorded', async () => {
+    const ok = { body: { id: await createExperiment(coord, { name: 'dp-adaptive', privacy: { mode: 'local', clip: 100, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.5, countStddev: 0.6 } } }) } };
     await call(coord, 'POST', `/v1/experiments/${ok.body.id}/rounds`, { rounds: 2 });
     await waitFor('2 rounds', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${ok.body.id}`)).body.running, 120_000, 300);
     const rounds = (await call<{ status: string; reason: string | null; privacy: { clip: number; nextClip: number; unclippedFraction: number } }[]>(coord, 'GET', `/v1/experiments/${ok.body.id}/rounds`)).body;

@@ -146,6 +146,16 @@ export class SecAggClient {
     return { type: 'secagg_consistency_sig', ...this.session, signature: signSurvivors(this.identity, this.site, this.session, this.survivors) };
   }
 
+  /** The threshold this site checked in the roster (0 before it). */
+  get groupThreshold(): number {
+    return this.threshold;
+  }
+
+  /** Participants of the round (U1) as the roster listed them. */
+  get participantCount(): number {
+    return this.participants.size;
+  }
+
   /** Signs the fit_res header together with the masked payload. */
   signResult(message: MessageOf<'fit_res'>, payload: Uint8Array): string {
     return signSecAgg(this.identity, this.site, message, payload);
