@@ -67,12 +67,6 @@ export class EdgeGateway {
     return [...this.sessions.values()].filter((s) => s.ready && !this.sites.find(s.site!)?.revokedAt).map((s) => s.site!);
   }
 
-  /** The protocol version agreed with an online site (0 if offline). */
-  protocolVersion(site: string): number {
-    const s = this.sessions.get(site);
-    return s?.ready ? s.version : 0;
-  }
-
   isOnline(site: string): boolean {
     return this.sessions.get(site)?.ready ?? false;
   }

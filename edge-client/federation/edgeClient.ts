@@ -18,7 +18,7 @@ import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { DEFAULT_CHANNEL_LIMITS, MessageChannel, type FrameSocket } from '../../shared/protocol/messageChannel.js';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { NO_CHANNEL_BINDING, tlsChannelBinding } from '../../shared/protocol/channelBinding.js';
-import { loadOrCreateEncryptionKey, type SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import { loadEncryptionKey, type SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
 import type { SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
 import { TrustError } from '../../shared/secure/trust/trustError.js';
 import { EdgeCkks } from './edgeCkks.js';
@@ -175,9 +175,9 @@ export class EdgeClient extends EventEmitter {
     this.connect();
   }
 
-  /** The X25519 key wrapped CKKS keys are opened with (made on first use for older state folders). */
+  /** The X25519 key wrapped CKKS keys are opened with (made at enrolment). */
   private siteEncryptionKey(): SiteEncryptionKey {
-    this.encryptionKey ??= loadOrCreateEncryptionKey(this.state.encryptionKeyPath);
+    this.encryptionKey ??= loadEncryptionKey(this.state.encryptionKeyPath);
     return this.encryptionKey;
   }
 

@@ -80,11 +80,6 @@ export function fitIns(experiment: string, round: number, extra: Partial<Message
   };
 }
 
-export async function connected(fake: FakeCoordinator, edge: EdgeUnderTest): Promise<void> {
-  await waitEvent(edge, 'connected');
-  void fake;
-}
-
 /**
  * A SecAgg+ round the scripted coordinator runs for real edge processes and for certified
  * peers that live in the test (honest peers, or colluders): the coordinator's bookkeeping is

@@ -1,15 +1,13 @@
 /**
  * A site's X25519 key for receiving secrets (the CKKS secret key, wrapped by the admin): kept in
- * the site's state folder (0600), its public half registered with the coordinator signed by the
- * site's Ed25519 identity, so the admin can check that the key it wraps to belongs to the site.
+ * the site's state folder (0600); its public half is registered at enrolment and named in the
+ * site's admin-signed certificate, which is what the admin wraps to.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../atomicFile.js';
-import { signMessage, verifyMessage } from '../identity.js';
 import { CkksError } from './ckksErrors.js';
 
-export const ENCRYPTION_KEY_DOMAIN = 'fedmed-site-encryption-key-v1';
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 export interface SiteEncryptionKey {
@@ -39,19 +37,10 @@ export function saveEncryptionKey(path: string, key: SiteEncryptionKey): void {
   writeFileAtomic(path, Buffer.from(key.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string), 0o600);
 }
 
-/** Loads the key at `path`, creating it (0600) the first time. */
-export function loadOrCreateEncryptionKey(path: string): SiteEncryptionKey {
-  if (!existsSync(path)) saveEncryptionKey(path, generateEncryptionKey());
+/** Loads the key at `path` (made at enrolment; the admin's certificate names its public half). */
+export function loadEncryptionKey(path: string): SiteEncryptionKey {
+  if (!existsSync(path)) throw new CkksError(`${path} is missing: this site's encryption key is made at enrolment and certified with it; enrol the site again`);
   const privateKey = createPrivateKey(readFileSync(path, 'utf8'));
   if (privateKey.asymmetricKeyType !== 'x25519') throw new CkksError(`${path} is not an X25519 key`);
   return { privateKey, publicB64: x25519PublicB64(privateKey) };
-}
-
-/** The site's signature binding its encryption key to its name (made with its identity key). */
-export function signEncryptionKey(identity: KeyObject, site: string, publicB64: string): string {
-  return signMessage(identity, ENCRYPTION_KEY_DOMAIN, site, publicB64);
-}
-
-export function verifyEncryptionKey(identity: KeyObject, site: string, publicB64: string, signature: string): boolean {
-  return verifyMessage(identity, signature, ENCRYPTION_KEY_DOMAIN, site, publicB64);
 }
