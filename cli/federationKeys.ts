@@ -18,7 +18,6 @@ import { applyEncryptedVersion } from '../shared/secure/ckks/ckksUpdate.js';
 import { wrapSecretKey } from '../shared/secure/ckks/keyWrap.js';
 import type { AdminKey } from '../shared/secure/trust/adminKey.js';
 import { issueKeyGrant, issueKeySetCertificate } from '../shared/secure/trust/adminSigning.js';
-import type { SiteCertificate } from '../shared/secure/trust/certificates.js';
 import { ApiAdminTarget } from './admin/adminTarget.js';
 import { adminTrust } from './admin/federationAdmin.js';
 import { api, apiBytes } from './apiClient.js';
@@ -31,13 +30,6 @@ export interface SecretKeyFile {
   parameters: CkksParameters;
   /** SEAL-serialised secret key, base64. */
   secretKey: string;
-}
-
-interface SiteView {
-  name: string;
-  enrolled: boolean;
-  revoked: boolean;
-  certificate: SiteCertificate | null;
 }
 
 export interface GrantResult {
@@ -78,8 +70,9 @@ export async function createKeySet(target: Target, admin: AdminKey, secretKeyOut
  */
 export async function grantKeySet(target: Target, admin: AdminKey, file: SecretKeyFile, only?: string[]): Promise<GrantResult[]> {
   // The admin's own newest revocation list, never an older one the coordinator might present.
-  const trust = await adminTrust(new ApiAdminTarget(target), admin);
-  const sites = await api<SiteView[]>(target, 'GET', '/v1/sites');
+  const adminApi = new ApiAdminTarget(target);
+  const trust = await adminTrust(adminApi, admin);
+  const sites = await adminApi.sites();
   const sets = await api<{ id: string; sites: { site: string; encryptionKey: string }[] }[]>(target, 'GET', '/v1/ckks/keysets');
   const set = sets.find((s) => s.id === file.keySet);
   if (!set) throw new UsageError(`the coordinator has no key set ${file.keySet}`);

@@ -36,12 +36,15 @@ export class EdgeNode {
   private readonly log: (event: string, detail?: Record<string, unknown>) => void;
 
   constructor(private readonly o: EdgeNodeOptions) {
-    // Stored versions are re-verified against the admin key this site pinned on every load.
-    this.store = new VersionStore(o.stateDir, o.keepVersions ?? 3, new EdgeState(o.stateDir).trust());
+    // One trust for the client and the versions store: a revocation list the client takes
+    // applies at once to the stored versions, which are re-verified on every load.
+    const trust = new EdgeState(o.stateDir).trust();
+    this.store = new VersionStore(o.stateDir, o.keepVersions ?? 3, trust);
     const checks: SwapChecks = o.accuracyFloor !== undefined ? { holdout: o.data.test, accuracyFloor: o.accuracyFloor } : {};
     this.model = new HotSwapModel({ intraOpNumThreads: 1, ...o.inference }, checks);
     this.client = new EdgeClient({
       ...o,
+      trust,
       ota: {
         store: this.store,
         install: async (v) => void (await this.model.swapTo(v.signed.manifest.id, v.spec, v.params)),

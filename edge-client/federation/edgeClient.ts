@@ -64,6 +64,8 @@ export interface EdgeClientOptions {
    * version live (default: only stored, nothing serves it).
    */
   ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; serving?: () => string | null; onBytes?: (n: number) => void };
+  /** The site's trust (default: loaded from the state dir); share it with anything else that verifies admin signatures. */
+  trust?: EdgeTrust;
   /** The protection this site demands of every round (default any; see experimentSecurity.ts). */
   requiredSecurity?: RequiredSecurity;
   /** Smallest DP noise multiplier this site trains under (default 0: any). */
@@ -147,7 +149,7 @@ export class EdgeClient extends EventEmitter {
     this.coordinatorUrl = config.coordinator;
     // Refused here, before anything starts: plain http/ws to a remote coordinator without --insecure-transport.
     this.transportWarning = checkCoordinatorUrl(config.coordinator, config.insecureTransport).warning;
-    this.trust = this.state.trust();
+    this.trust = o.trust ?? this.state.trust();
     this.security = new ExperimentSecurity(o.stateDir, o.requiredSecurity);
     this.ota = new OtaApplier({
       store: o.ota?.store ?? new VersionStore(o.stateDir),

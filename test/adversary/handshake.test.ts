@@ -6,7 +6,6 @@
  * never an auth signature, never a training result.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { issueCoordinatorCertificate, issueRevocationList } from '../../shared/s
 import { FakeCoordinator } from '../helpers/fakeCoordinator.js';
 import { spawnCli, stopProc, waitFor } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
+import { loopbackCertificate } from '../helpers/testCertificate.js';
 import { dataFile, fitIns, sent, startEdge, waitEvent, type EdgeUnderTest } from './harness.js';
 
 describe('adversary: impostor coordinators and relays against a real edge process', function () {
@@ -133,14 +133,9 @@ describe('adversary: impostor coordinators and relays against a real edge proces
   });
 
   it('over TLS, a relay between the edge and the real coordinator is caught by the channel binding', async function () {
-    const cert = join(t.dir, 'relay-cert.pem');
-    const key = join(t.dir, 'relay-key.pem');
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-    } catch {
-      if (process.env.CI) throw new Error('openssl is needed to make the test certificate');
-      return this.skip();
-    }
+    const pem = loopbackCertificate(t.dir, 'relay');
+    if (!pem) return this.skip(); // no openssl on this developer machine
+    const { cert, key } = pem;
     const tls = { cert: readFileSync(cert), key: readFileSync(key) };
     // The real (certified) coordinator, over TLS.
     const fake = new FakeCoordinator();

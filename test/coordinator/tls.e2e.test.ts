@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { freePort, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
+import { loopbackCertificate } from '../helpers/testCertificate.js';
 
 describe('federation over TLS: https API and wss edge connection', function () {
   this.timeout(120_000);
@@ -17,14 +17,9 @@ describe('federation over TLS: https API and wss edge connection', function () {
   });
 
   it('enrols a site and connects its edge over wss with a certificate the edge trusts', async function () {
-    const cert = join(t.dir, 'cert.pem');
-    const key = join(t.dir, 'key.pem');
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-    } catch {
-      if (process.env.CI) throw new Error('openssl is needed to make the test certificate');
-      this.skip(); // no openssl on this developer machine
-    }
+    const tls = loopbackCertificate(t.dir, 'coordinator');
+    if (!tls) return this.skip(); // no openssl on this developer machine
+    const { cert, key } = tls;
     coord = await startCoordinator(join(t.dir, 'coord'), await freePort(), ['--tls-cert', cert, '--tls-key', key], { certify: false });
     assert.match(coord.url, /^https:/);
     const env = { NODE_EXTRA_CA_CERTS: cert };

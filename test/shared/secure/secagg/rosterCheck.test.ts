@@ -45,6 +45,19 @@ function setUp(n: number, o: { trust?: FederationTrust; config?: { neighbours?: 
   return { parties, params, server, clients, rosters, trust };
 }
 
+/** setUp() carried honestly through shares and relays (and, with `mask`, masking zero vectors). */
+async function relayed(n: number, o: { mask?: boolean } = {}) {
+  const r = setUp(n);
+  const shares = await Promise.all(r.clients.map((c, i) => c.shares(r.rosters.get(r.parties[i].name)!)));
+  shares.forEach((m, i) => r.server.receiveShares(r.parties[i].name, m));
+  const relays = r.server.closeShares();
+  if (o.mask) {
+    r.clients.forEach((c, i) => c.receive(relays.get(r.parties[i].name)!));
+    r.clients.forEach((c) => c.mask(new Uint32Array(9)));
+  }
+  return { ...r, relays };
+}
+
 const refuses = (re: RegExp) => (e: unknown) => e instanceof SecAggProtocolError && re.test((e as Error).message);
 
 describe('shared/secure/secagg: a site refuses what an active coordinator could exploit', function () {
@@ -100,21 +113,14 @@ describe('shared/secure/secagg: a site refuses what an active coordinator could 
   });
 
   it('a relay with too few boxes (the self mask alone would be removable) is refused before masking', async () => {
-    const { clients, rosters, server, parties } = setUp(4);
-    const shares = await Promise.all(clients.map((c, i) => c.shares(rosters.get(parties[i].name)!)));
-    shares.forEach((m, i) => server.receiveShares(parties[i].name, m));
-    const relay = server.closeShares().get('s0')!;
+    const { clients, relays } = await relayed(4);
+    const relay = relays.get('s0')!;
     assert.throws(() => clients[0].receive({ ...relay, boxes: [] }), refuses(/only 0 neighbour\(s\) relayed shares .* at least 2 pairwise masks \(threshold 3\)/));
     assert.throws(() => clients[0].receive({ ...relay, boxes: relay.boxes.slice(0, 1) }), refuses(/only 1 neighbour/));
   });
 
   it('consistency round: different survivor sets told to different sites make every honest site refuse to unmask', async () => {
-    const { clients, rosters, server, parties } = setUp(4);
-    const shares = await Promise.all(clients.map((c, i) => c.shares(rosters.get(parties[i].name)!)));
-    shares.forEach((m, i) => server.receiveShares(parties[i].name, m));
-    const relays = server.closeShares();
-    clients.forEach((c, i) => c.receive(relays.get(parties[i].name)!));
-    clients.forEach((c) => c.mask(new Uint32Array(9)));
+    const { clients, parties } = await relayed(4, { mask: true });
     const session = clients[0].session;
     // The coordinator tells s0 and s1 that s3 survived, s2 that s3 dropped.
     const survivedSet = ['s0', 's1', 's2', 's3'];
@@ -139,12 +145,7 @@ describe('shared/secure/secagg: a site refuses what an active coordinator could 
   });
 
   it('a survivor set that omits the site itself, or names sites that never took part, is not signed', async () => {
-    const { clients, rosters, server, parties } = setUp(3);
-    const shares = await Promise.all(clients.map((c, i) => c.shares(rosters.get(parties[i].name)!)));
-    shares.forEach((m, i) => server.receiveShares(parties[i].name, m));
-    const relays = server.closeShares();
-    clients.forEach((c, i) => c.receive(relays.get(parties[i].name)!));
-    clients.forEach((c) => c.mask(new Uint32Array(9)));
+    const { clients } = await relayed(3, { mask: true });
     const session = clients[0].session;
     assert.throws(() => clients[0].consistency({ type: 'secagg_consistency', ...session, survivors: ['s1', 's2'] }), refuses(/omits this site/));
     assert.throws(() => clients[1].consistency({ type: 'secagg_consistency', ...session, survivors: ['s0', 's1', 's2', 'ghost'] }), refuses(/never participants: ghost/));
