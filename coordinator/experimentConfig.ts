@@ -122,7 +122,7 @@ export function experimentSpec(config: ExperimentConfig): ModelSpec {
 
 /**
  * Checks the privacy block and fixes the noise multiplier: a target ε over the planned rounds
- * (at the configured sampling fraction) is turned into z once, at creation.
+ * (at sampling rate 1: the ledger grants no amplification) is turned into z once, at creation.
  */
 export function resolvePrivacy(config: ExperimentConfig): void {
   const p = config.privacy;
@@ -133,7 +133,8 @@ export function resolvePrivacy(config: ExperimentConfig): void {
     throw new PrivacyParameterError(`privacy.mode "distributed" needs security "secagg": sites add a share of the noise that only a secure sum makes whole (under ${config.security === 'ckks' ? 'CKKS they cannot verify how many updates it is summed with' : 'plain security the coordinator would see each update with only its share'}); use mode "local", or security "secagg"`);
   }
   if (p.noiseMultiplier === undefined) {
-    p.noiseMultiplier = noiseForEpsilon({ targetEpsilon: p.targetEpsilon!, samplingRate: config.fractionFit, steps: p.plannedRounds!, delta: p.delta });
+    // At q = 1: fixed-size sampling from a public seed gives no amplification (rounds/privacyLedger.ts).
+    p.noiseMultiplier = noiseForEpsilon({ targetEpsilon: p.targetEpsilon!, samplingRate: 1, steps: p.plannedRounds!, delta: p.delta });
   }
   // Fail now, not at round 1, if the count noise leaves nothing for the update noise.
   if (p.adaptiveClipping?.countStddev !== undefined) updateNoiseMultiplier(p.noiseMultiplier, p.adaptiveClipping.countStddev);

@@ -1,10 +1,15 @@
 /**
- * Atomic file writes: write a temporary file beside the target, then rename it over the target.
- * Readers (and a crash half-way) never leave a half-written model or data file behind.
+ * Atomic, durable file writes: write a temporary file beside the target, fsync it, rename it
+ * over the target, then fsync the directory. Readers (and a crash half-way) never see a
+ * half-written model or data file, and once the call returns the new content survives a power
+ * loss or kernel crash too — without the file fsync a journaling file system may persist the
+ * rename before the data (an empty file after reboot), without the directory fsync the rename
+ * itself may be lost (e.g. a privacy-ledger charge made before an update left the site).
  * `bytes` may be given in parts (e.g. a header and a view of a big vector): written in order
  * with one writev, without first copying them into one buffer.
  */
-import { closeSync, openSync, renameSync, rmSync, writevSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writevSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export function writeFileAtomic(path: string, bytes: Uint8Array | readonly Uint8Array[], mode = 0o644): void {
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
@@ -16,6 +21,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | readonly Uint8
       let written = 0;
       // writev may write less than asked (large files, signals): go on from where it stopped.
       while (written < total) written += writevSync(fd, remaining(parts, written));
+      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -23,6 +29,27 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | readonly Uint8
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  }
+  fsyncDirectory(dirname(path));
+}
+
+/** Makes a rename in `dir` durable. Platforms that cannot open a directory (Windows) skip it. */
+function fsyncDirectory(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, 'r');
+  } catch (err) {
+    if (process.platform === 'win32') return;
+    throw err;
+  }
+  try {
+    fsyncSync(fd);
+  } catch (err) {
+    // Some file systems refuse fsync on a directory (EINVAL/EPERM, e.g. some network mounts).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'EPERM' && code !== 'EISDIR') throw err;
+  } finally {
+    closeSync(fd);
   }
 }
 

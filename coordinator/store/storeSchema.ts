@@ -99,7 +99,39 @@ export interface RoundRecord {
   versionId: string | null;
   timings: Record<string, number>;
   /** DP parameters of the round and whether its releases were charged to the ledger. */
-  privacy?: { mode: string; noiseMultiplier: number; samplingRate: number; clip: number; delta: number; charged: boolean; epsilon?: number; unclippedFraction?: number; nextClip?: number };
+  privacy?: {
+    mode: string;
+    noiseMultiplier: number;
+    samplingRate: number;
+    clip: number;
+    delta: number;
+    charged: boolean;
+    epsilon?: number;
+    unclippedFraction?: number;
+    nextClip?: number;
+    /**
+     * The z of the update noise actually added, when it differs from `noiseMultiplier`
+     * (central mode with adaptive clipping: z_Δ). Absent: derived (rounds/privacyLedger.ts).
+     */
+    updateNoiseMultiplier?: number;
+    /** Adaptive clipping: σ_b, the stddev of the noise on the sum of the clip bits. */
+    countStddev?: number;
+    /** Adaptive clipping: the stddev each site adds to its own bit (fit_ins countNoiseStddev; 0 in central mode). */
+    countNoiseStddev?: number;
+    /** Distributed DP under SecAgg+: what the distributed discrete Gaussian bound needs. */
+    ddg?: {
+      /** Values per update (the model's parameter count). */
+      dimension: number;
+      bits: number;
+      range: number;
+      /** Reconstruction threshold t of the round's share groups. */
+      threshold: number;
+      /** Largest weight a site may apply (1 under DP's equal weights). */
+      maxWeight: number;
+      /** Conditional randomised rounding β the sites use (0: unconditional rounding). */
+      beta: number;
+    };
+  };
   /** Secure aggregation of the round (absent = plain): threshold, contributors, phase timings. */
   security?: { mode: string } & Record<string, unknown>;
   bytesSent: number;

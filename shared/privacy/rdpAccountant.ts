@@ -142,7 +142,12 @@ export class RdpAccountant {
   private readonly events = new Map<string, { q: number; z: number; steps: number; perStep: Float64Array }>();
   private last: { q: number; z: number; entry: { steps: number } } | null = null;
 
-  constructor(readonly orders: readonly number[] = DEFAULT_ORDERS) {}
+  /** RDP composed with composeRdp, kept apart from the (q, z) events. */
+  private readonly custom: Float64Array;
+
+  constructor(readonly orders: readonly number[] = DEFAULT_ORDERS) {
+    this.custom = new Float64Array(orders.length);
+  }
 
   compose(q: number, z: number, steps = 1): this {
     requireSteps(steps);
@@ -161,9 +166,24 @@ export class RdpAccountant {
     return this;
   }
 
+  /**
+   * Composes a mechanism given by its own RDP curve at this accountant's orders (e.g. the
+   * distributed discrete Gaussian, see privacyMechanism.ts), `steps` times.
+   */
+  composeRdp(perStep: ArrayLike<number>, steps = 1): this {
+    requireSteps(steps);
+    if (perStep.length !== this.orders.length) throw new PrivacyParameterError(`RDP curve has ${perStep.length} values for ${this.orders.length} orders`);
+    for (let k = 0; k < perStep.length; k++) {
+      const r = perStep[k];
+      if (!(r >= 0)) throw new PrivacyParameterError(`RDP value at order ${this.orders[k]} is invalid (${r})`);
+      this.custom[k] += steps * r;
+    }
+    return this;
+  }
+
   /** Composed RDP at each order. */
   get rdp(): Float64Array {
-    const total = new Float64Array(this.orders.length);
+    const total = Float64Array.from(this.custom);
     for (const e of this.events.values()) for (let k = 0; k < total.length; k++) total[k] += e.steps * e.perStep[k];
     return total;
   }

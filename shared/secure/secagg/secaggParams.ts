@@ -7,6 +7,16 @@
  * q ∈ [−L, L], L = 2^(bits−1) − 1; a site sends w·q with its weight w ≤ maxWeight, so
  * |Σ_k w_k q_k| ≤ n · maxWeight · L, which must stay below 2^31 (minus a margin for integer
  * DP noise) for the int32 reading of the Z_2^32 sum to be exact.
+ *
+ * Wrap-around and privacy: the coordinator learns the noisy integer sum reduced mod 2^32, a
+ * post-processing of the noisy sum, so a wrap can never cost privacy (the distributed discrete
+ * Gaussian's bound in shared/privacy/ddgAccountant.ts needs no modular term); it would only
+ * corrupt the aggregate. `checkNoWrap` keeps that from happening: the signal is bounded
+ * deterministically (per-value clipping to [−L, L] survives stochastic rounding), and the summed
+ * noise, a sum of discrete Gaussians each σ-subgaussian (Canonne, Kamath, Steinke 2020), exceeds
+ * 16·σ·√n with probability below 2·e^(−128) per value. Kairouz et al. (2021, Section 4) instead
+ * choose γ so k standard deviations of the aggregate fit in the modulus and accept rare wraps
+ * ("modular clipping"); here a wrap is ruled out up front and the configuration refused.
  */
 import { SecAggConfigError } from './secaggErrors.js';
 
@@ -71,6 +81,11 @@ const NOISE_TAIL_SIGMAS = 16;
 
 export function quantLevels(bits: number): number {
   return 2 ** (bits - 1) - 1;
+}
+
+/** The quantisation step γ in value units: one integer is worth range / L. */
+export function quantStep(bits: number, range: number): number {
+  return range / quantLevels(bits);
 }
 
 /** Largest weight that keeps the sum of `sites` encoded vectors (plus noise) from wrapping. */

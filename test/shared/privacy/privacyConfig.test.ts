@@ -15,11 +15,12 @@ describe('shared/privacy/privacyConfig', () => {
     assert.throws(() => siteNoiseStddev(p, 1.5, 2), /cannot tolerate 2 dropouts/);
   });
 
-  it('turns a target ε over planned rounds into a noise multiplier at creation', () => {
+  it('turns a target ε over planned rounds into a noise multiplier at creation, at q = 1 whatever fractionFit (no amplification from public fixed-size sampling)', () => {
     const config = { fractionFit: 0.5, privacy: { mode: 'central', clip: 1, delta: 1e-5, targetEpsilon: 2, plannedRounds: 50 } } as unknown as ExperimentConfig;
     resolvePrivacy(config);
     const z = config.privacy!.noiseMultiplier!;
-    assert.ok(computeEpsilon({ noiseMultiplier: z, samplingRate: 0.5, steps: 50, delta: 1e-5 }).epsilon <= 2);
+    const eps = computeEpsilon({ noiseMultiplier: z, samplingRate: 1, steps: 50, delta: 1e-5 }).epsilon;
+    assert.ok(eps <= 2 && eps > 1.95, `ε at q = 1: ${eps}`);
   });
 
   it('refuses incomplete or invalid privacy settings', () => {
