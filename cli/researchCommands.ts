@@ -7,6 +7,9 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../shared/errors.js';
 import { api, resolveTarget, type ApiTarget } from './apiClient.js';
 import { intOption } from './parseNumber.js';
+import { REFUSAL_LABELS } from '../coordinator/rounds/refusalSummary.js';
+import { siteText } from '../coordinator/rounds/siteText.js';
+import type { RefusalKind } from '../shared/protocol/messages.js';
 
 function target(cmd: Command): Command {
   return cmd.option('--coordinator <url>', 'coordinator URL (or FEDMED_COORDINATOR)').option('--token <token>', 'API token (or FEDMED_TOKEN)');
@@ -87,11 +90,32 @@ export function roundCommand(): Command {
   return cmd;
 }
 
+interface StatusSite {
+  name: string;
+  online: boolean;
+  revoked: boolean;
+  roundsJoined: number;
+  refusals?: { experiment: string; round: number; kind: RefusalKind; reason: string; supersededInRound?: number }[];
+  pendingApproval?: string[];
+}
+
+/** A site's open refusals and pending approvals, a line each (text from sites made safe to print). */
+function refusalLines(site: StatusSite): string[] {
+  const lines: string[] = [];
+  if (site.pendingApproval?.length) lines.push(`  ${site.name}: approval pending for ${site.pendingApproval.map((e) => siteText(e)).join(', ')}`);
+  for (const r of site.refusals ?? []) {
+    if (r.supersededInRound !== undefined || r.kind === 'approval_pending') continue;
+    lines.push(`  ${site.name}: refused ${siteText(r.experiment)} round ${r.round}: ${REFUSAL_LABELS[r.kind] ?? siteText(r.kind)} (${siteText(r.reason)})`);
+  }
+  return lines;
+}
+
 export function statusCommand(): Command {
   return target(new Command('status').description('sites and experiments at a glance').option('--json', 'print JSON')).action(async (flags: ApiTarget & { json?: boolean }) => {
-    const s = await api<{ sites: { name: string; online: boolean; revoked: boolean; roundsJoined: number }[]; experiments: { id: string; name: string; roundsCompleted: number; running: boolean; lastRound: { round: number; status: string; reason: string | null } | null }[] }>(resolveTarget(flags), 'GET', '/v1/status');
+    const s = await api<{ sites: StatusSite[]; experiments: { id: string; name: string; roundsCompleted: number; running: boolean; lastRound: { round: number; status: string; reason: string | null } | null }[] }>(resolveTarget(flags), 'GET', '/v1/status');
     if (flags.json) return void process.stdout.write(`${JSON.stringify(s)}\n`);
     console.log(`sites: ${s.sites.map((x) => `${x.name} (${x.revoked ? 'revoked' : x.online ? 'online' : 'offline'}, ${x.roundsJoined} rounds)`).join(', ') || 'none'}`);
+    for (const site of s.sites) for (const line of refusalLines(site)) console.log(line);
     for (const e of s.experiments) console.log(`${e.id} "${e.name}": ${e.roundsCompleted} rounds completed${e.running ? ', running' : ''}${e.lastRound ? `; last round ${e.lastRound.round} ${e.lastRound.status}${e.lastRound.reason ? ` (${e.lastRound.reason})` : ''}` : ''}`);
   });
 }

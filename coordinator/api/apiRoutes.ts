@@ -14,6 +14,8 @@ import { CloseCode } from '../../shared/protocol/protocolError.js';
 import type { ApiTokens } from '../apiTokens.js';
 import { checkStrategy, EXPERIMENT_CONFIG_SCHEMA, experimentSpec, resolveKeySet, resolvePrivacy, type ExperimentConfig } from '../experimentConfig.js';
 import { experimentPrivacy } from '../rounds/privacyLedger.js';
+import { pendingApproval, siteRefusals } from '../rounds/siteRefusals.js';
+import { REFUSAL_KINDS } from '../../shared/protocol/messages.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { RoundEngine } from '../rounds/roundEngine.js';
 import type { Deployment } from '../ota/deployment.js';
@@ -99,6 +101,9 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
       certified: uncertified === null,
       uncertifiedReason: uncertified,
       certificate: s.certificate ?? null,
+      // What the site refused lately (latest per experiment) and the experiments awaiting its approval.
+      refusals: siteRefusals(s),
+      pendingApproval: pendingApproval(s),
     };
   };
   const nullableString = { type: ['string', 'null'] };
@@ -119,6 +124,21 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
       uncertifiedReason: nullableString,
       // (any JSON: a response schema would drop the certificate's fields)
       certificate: {},
+      refusals: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            experiment: { type: 'string' },
+            round: { type: 'integer' },
+            kind: { enum: [...REFUSAL_KINDS] },
+            reason: { type: 'string' },
+            at: { type: 'string' },
+            supersededInRound: { type: 'integer' },
+          },
+        },
+      },
+      pendingApproval: { type: 'array', items: { type: 'string' } },
     },
   };
 

@@ -10,6 +10,8 @@ import { CiphertextSum } from '../../shared/secure/ckks/ciphertextSum.js';
 import type { CkksRoundParams } from '../../shared/secure/ckks/ckksParams.js';
 import type { CkksContext } from '../../shared/secure/ckks/sealContext.js';
 import type { FitAggregation } from './fitAggregation.js';
+import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
+import { CkksError } from '../../shared/secure/ckks/ckksErrors.js';
 
 export interface EncryptedAggregate {
   /** The bundle of summed ciphertexts: [sum w_i delta_i, sum w_i]. */
@@ -20,6 +22,7 @@ export interface EncryptedAggregate {
 
 export class CkksAggregation implements FitAggregation<EncryptedAggregate> {
   readonly security = 'ckks' as const;
+  readonly revealsUpdates = false;
   private readonly sum: CiphertextSum;
   private addMs = 0;
 
@@ -41,7 +44,12 @@ export class CkksAggregation implements FitAggregation<EncryptedAggregate> {
   addResult(site: string, _m: MessageOf<'fit_res'>, payload: Uint8Array): void {
     this.observe?.(site, payload);
     const t = performance.now();
-    this.sum.add(payload, site);
+    try {
+      this.sum.add(payload, site);
+    } catch (err) {
+      // A malformed ciphertext is the site's misbehaviour: its connection is closed.
+      throw err instanceof CkksError ? new ProtocolError(CloseCode.PROTOCOL_ERROR, err.message) : err;
+    }
     this.addMs += performance.now() - t;
   }
 

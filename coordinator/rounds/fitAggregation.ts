@@ -3,14 +3,15 @@
  * (plus `fitInsFields()`), hands every fit-phase message and dropout to it, and after the fit
  * phase asks it for the aggregate — without knowing whether updates arrived in the clear
  * (plain) or masked (SecAgg+). Either way the result is the same `AggregatedFit`; under CKKS it
- * is an encrypted aggregate, which the round engine publishes as an encrypted version.
+ * is an encrypted aggregate, which becomes an encrypted version (modelUpdate.ts). Each
+ * implementation reports misbehaviour as a ProtocolError and a failed protocol as an
+ * AggregationAbort, so the engine needs no protocol's own error types.
  */
 import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
+import { FedmedError } from '../../shared/errors.js';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import type { SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
 import type { CkksRoundParams } from '../../shared/secure/ckks/ckksParams.js';
-import { releaseBuffer } from '../../shared/protocol/releasableBuffers.js';
-import { PlainAggregator } from './plainAggregator.js';
 
 export interface FitAggregationHooks {
   send(site: string, message: Message): Promise<void>;
@@ -20,11 +21,23 @@ export interface FitAggregationHooks {
   endPhase(): void;
 }
 
+/** The secure protocol failed as a whole (too few sites left, tampered shares): the round fails. */
+export class AggregationAbort extends FedmedError {
+  constructor(message: string) {
+    super('AGGREGATION_ABORT', message);
+  }
+}
+
 export interface FitAggregation<Result = AggregatedFit> {
   readonly security: 'plain' | 'secagg' | 'ckks';
+  /**
+   * Whether the coordinator sees each update as it arrives (plain): a round that received any
+   * has released them, even if it then fails. Otherwise only finish() releases anything (a sum).
+   */
+  readonly revealsUpdates: boolean;
   /** Fields added to `fit_ins`. */
   fitInsFields(): { security?: SecAggRoundParams; ckks?: CkksRoundParams };
-  /** A site's `fit_res` and its payload. Throws (naming the problem) for a result to refuse. */
+  /** A site's `fit_res` and its payload. Throws (a ProtocolError for a site's misbehaviour) for a result to refuse. */
   addResult(site: string, m: MessageOf<'fit_res'>, payload: Uint8Array, weight: number): void;
   /** A protocol message of the aggregation itself (SecAgg+ key, share and unmask messages). */
   onProtocolMessage(site: string, m: Message): void;
@@ -32,7 +45,7 @@ export interface FitAggregation<Result = AggregatedFit> {
   siteGone(site: string): void;
   /**
    * After the fit phase: the aggregate of the accepted updates (plain and SecAgg+: their sum in
-   * the clear; CKKS: their encrypted sum); throws when the round must fail.
+   * the clear; CKKS: their encrypted sum); throws AggregationAbort when the round must fail.
    */
   finish(): Promise<Result>;
   /** Why the round can no longer complete (known before finish()), or null. */
@@ -41,41 +54,4 @@ export interface FitAggregation<Result = AggregatedFit> {
   dispose?(): void;
   /** Summary for the round record. */
   describe(): Record<string, unknown> | undefined;
-}
-
-/** Updates arrive in the clear and are summed as they come (see PlainAggregator). */
-export class PlainAggregation implements FitAggregation {
-  readonly security = 'plain' as const;
-
-  constructor(private readonly aggregator: PlainAggregator) {}
-
-  fitInsFields() {
-    return {};
-  }
-
-  addResult(site: string, _m: MessageOf<'fit_res'>, payload: Uint8Array, weight: number): void {
-    try {
-      this.aggregator.add(payload, weight, site);
-    } finally {
-      releaseBuffer(payload); // added (or refused): its 4 bytes per parameter are freed now, not at the next GC
-    }
-  }
-
-  onProtocolMessage(_site: string, m: Message): void {
-    throw new Error(`${m.type} in a round without secure aggregation`);
-  }
-
-  siteGone(): void {}
-
-  finish(): Promise<AggregatedFit> {
-    return Promise.resolve(this.aggregator.result());
-  }
-
-  failure() {
-    return null;
-  }
-
-  describe() {
-    return this.aggregator.bounded > 0 ? { normBounded: this.aggregator.bounded } : undefined;
-  }
 }

@@ -12,7 +12,9 @@ import { decodeSum } from '../../shared/secure/secagg/fixedPoint.js';
 import { SecAggAbort, SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
 import type { SecAggConfig, SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
 import { SecAggServer, type VectorObserver } from '../../shared/secure/secagg/secaggServer.js';
-import type { FitAggregation, FitAggregationHooks } from './fitAggregation.js';
+import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
+import { AggregationAbort, type FitAggregation, type FitAggregationHooks } from './fitAggregation.js';
+import { siteText } from './siteText.js';
 
 export interface SecAggDriverOptions {
   experiment: string;
@@ -30,6 +32,7 @@ export interface SecAggDriverOptions {
 
 export class SecAggDriver implements FitAggregation {
   readonly security = 'secagg' as const;
+  readonly revealsUpdates = false;
   private readonly server: SecAggServer;
   private readonly gone = new Set<string>();
   private abort: SecAggAbort | null = null;
@@ -109,16 +112,20 @@ export class SecAggDriver implements FitAggregation {
   }
 
   addResult(site: string, m: MessageOf<'fit_res'>, payload: Uint8Array): void {
-    this.server.receiveMasked(site, m, payload);
+    siteMisbehaviour(() => this.server.receiveMasked(site, m, payload));
   }
 
   onProtocolMessage(site: string, m: Message): void {
+    siteMisbehaviour(() => this.receive(site, m));
+  }
+
+  private receive(site: string, m: Message): void {
     if (m.type === 'secagg_keys') this.server.receiveKeys(site, m);
     else if (m.type === 'secagg_shares') this.server.receiveShares(site, m);
     else if (m.type === 'secagg_consistency_sig') this.server.receiveConsistency(site, m);
     else if (m.type === 'secagg_refused') {
       if (m.session !== this.o.params.session) return;
-      this.o.hooks.drop(site, `refused SecAgg+: ${m.reason}`);
+      this.o.hooks.drop(site, `refused SecAgg+: ${siteText(m.reason)}`);
       return this.siteGone(site);
     }
     else if (m.type === 'secagg_unmask_res') this.server.receiveUnmask(site, m);
@@ -135,24 +142,31 @@ export class SecAggDriver implements FitAggregation {
 
   async finish(): Promise<AggregatedFit> {
     try {
-      if (this.abort) throw this.abort;
-      if (this.server.phase !== 'masked') throw new SecAggAbort(`the fit phase closed during SecAgg+ phase "${this.server.phase}"`);
-      const t = performance.now();
-      const survivorSets = this.server.closeMasked();
-      const done = new Promise<void>((resolve) => (this.unmaskDone = resolve));
-      this.broadcast(survivorSets);
-      for (const s of this.gone) this.server.dropped(s);
-      this.armTimer();
-      this.advance();
-      await done;
-      if (this.abort) throw this.abort;
-      const sum = await this.server.finish();
-      this.timings.secaggUnmaskMs = performance.now() - t;
-      const { weightedSum, totalWeight } = decodeSum(sum, this.o.params);
-      return { weightedDeltaSum: weightedSum, totalExamples: totalWeight, sites: this.server.contributors().length };
+      return await this.unmaskedSum();
+    } catch (err) {
+      throw err instanceof SecAggAbort ? new AggregationAbort(err.message) : err;
     } finally {
       if (this.timer) clearTimeout(this.timer);
     }
+  }
+
+  /** Consistency round and unmasking after the fit phase; the decoded weighted sum. */
+  private async unmaskedSum(): Promise<AggregatedFit> {
+    if (this.abort) throw this.abort;
+    if (this.server.phase !== 'masked') throw new SecAggAbort(`the fit phase closed during SecAgg+ phase "${this.server.phase}"`);
+    const t = performance.now();
+    const survivorSets = this.server.closeMasked();
+    const done = new Promise<void>((resolve) => (this.unmaskDone = resolve));
+    this.broadcast(survivorSets);
+    for (const s of this.gone) this.server.dropped(s);
+    this.armTimer();
+    this.advance();
+    await done;
+    if (this.abort) throw this.abort;
+    const sum = await this.server.finish();
+    this.timings.secaggUnmaskMs = performance.now() - t;
+    const { weightedSum, totalWeight } = decodeSum(sum, this.o.params);
+    return { weightedDeltaSum: weightedSum, totalExamples: totalWeight, sites: this.server.contributors().length };
   }
 
   failure(): string | null {
@@ -161,5 +175,14 @@ export class SecAggDriver implements FitAggregation {
 
   describe() {
     return { threshold: this.server.threshold, contributors: this.server.contributors().length, ...this.timings };
+  }
+}
+
+/** A site's protocol violation (SecAggProtocolError) is reported as the ProtocolError that closes its connection. */
+function siteMisbehaviour(f: () => void): void {
+  try {
+    f();
+  } catch (err) {
+    throw err instanceof SecAggProtocolError ? new ProtocolError(CloseCode.PROTOCOL_ERROR, err.message) : err;
   }
 }
