@@ -1,12 +1,13 @@
-/** `fedmed edge enroll|start|rollback|versions`: a hospital's edge node joining and serving the federation. */
+/** `fedmed edge enroll|start|rollback|versions` (and the policy commands): a hospital's edge node joining and serving the federation. */
 import { Command, Option } from 'commander';
 import { enrollSite } from '../edge-client/federation/enrollment.js';
-import { REQUIRED_SECURITY, type RequiredSecurity } from '../edge-client/federation/experimentSecurity.js';
+import { loadSitePolicy, policyFromFlags, policyPath } from '../edge-client/policy/sitePolicy.js';
+import { UsageError } from '../shared/errors.js';
 import { showFingerprint } from '../shared/secure/trust/fingerprint.js';
-import { DEFAULT_SITE_SECAGG_RULES } from '../shared/secure/secagg/secaggParams.js';
 import { TRAINING_BACKENDS, type TrainingBackendName } from '../edge-client/training/trainingBackendNames.js';
 import { floatOption, intOption } from './parseNumber.js';
 import { parseProviderList } from '../edge-client/inference/executionProviders.js';
+import { edgePolicyCommands, givenPolicyFlags, withPolicyOptions } from './edgePolicyCommands.js';
 
 export function edgeCommand(): Command {
   const cmd = new Command('edge').description('run a hospital edge node');
@@ -32,62 +33,56 @@ export function edgeCommand(): Command {
         ].join('\n'),
       );
     });
-  cmd
-    .command('start')
-    .description('connect to the coordinator and take part in rounds with the local data')
-    .requiredOption('--state-dir <dir>', 'state dir from "fedmed edge enroll"')
-    .requiredOption('--data <path>', 'local data: .npz, .csv or a PNG class folder (never leaves this machine)')
-    .option('--model-cache <dir>', 'where the last global model is kept (default STATE_DIR/models)')
-    .option('--workers <n>', 'training worker threads', intOption('--workers', 1), 1)
-    .addOption(new Option('--backend <name>', 'tfjs training backend').choices([...TRAINING_BACKENDS]).default('wasm'))
-    .option('--seed <n>', 'seed of the local train/val/test split (CSV and PNG data)', intOption('--seed'), 1)
-    .option('--binarize-label', 'CSV: label = 1 when > 0')
-    .option('--privacy-budget <epsilon>', "the site's total privacy budget ε; rounds without DP or beyond it are refused", floatOption('--privacy-budget'))
-    .option('--privacy-budget-per-experiment <epsilon>', 'optional per-experiment limit', floatOption('--privacy-budget-per-experiment'))
-    .option('--privacy-delta <delta>', 'δ at which the budget is counted', floatOption('--privacy-delta'), 1e-5)
-    .option('--privacy-min-noise-multiplier <z>', 'refuse DP rounds whose noise multiplier is below this (the site computes its noise itself from z and the clip norm)', floatOption('--privacy-min-noise-multiplier', 0), 0)
-    .option('--secagg-min-group <n>', 'SecAgg+: refuse share groups (this site and its neighbours) smaller than this; the sum a site is hidden in has at least this many sites, so set it above the number of sites that might collude with the coordinator', intOption('--secagg-min-group', 3), 3)
-    .addOption(new Option('--require-security <mode>', 'refuse rounds without this protection: secagg, ckks, secure (either) or any').choices([...REQUIRED_SECURITY]).default('any'))
-    .option('--serve-port <port>', 'serve inference (POST /v1/infer, /healthz, /metrics) on this port', intOption('--serve-port', 0))
-    .option('--serve-host <host>', 'address the inference service listens on', '127.0.0.1')
-    .option('--max-batch <n>', 'dynamic batching: largest batch (1 = off)', intOption('--max-batch', 1), 32)
-    .option('--max-wait-ms <ms>', 'dynamic batching: longest a request waits for a batch to fill', floatOption('--max-wait-ms', 0), 2)
-    .option('--accuracy-floor <acc>', 'a new version must reach this accuracy on the local test split before it serves', floatOption('--accuracy-floor', 0))
-    .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
-    .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu')
-    .action(async (flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; privacyBudget?: number; privacyBudgetPerExperiment?: number; privacyDelta: number; privacyMinNoiseMultiplier: number; secaggMinGroup: number; requireSecurity: RequiredSecurity; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; accuracyFloor?: number; keepVersions: number; providers: string }) => {
-      // Loaded here: these pull in tfjs, which other commands do not need.
-      const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
-      const { loadDataset } = await import('../edge-client/data/loadDataset.js');
-      const { EdgeNode } = await import('../edge-client/edgeNode.js');
-      await initTrainingBackend(flags.backend);
-      const data = loadDataset(flags.data, { seed: flags.seed, csv: { binarizeLabel: flags.binarizeLabel } });
-      const budget = flags.privacyBudget === undefined ? undefined : { epsilon: flags.privacyBudget, delta: flags.privacyDelta, perExperiment: flags.privacyBudgetPerExperiment };
-      const node = new EdgeNode({
-        stateDir: flags.stateDir,
-        modelCacheDir: flags.modelCache,
-        data,
-        workers: flags.workers,
-        backend: flags.backend,
-        budget,
-        requiredSecurity: flags.requireSecurity,
-        minNoiseMultiplier: flags.privacyMinNoiseMultiplier,
-        secaggRules: { ...DEFAULT_SITE_SECAGG_RULES, minHolders: flags.secaggMinGroup },
-        keepVersions: flags.keepVersions,
-        accuracyFloor: flags.accuracyFloor,
-        inference: { providers: parseProviderList(flags.providers) },
-        ...(flags.servePort !== undefined ? { serve: { host: flags.serveHost, port: flags.servePort, batching: { maxBatch: flags.maxBatch, maxWaitMs: flags.maxWaitMs } } } : {}),
-      });
-      const done = new Promise<void>((resolve, reject) => {
-        // A revoked site or a coordinator with the wrong key: stop serving too, and exit 1.
-        node.client.on('fatal', (err: Error) => void node.stop().finally(() => reject(err)));
-        const stop = (): void => void node.stop().then(resolve);
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-      });
-      await node.start();
-      await done;
+  withPolicyOptions(
+    cmd
+      .command('start')
+      .description('connect to the coordinator and take part in rounds with the local data, under the site policy (STATE_DIR/policy.json, or the policy options below)')
+      .requiredOption('--state-dir <dir>', 'state dir from "fedmed edge enroll"')
+      .requiredOption('--data <path>', 'local data: .npz, .csv or a PNG class folder (never leaves this machine)')
+      .option('--model-cache <dir>', 'where the last global model is kept (default STATE_DIR/models)')
+      .option('--workers <n>', 'training worker threads', intOption('--workers', 1), 1)
+      .addOption(new Option('--backend <name>', 'tfjs training backend').choices([...TRAINING_BACKENDS]).default('wasm'))
+      .option('--seed <n>', 'seed of the local train/val/test split (CSV and PNG data)', intOption('--seed'), 1)
+      .option('--binarize-label', 'CSV: label = 1 when > 0')
+      .option('--serve-port <port>', 'serve inference (POST /v1/infer, /healthz, /metrics) on this port', intOption('--serve-port', 0))
+      .option('--serve-host <host>', 'address the inference service listens on', '127.0.0.1')
+      .option('--max-batch <n>', 'dynamic batching: largest batch (1 = off)', intOption('--max-batch', 1), 32)
+      .option('--max-wait-ms <ms>', 'dynamic batching: longest a request waits for a batch to fill', floatOption('--max-wait-ms', 0), 2)
+      .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
+      .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu'),
+  ).action(async function (this: Command, flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; keepVersions: number; providers: string }) {
+    // One source of rules: a policy file, or the options — not both.
+    const given = givenPolicyFlags(this);
+    const file = loadSitePolicy(flags.stateDir); // refuses to start on a file that does not validate, naming the field
+    if (file && Object.keys(given).length > 0) throw new UsageError(`${policyPath(flags.stateDir)} holds this site's policy; edit it instead of passing ${Object.keys(given).map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+    const policy = file ?? policyFromFlags(given);
+    // Loaded here: these pull in tfjs, which other commands do not need.
+    const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
+    const { loadDataset } = await import('../edge-client/data/loadDataset.js');
+    const { EdgeNode } = await import('../edge-client/edgeNode.js');
+    await initTrainingBackend(flags.backend);
+    const data = loadDataset(flags.data, { seed: flags.seed, csv: { binarizeLabel: flags.binarizeLabel } });
+    const node = new EdgeNode({
+      stateDir: flags.stateDir,
+      modelCacheDir: flags.modelCache,
+      data,
+      workers: flags.workers,
+      backend: flags.backend,
+      policy,
+      keepVersions: flags.keepVersions,
+      inference: { providers: parseProviderList(flags.providers) },
+      ...(flags.servePort !== undefined ? { serve: { host: flags.serveHost, port: flags.servePort, batching: { maxBatch: flags.maxBatch, maxWaitMs: flags.maxWaitMs } } } : {}),
     });
+    const done = new Promise<void>((resolve, reject) => {
+      // A revoked site or a coordinator with the wrong key: stop serving too, and exit 1.
+      node.client.on('fatal', (err: Error) => void node.stop().finally(() => reject(err)));
+      const stop = (): void => void node.stop().then(resolve);
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    await node.start();
+    await done;
+  });
   cmd
     .command('rollback')
     .description('serve the previous model version again (or --to ID); a running edge switches within a second')
@@ -113,5 +108,6 @@ export function edgeCommand(): Command {
       if (flags.json) return void process.stdout.write(`${JSON.stringify(rows)}\n`);
       for (const r of rows) console.log(`${r.active ? '*' : ' '} ${r.id}  ${r.manifest.experiment} round ${r.manifest.round}${r.refused ? `  (${r.refused})` : ''}`);
     });
+  edgePolicyCommands(cmd);
   return cmd;
 }

@@ -3,7 +3,8 @@
  * the inference service, sharing one versions store. On start the last good version serves
  * at once from disk (offline autonomy: the coordinator need not be reachable); each verified
  * OTA version is hot-swapped in; a rollback done by hand (`fedmed edge rollback`, which
- * rewrites STATE_DIR/versions/active.json) is noticed and applied within a second.
+ * rewrites STATE_DIR/versions/active.json) is noticed and applied within a second. The site
+ * policy's deployment rules (manual deployment, accuracy floor and largest drop) apply at each swap.
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { join } from 'node:path';
@@ -21,8 +22,6 @@ export interface EdgeNodeOptions extends Omit<EdgeClientOptions, 'ota'> {
   /** Serve inference on this port (absent: no inference service). */
   serve?: { host?: string; port: number; batching?: InferenceServiceOptions['batching']; bodyLimitBytes?: number };
   inference?: InferenceSessionOptions;
-  /** A new version must reach this accuracy on the local test split before it serves. */
-  accuracyFloor?: number;
   /** Versions kept on disk (default 3). */
   keepVersions?: number;
 }
@@ -40,14 +39,27 @@ export class EdgeNode {
     // applies at once to the stored versions, which are re-verified on every load.
     const trust = new EdgeState(o.stateDir).trust();
     this.store = new VersionStore(o.stateDir, o.keepVersions ?? 3, trust);
-    const checks: SwapChecks = o.accuracyFloor !== undefined ? { holdout: o.data.test, accuracyFloor: o.accuracyFloor } : {};
+    // The site policy's deployment rules, as they stand at each swap.
+    const checks = (): SwapChecks => {
+      const d = this.client.rules.current().deployment;
+      return d.accuracyFloor > 0 || d.maxAccuracyDrop !== null ? { holdout: o.data.test, accuracyFloor: d.accuracyFloor, maxAccuracyDrop: d.maxAccuracyDrop } : {};
+    };
     this.model = new HotSwapModel({ intraOpNumThreads: 1, ...o.inference }, checks);
     this.client = new EdgeClient({
       ...o,
       trust,
       ota: {
         store: this.store,
-        install: async (v) => void (await this.model.swapTo(v.signed.manifest.id, v.spec, v.params)),
+        install: async (v, how) => void (await this.model.swapTo(v.signed.manifest.id, v.spec, v.params, { relative: how === 'offer' })),
+        hold: () => {
+          let mode: string;
+          try {
+            mode = this.client.rules.current().deployment.mode;
+          } catch (err) {
+            return `not deployed: ${(err as Error).message}`;
+          }
+          return mode === 'manual' ? 'stored and verified; this site deploys by hand (site policy deployment.mode = "manual"): "fedmed edge activate" makes it serve' : null;
+        },
         serving: () => this.model.current?.versionId ?? null,
         onBytes: (n) => this.metrics.otaBytes.inc(n),
       },
@@ -77,6 +89,7 @@ export class EdgeNode {
       });
       this.log('inference_listening', { url: this.service.url, version: this.model.current?.versionId ?? null });
     }
+    // A rollback or an activation by hand (both rewrite active.json) is applied within a second.
     watchFile(join(this.store.dir, 'active.json'), { interval: 500 }, () => this.client.ota.applyLocalRollback(() => this.model.current?.versionId ?? null));
     this.client.start();
   }

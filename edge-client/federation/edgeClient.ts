@@ -16,26 +16,27 @@ import { float32Bytes } from '../../shared/model/modelHash.js';
 import { parseModelSpec, type ModelSpec } from '../../shared/model/modelSpec.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { DEFAULT_CHANNEL_LIMITS, MessageChannel, type FrameSocket } from '../../shared/protocol/messageChannel.js';
-import type { Message, MessageOf } from '../../shared/protocol/messages.js';
+import type { Message, MessageOf, SiteMetrics } from '../../shared/protocol/messages.js';
 import { NO_CHANNEL_BINDING, tlsChannelBinding } from '../../shared/protocol/channelBinding.js';
 import { loadEncryptionKey, type SiteEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
-import type { SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
 import { TrustError } from '../../shared/secure/trust/trustError.js';
+import { CkksError } from '../../shared/secure/ckks/ckksErrors.js';
+import { SecAggConfigError, SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
 import { EdgeCkks } from './edgeCkks.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import { EdgeHandshake, HandshakeError, type Authenticated } from './edgeHandshake.js';
 import type { EdgeTrust } from './edgeTrust.js';
-import { ExperimentSecurity, type RequiredSecurity } from './experimentSecurity.js';
-import { siteNoise } from './siteNoise.js';
+import { defaultPolicy, type SitePolicy } from '../policy/sitePolicy.js';
+import { clamp01, SiteRules, type Refusal } from '../policy/siteRules.js';
 import { checkCoordinatorUrl } from './transportSecurity.js';
 import type { Dataset, DatasetSplits } from '../data/dataset.js';
 import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
 import { evaluateModel, type LocalFitOptions, type LocalFitResult } from '../training/localTrainer.js';
 import type { TrainingBackendName } from '../training/trainingBackend.js';
 import { EdgeState } from './edgeState.js';
-import { PrivacyLedger, type PrivacyBudget } from './privacyLedger.js';
 import { clipToNorm } from '../../shared/privacy/clipping.js';
-import { addGaussianNoise, fillGaussian } from '../../shared/privacy/gaussianNoise.js';
+import { addGaussianNoise, gaussianSample } from '../../shared/privacy/gaussianNoise.js';
+import type { PrivacyMechanism } from '../../shared/privacy/privacyMechanism.js';
 import { EdgeSecAggSession } from './secAggSession.js';
 import { OtaApplier } from '../ota/otaApplier.js';
 import { VersionStore, type StoredVersion } from '../ota/versionStore.js';
@@ -43,6 +44,28 @@ import { VersionStore, type StoredVersion } from '../ota/versionStore.js';
 export class EdgeStopped extends FedmedError {
   constructor(message: string) {
     super('EDGE_STOPPED', message);
+  }
+}
+
+/** An error about what the coordinator sent (keys, rosters, chains, signatures), never about the local data: its text may go back. */
+function aboutTheCoordinator(err: unknown): boolean {
+  return err instanceof CkksError || err instanceof TrustError || err instanceof SecAggProtocolError || err instanceof SecAggConfigError;
+}
+
+/** Accuracy of a model on local data (its own TfjsModel, released after). */
+function localAccuracy(spec: ModelSpec, params: Float32Array, data: Dataset): number {
+  const model = new TfjsModel(spec, params);
+  try {
+    return evaluateModel(model, data).accuracy;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** A round this site declines by its rules, found while it was under way (its budget, at release). */
+class SiteRefusal extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(refusal.reason);
   }
 }
 
@@ -54,24 +77,19 @@ export interface EdgeClientOptions {
   workers?: number;
   backend?: TrainingBackendName;
   /**
-   * The site's privacy budget. With one, the site refuses rounds that are not differentially
-   * private or that would exceed it (by its own accounting). Without one, DP rounds are still
-   * recorded in the site's ledger but not limited.
+   * The site policy in force when STATE_DIR/policy.json does not exist (default: no budget, any
+   * protection, automatic approval; see edge-client/policy/sitePolicy.ts). With a budget, the site
+   * refuses rounds that are not differentially private or that would exceed it, by its own
+   * accounting; without one, DP rounds are still recorded in the site's ledger but not limited.
    */
-  budget?: PrivacyBudget;
+  policy?: SitePolicy;
   /**
    * Model OTA: the versions store (default keeps 3) and the hot swap that makes a verified
    * version live (default: only stored, nothing serves it).
    */
-  ota?: { store?: VersionStore; install?: (v: StoredVersion) => Promise<void>; serving?: () => string | null; onBytes?: (n: number) => void };
+  ota?: { store?: VersionStore; install?: (v: StoredVersion, how: 'offer' | 'local') => Promise<void>; hold?: () => string | null; serving?: () => string | null; onBytes?: (n: number) => void };
   /** The site's trust (default: loaded from the state dir); share it with anything else that verifies admin signatures. */
   trust?: EdgeTrust;
-  /** The protection this site demands of every round (default any; see experimentSecurity.ts). */
-  requiredSecurity?: RequiredSecurity;
-  /** Smallest DP noise multiplier this site trains under (default 0: any). */
-  minNoiseMultiplier?: number;
-  /** What this site accepts of SecAgg+ rosters (default: 3 holders, t ≥ ⌊2h/3⌋ + 1). */
-  secaggRules?: SiteSecAggRules;
   /** Backoff: first retry delay and cap, in ms. */
   backoffMs?: { initial: number; max: number };
   /**
@@ -123,7 +141,6 @@ export class EdgeClient extends EventEmitter {
   private readonly log: NonNullable<EdgeClientOptions['log']>;
   /** Training workers kept across rounds (starting one costs about a second). */
   private readonly trainer: EdgeTrainer;
-  private readonly ledger: PrivacyLedger;
   readonly site: string;
   /** The coordinator URL pinned at enrolment. */
   readonly coordinatorUrl: string;
@@ -134,7 +151,8 @@ export class EdgeClient extends EventEmitter {
   private encryptionKey: SiteEncryptionKey | null = null;
   /** The admin key this site pinned and the revocation list it holds. */
   readonly trust: EdgeTrust;
-  private readonly security: ExperimentSecurity;
+  /** Every rule of the site policy: what may leave, and in what form. */
+  readonly rules: SiteRules;
   /** The authenticated session (null while disconnected or in the handshake). */
   private session: Authenticated | null = null;
   private readonly transportWarning: string | null;
@@ -150,7 +168,6 @@ export class EdgeClient extends EventEmitter {
     // Refused here, before anything starts: plain http/ws to a remote coordinator without --insecure-transport.
     this.transportWarning = checkCoordinatorUrl(config.coordinator, config.insecureTransport).warning;
     this.trust = o.trust ?? this.state.trust();
-    this.security = new ExperimentSecurity(o.stateDir, o.requiredSecurity);
     this.ota = new OtaApplier({
       store: o.ota?.store ?? new VersionStore(o.stateDir),
       trust: this.trust,
@@ -158,6 +175,7 @@ export class EdgeClient extends EventEmitter {
       send: (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))),
       install: o.ota?.install ?? (async () => {}),
       serving: o.ota?.serving,
+      hold: o.ota?.hold,
       otherBases: () => {
         const g = this.state.lastGlobalModel();
         return g ? [{ id: g.versionId, spec: g.spec, params: g.params }] : [];
@@ -167,8 +185,8 @@ export class EdgeClient extends EventEmitter {
     });
     this.ckks = new EdgeCkks(this.state.ckksDir, this.site, this.trust, () => this.siteEncryptionKey(), (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))));
     this.trainer = o.trainer ?? new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
-    this.ledger = new PrivacyLedger(o.stateDir, o.budget ?? { epsilon: Infinity, delta: 1e-5 });
     this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
+    this.rules = new SiteRules(o.stateDir, o.policy ?? defaultPolicy(), (event, detail) => this.log(event, detail));
   }
 
   start(): void {
@@ -380,27 +398,34 @@ export class EdgeClient extends EventEmitter {
   private async fit(m: MessageOf<'fit_ins'>, model: { spec: ModelSpec; params: Float32Array } | null): Promise<void> {
     const key = `${m.experiment}/${m.round}`;
     const started = performance.now();
-    this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
     let reply: { message: Message; payload?: Uint8Array };
-    const plan = siteNoise(m, { hasBudget: this.o.budget !== undefined, minNoiseMultiplier: this.o.minNoiseMultiplier ?? 0 });
-    const refusal = this.security.refusal(m) ?? ('refusal' in plan ? plan.refusal : null) ?? this.privacyRefusal(m);
-    if (refusal || 'refusal' in plan) {
-      this.log('fit_refused', { experiment: m.experiment, round: m.round, reason: refusal });
-      return this.deliver({ message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: refusal! } });
+    let decision: ReturnType<SiteRules['fit']>;
+    try {
+      decision = this.rules.fit(m, this.o.data.train.y.length);
+    } catch (err) {
+      // A fit_ins the rules cannot even read (a spec that does not parse, say): refused, not a crash.
+      return this.refuse(m, { kind: 'policy', reason: `this site cannot check the round against its policy: ${(err as Error).message}` });
     }
+    if ('refusal' in decision) return this.refuse(m, decision.refusal);
+    const plan = decision.plan;
+    this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
     // Pinned before anything awaits: a plaintext fit_ins slipped in while this round waits on the
-    // coordinator (a CKKS chain, say) is then refused too.
-    this.security.record(m);
+    // coordinator (a CKKS chain, say) is then refused too, as is a second release of this round.
+    this.rules.security.record(m);
     let secure: EdgeSecAggSession | undefined;
+    /** Set once local data is touched: errors from then on may describe it. */
+    let onLocalData = false;
     try {
       const { spec, params } = model ?? (await this.encryptedModel(m.experiment, m.modelVersion, m.spec, m.ckks!.keySet));
       if (m.security) {
         // Key exchange runs while the model trains.
-        secure = new EdgeSecAggSession(this.site, m, m.security, this.state.load().identity.privateKey, this.trust, (msg) => (this.channel ? this.channel.send(msg) : Promise.reject(new Error('not connected'))), this.o.secaggRules);
+        secure = new EdgeSecAggSession(this.site, m, m.security, this.state.load().identity.privateKey, this.trust, (msg) => (this.channel ? this.channel.send(msg) : Promise.reject(new Error('not connected'))), this.rules.secaggRules(plan.policy));
         this.secure.set(key, secure);
         await secure.start();
       }
       this.state.saveGlobalModel(m.modelVersion, spec, params);
+      onLocalData = true;
+      const startAccuracy = this.rules.releasesNoisedAccuracy(m, plan) ? localAccuracy(spec, params, this.o.data.train) : undefined;
       const r = await this.trainer.fit(spec, params, this.o.data.train, m.config);
       const delta = new Float32Array(params.length);
       for (let i = 0; i < delta.length; i++) delta[i] = r.params[i] - params[i];
@@ -408,35 +433,48 @@ export class EdgeClient extends EventEmitter {
       if (!Number.isFinite(last.trainLoss) || !delta.every(Number.isFinite)) throw new Error('local training diverged (non-finite loss or parameters); try a lower learning rate');
       let clipIndicator: number | undefined;
       if (m.privacy) {
-        // Clip the whole update to C, add the noise this site computes itself (CSPRNG; under
-        // SecAgg+ distributed mode, as integers after quantisation), then record the release in
-        // the site's own ledger before anything leaves.
+        // Clip the whole update to C and add the noise this site computes itself (CSPRNG; under
+        // SecAgg+ distributed mode, as integers after quantisation, below).
         const { norm } = clipToNorm(delta, m.privacy.clip);
         if (plan.noise.kind === 'gaussian') addGaussianNoise(delta, plan.noise.stddev);
-        if (m.privacy.countNoiseStddev !== undefined) {
-          // Adaptive clipping: report b − 1/2 (sensitivity 1/2) with this site's noise share.
-          const noise = new Float64Array(1);
-          if (m.privacy.countNoiseStddev > 0) fillGaussian(noise, m.privacy.countNoiseStddev);
-          clipIndicator = (norm <= m.privacy.clip ? 0.5 : -0.5) + noise[0];
-        }
-        if (plan.charge) this.ledger.charge(m.experiment, m.round, m.privacy);
-        else this.log('released_without_site_noise', { experiment: m.experiment, round: m.round, mode: m.privacy.mode });
+        // Adaptive clipping: b − 1/2 (sensitivity 1/2), with the site's own noise (it leaves in the clear).
+        if (plan.clipBitStddev !== null) clipIndicator = (norm <= m.privacy.clip ? 0.5 : -0.5) + gaussianSample(plan.clipBitStddev);
+        if (!plan.charge) this.log('released_without_site_noise', { experiment: m.experiment, round: m.round, mode: m.privacy.mode });
       }
-      const header = { experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics: { loss: last.trainLoss, accuracy: last.trainAccuracy }, ...(clipIndicator !== undefined ? { clipIndicator } : {}) };
+      const shaped = this.rules.shapeFit(m, plan, r.numExamples, { loss: last.trainLoss, accuracy: last.trainAccuracy }, startAccuracy);
+      const header = { experiment: m.experiment, round: m.round, numExamples: shaped.numExamples, metrics: shaped.metrics ?? {}, ...(clipIndicator !== undefined ? { clipIndicator } : {}) };
+      // The ledger is charged (and synced) with every mechanism of the round before anything leaves; over budget: nothing leaves.
+      const release = (update: PrivacyMechanism): void => {
+        // Central mode runs no mechanism on the update here, but a noised count or accuracy is still one.
+        const mechanisms = plan.charge ? [update, ...shaped.mechanisms] : shaped.mechanisms;
+        if (mechanisms.length === 0) return;
+        const over = this.rules.budgetRefusal(m, mechanisms);
+        if (over) throw new SiteRefusal({ kind: 'privacy_budget', reason: over });
+        this.rules.charge(m, plan, mechanisms);
+      };
       if (secure) {
-        const masked = await secure.maskedResult(delta, r.numExamples, header, plan.noise.kind === 'secagg-integer' ? plan.noise.totalStddev : 0);
+        const integerNoise = plan.noise.kind === 'secagg-integer' ? { totalStddev: plan.noise.totalStddev, clip: m.privacy!.clip, beforeRelease: release } : undefined;
+        if (!integerNoise) release({ kind: 'gaussian', noiseMultiplier: m.privacy?.noiseMultiplier ?? 0 });
+        const masked = await secure.maskedResult(delta, shaped.numExamples, header, integerNoise);
         if (masked.clipped > 0) this.log('secagg_values_clipped', { experiment: m.experiment, round: m.round, clipped: masked.clipped, range: secure.params.range });
         reply = masked;
       } else if (m.ckks) {
-        const encrypted = await this.ckks.encryptUpdate(delta, r.numExamples, m.ckks);
+        release({ kind: 'gaussian', noiseMultiplier: m.privacy?.noiseMultiplier ?? 0 });
+        const encrypted = await this.ckks.encryptUpdate(delta, shaped.numExamples, m.ckks);
         if (encrypted.clipped > 0) this.log('ckks_values_clipped', { experiment: m.experiment, round: m.round, clipped: encrypted.clipped, range: m.ckks.range });
         reply = { message: { type: 'fit_res', ...header }, payload: encrypted.payload };
-      } else reply = { message: { type: 'fit_res', ...header }, payload: float32Bytes(delta) };
+      } else {
+        release({ kind: 'gaussian', noiseMultiplier: m.privacy?.noiseMultiplier ?? 0 });
+        reply = { message: { type: 'fit_res', ...header }, payload: float32Bytes(delta) };
+      }
       this.log('fit_done', { experiment: m.experiment, round: m.round, seconds: (performance.now() - started) / 1000, loss: last.trainLoss });
     } catch (err) {
       secure?.cancel('local failure');
       this.secure.delete(key);
-      reply = { message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason: (err as Error).message.slice(0, 1000) } };
+      if (err instanceof SiteRefusal) return this.refuse(m, err.refusal);
+      // The error text stays here unless the site releases its counts exactly anyway: it can state them (tensor shapes).
+      const reason = !onLocalData || aboutTheCoordinator(err) || this.rules.errorDetailsMayLeave(m, plan.policy) ? (err as Error).message.slice(0, 1000) : 'local training failed; the reason is in the site\'s log (this site\'s policy keeps error details that could describe its data)';
+      reply = { message: { type: 'fit_failed', experiment: m.experiment, round: m.round, reason } };
       this.log('fit_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
     }
     if (this.cancelled.has(key)) return void this.log('result_discarded', { experiment: m.experiment, round: m.round, reason: 'round cancelled' });
@@ -446,34 +484,51 @@ export class EdgeClient extends EventEmitter {
     this.deliver(reply);
   }
 
-  /** Why this site will not take part in a round, by its own privacy accounting; or null. */
-  private privacyRefusal(m: MessageOf<'fit_ins'>): string | null {
-    if (!m.privacy) return this.o.budget ? 'this site requires differential privacy (a privacy budget is configured) and the experiment has none' : null;
-    return this.ledger.refusal(m.experiment, m.round, m.privacy);
+  /** Declines a round's fit or evaluation on purpose: logged here, and the coordinator is told why (nothing else leaves). */
+  private refuse(m: MessageOf<'fit_ins' | 'eval_ins'>, r: Refusal): void {
+    const fit = m.type === 'fit_ins';
+    this.log(fit ? 'fit_refused' : 'evaluate_refused', { experiment: m.experiment, round: m.round, kind: r.kind, reason: r.reason });
+    this.deliver({ message: { type: fit ? 'fit_failed' : 'eval_failed', experiment: m.experiment, round: m.round, reason: r.reason.slice(0, 2000), refused: r.kind } });
   }
 
   /** ε this site has spent (all experiments), at its budget's δ. */
   privacySpent(): number {
-    return this.ledger.spent();
+    return this.rules.spent();
   }
 
   private async evaluate(m: MessageOf<'eval_ins'>, global: { spec: ModelSpec; params: Float32Array } | null): Promise<void> {
-    let spec: ModelSpec, params: Float32Array;
-    try {
-      ({ spec, params } = global ?? (await this.encryptedModel(m.experiment, m.modelVersion, m.spec, m.ckksKeySet!)));
-    } catch (err) {
-      return void this.log('evaluate_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
-    }
-    this.state.saveGlobalModel(m.modelVersion, spec, params);
     const data = this.o.data.val ?? this.o.data.test;
-    const model = new TfjsModel(spec, params);
+    let allowed: ReturnType<SiteRules['evaluation']>;
     try {
+      allowed = this.rules.evaluation(m, data.y.length);
+    } catch (err) {
+      return this.refuse(m, { kind: 'policy', reason: `this site cannot check the evaluation against its policy: ${(err as Error).message}` });
+    }
+    if ('refusal' in allowed) return this.refuse(m, allowed.refusal);
+    // One evaluation per DP round: taken before anything awaits (a second eval_ins is refused meanwhile).
+    if (allowed.release === 'noised') this.rules.security.recordEvaluation(m.experiment, m.round);
+    let model: TfjsModel | null = null;
+    try {
+      const { spec, params } = global ?? (await this.encryptedModel(m.experiment, m.modelVersion, m.spec, m.ckksKeySet!));
+      this.state.saveGlobalModel(m.modelVersion, spec, params);
+      model = new TfjsModel(spec, params);
       const r = evaluateModel(model, data);
-      const metrics = { loss: r.loss, accuracy: r.accuracy, ...(Number.isFinite(r.auc) ? { auc: r.auc } : {}) };
-      this.deliver({ message: { type: 'eval_res', experiment: m.experiment, round: m.round, numExamples: r.numExamples, metrics } });
+      let metrics: SiteMetrics = { loss: r.loss, accuracy: r.accuracy, ...(Number.isFinite(r.auc) ? { auc: r.auc } : {}) };
+      let numExamples = allowed.release === 'exact' ? allowed.numExamples(r.numExamples) : r.numExamples;
+      if (allowed.release === 'noised') {
+        // A DP experiment: only the accuracy, noised with the round's z (see siteRules.ts); paid with the round's fit.
+        metrics = { accuracy: clamp01(r.accuracy + gaussianSample(allowed.accuracyStddev)) };
+        numExamples = 1;
+      }
+      this.deliver({ message: { type: 'eval_res', experiment: m.experiment, round: m.round, numExamples, metrics } });
       this.log('evaluated', { experiment: m.experiment, round: m.round, ...metrics });
+    } catch (err) {
+      // A model that does not fit the local data (or will not decrypt): an answer, never a crash.
+      this.log('evaluate_failed', { experiment: m.experiment, round: m.round, reason: (err as Error).message });
+      const reason = allowed.release === 'exact' && allowed.errorDetails ? (err as Error).message.slice(0, 2000) : 'evaluation failed; the reason is in the site\'s log (this site\'s policy keeps error details that could describe its data)';
+      this.deliver({ message: { type: 'eval_failed', experiment: m.experiment, round: m.round, reason } });
     } finally {
-      model.dispose();
+      model?.dispose();
     }
   }
 

@@ -8,7 +8,8 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
-import { encodeUpdate } from '../../shared/secure/secagg/fixedPoint.js';
+import { distributedDiscreteGaussian, type PrivacyMechanism } from '../../shared/privacy/privacyMechanism.js';
+import { DEFAULT_ROUNDING_BETA, encodeUpdate } from '../../shared/secure/secagg/fixedPoint.js';
 import { SecAggClient } from '../../shared/secure/secagg/secaggClient.js';
 import { SecAggProtocolError } from '../../shared/secure/secagg/secaggErrors.js';
 import { checkNoWrap, quantLevels, type SecAggRoundParams, type SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
@@ -65,19 +66,30 @@ export class EdgeSecAggSession {
   /**
    * Encodes the (clipped, possibly noised) update with this site's bounded weight, waits for the
    * share relay, masks it and signs the result. Returns the fit_res header and payload.
+   *
+   * `noise` (distributed DP): the site adds discrete Gaussian noise of stddev totalStddev / √t
+   * (value units; in quantisation steps after dividing by the step), t the threshold it checked
+   * in the roster — any sum the coordinator can unmask holds at least t members of its group —
+   * its own figure, never the one in the round parameters; refused if the sum could then wrap.
+   * `beforeRelease` gets the mechanism exactly as run (to charge the ledger; it may throw to
+   * stop the release) once t is known and before anything is encoded.
    */
-  /**
-   * `noiseTotalStddev` (distributed DP, in value units): the site adds discrete Gaussian noise of
-   * stddev noiseTotalStddev / √t in quantisation steps, t the threshold it checked in the roster
-   * (any sum the coordinator can unmask holds at least t members of its group) — its own figure,
-   * never the one in the round parameters; refused if the sum could then wrap.
-   */
-  async maskedResult(values: Float32Array, numExamples: number, header: Omit<MessageOf<'fit_res'>, 'type' | 'signature'>, noiseTotalStddev = 0): Promise<{ message: MessageOf<'fit_res'>; payload: Uint8Array; clipped: number }> {
+  async maskedResult(
+    values: Float32Array,
+    numExamples: number,
+    header: Omit<MessageOf<'fit_res'>, 'type' | 'signature'>,
+    noise?: { totalStddev: number; clip: number; beforeRelease: (m: PrivacyMechanism) => void },
+  ): Promise<{ message: MessageOf<'fit_res'>; payload: Uint8Array; clipped: number }> {
     await this.relayed; // (encoding after it keeps the event loop free for the key phases)
     const weight = Math.min(numExamples, this.params.maxWeight);
-    const noiseStddev = noiseTotalStddev > 0 ? noiseTotalStddev / Math.sqrt(this.client.groupThreshold) / (this.params.range / quantLevels(this.params.bits)) : 0;
+    const step = this.params.range / quantLevels(this.params.bits);
+    const t = this.client.groupThreshold;
+    const noiseStddev = noise && noise.totalStddev > 0 ? noise.totalStddev / Math.sqrt(t) / step : 0;
     if (noiseStddev > 0) checkNoWrap(this.client.participantCount, { bits: this.params.bits, maxWeight: this.params.maxWeight, noiseStddev });
-    const { words, clipped } = encodeUpdate(values, weight, { bits: this.params.bits, range: this.params.range, noiseStddev });
+    // Conditional randomised rounding (re-rounds until the rounded norm meets the bound the ledger charges).
+    const rounding = noise ? { l2Clip: noise.clip, roundingBeta: DEFAULT_ROUNDING_BETA } : {};
+    if (noise) noise.beforeRelease(distributedDiscreteGaussian({ clip: noise.clip, dimension: values.length, step, sigmaSteps: noiseStddev, minSummands: t, beta: DEFAULT_ROUNDING_BETA, maxWeight: this.params.maxWeight }));
+    const { words, clipped } = encodeUpdate(values, weight, { bits: this.params.bits, range: this.params.range, noiseStddev, ...rounding });
     return { ...(await this.maskedWords(words, header)), clipped };
   }
 

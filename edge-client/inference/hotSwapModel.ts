@@ -7,17 +7,14 @@
  * version that fails its checks never serves: the current one keeps going.
  */
 import { buildOnnxModel } from '../../models/onnxModel.js';
-import { FedmedError } from '../../shared/errors.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { SeededRng } from '../../shared/random/seededRng.js';
 import type { Dataset } from '../data/dataset.js';
+import { FedmedError } from '../../shared/errors.js';
+import { LocalAccuracyError, ModelCheckError } from './modelCheckError.js';
 import { OnnxInferenceSession, type InferenceOutput, type InferenceSessionOptions } from './onnxInferenceSession.js';
 
-export class ModelCheckError extends FedmedError {
-  constructor(message: string) {
-    super('MODEL_CHECK_FAILED', message);
-  }
-}
+export { LocalAccuracyError, ModelCheckError };
 
 /** Nothing to serve yet: no version was ever deployed to this edge. */
 export class NoModelError extends FedmedError {
@@ -36,12 +33,16 @@ export interface ServingModel {
   inputShape: number[];
   classes: number;
   loadedAt: string;
+  /** Accuracy on the site's holdout split, when it has one. */
+  holdoutAccuracy?: number;
 }
 
 export interface SwapChecks {
-  /** Local labelled data the new version must reach `accuracyFloor` on. */
+  /** Local labelled data the new version must reach `accuracyFloor` on (its accuracy there is kept with the model). */
   holdout?: Dataset;
   accuracyFloor?: number;
+  /** A version offered by the coordinator may lose at most this much holdout accuracy against the one serving. */
+  maxAccuracyDrop?: number | null;
 }
 
 interface Slot {
@@ -59,18 +60,30 @@ export class HotSwapModel {
 
   constructor(
     private readonly sessionOptions: InferenceSessionOptions = {},
-    private readonly checks: SwapChecks = {},
+    /** The checks now in force (a function: the site policy may change between swaps). */
+    private readonly checks: SwapChecks | (() => SwapChecks) = {},
   ) {}
 
   get current(): ServingModel | null {
     return this.slot?.model ?? null;
   }
 
-  /** Builds, warms up and checks `versionId`; switches to it only if every check passes. */
-  async swapTo(versionId: string, spec: ModelSpec, params: Float32Array): Promise<ServingModel> {
+  /**
+   * Builds, warms up and checks `versionId`; switches to it only if every check passes.
+   * `relative`: also hold it to the policy's largest accuracy drop against the version serving
+   * (for versions the coordinator offers; not for the operator's own rollback).
+   */
+  async swapTo(versionId: string, spec: ModelSpec, params: Float32Array, o: { relative?: boolean } = {}): Promise<ServingModel> {
     let model: ServingModel;
     try {
-      model = await loadChecked(versionId, spec, params, this.sessionOptions, this.checks);
+      const checks = typeof this.checks === 'function' ? this.checks() : this.checks;
+      model = await loadChecked(versionId, spec, params, this.sessionOptions, checks);
+      const serving = this.slot?.model;
+      const drop = checks.maxAccuracyDrop;
+      if (o.relative && drop !== null && drop !== undefined && serving?.holdoutAccuracy !== undefined && model.holdoutAccuracy !== undefined && model.holdoutAccuracy < serving.holdoutAccuracy - drop) {
+        await model.session.release();
+        throw new LocalAccuracyError(`version ${versionId.slice(0, 12)}: holdout accuracy ${model.holdoutAccuracy.toFixed(4)} is more than ${drop} below the serving version's ${serving.holdoutAccuracy.toFixed(4)} (site policy deployment.maxAccuracyDrop)`);
+      }
     } catch (err) {
       this.lastRefusal = { versionId, reason: (err as Error).message, at: new Date().toISOString() };
       throw err;
@@ -140,11 +153,12 @@ async function loadChecked(versionId: string, spec: ModelSpec, params: Float32Ar
       }
       if (Math.abs(sum - 1) > 1e-3) throw new ModelCheckError(`version ${short}: probabilities of golden input ${r} sum to ${sum}, not 1`);
     }
-    if (checks.holdout && checks.accuracyFloor !== undefined) {
-      const acc = await holdoutAccuracy(session, checks.holdout, exampleSize);
-      if (acc < checks.accuracyFloor) throw new ModelCheckError(`version ${short}: holdout accuracy ${acc.toFixed(4)} is below the floor ${checks.accuracyFloor}`);
+    let accuracy: number | undefined;
+    if (checks.holdout && checks.holdout.y.length > 0) {
+      accuracy = await holdoutAccuracy(session, checks.holdout, exampleSize);
+      if (checks.accuracyFloor !== undefined && accuracy < checks.accuracyFloor) throw new LocalAccuracyError(`version ${short}: holdout accuracy ${accuracy.toFixed(4)} is below the floor ${checks.accuracyFloor}`);
     }
-    return { versionId, spec, session, exampleSize, inputShape, classes: out.classes, loadedAt: new Date().toISOString() };
+    return { versionId, spec, session, exampleSize, inputShape, classes: out.classes, loadedAt: new Date().toISOString(), ...(accuracy !== undefined ? { holdoutAccuracy: accuracy } : {}) };
   } catch (err) {
     await session.release();
     throw err;

@@ -19,6 +19,7 @@ import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { checkModelAgainstManifest, verifyManifestSignature, verifyUpdate, type SignedManifest } from '../../shared/model/versionManifest.js';
 import type { FederationTrust } from '../../shared/secure/trust/federationTrust.js';
 import type { Message, MessageOf, ModelStatus } from '../../shared/protocol/messages.js';
+import { LocalAccuracyError } from '../inference/modelCheckError.js';
 import type { StoredVersion, VersionStore } from './versionStore.js';
 
 /** A model this edge holds that an update may be a delta against. */
@@ -35,8 +36,13 @@ export interface OtaApplierOptions {
   /** The certified key of the coordinator of the current session (signs each update's length and hash). */
   sessionKey: () => KeyObject | null;
   send: (m: Message) => Promise<void>;
-  /** Makes a verified version live (hot swap); throws to refuse it. */
-  install: (v: StoredVersion) => Promise<void>;
+  /**
+   * Makes a verified version live (hot swap); throws to refuse it. `how`: offered by the
+   * coordinator, or chosen by the site's operator (a rollback or an activation by hand).
+   */
+  install: (v: StoredVersion, how: 'offer' | 'local') => Promise<void>;
+  /** Why an offered version must wait for the site's operator (policy: manual deployment), or null. */
+  hold?: () => string | null;
   /** The version actually serving (default: the store's active one). */
   serving?: () => string | null;
   /** Other models this edge holds (e.g. the last global model from training) usable as a base. */
@@ -153,8 +159,8 @@ export class OtaApplier {
   }
 
   /**
-   * After `fedmed edge rollback` changed the active version on disk: makes that version live
-   * and tells the coordinator the abandoned one was rolled back.
+   * After `fedmed edge rollback` or `activate` changed the active version on disk: makes that
+   * version live and tells the coordinator (the abandoned one was rolled back, if it was).
    */
   applyLocalRollback(servingNow: () => string | null): void {
     this.installing = this.installing.then(async () => {
@@ -162,12 +168,13 @@ export class OtaApplier {
       const serving = servingNow();
       if (!target || target === serving) return;
       try {
-        await this.o.install(this.o.store.load(target));
+        await this.o.install(this.o.store.load(target), 'local');
       } catch (err) {
         return void this.o.log('rollback_failed', { version: target, reason: errorMessage(err) });
       }
-      this.o.log('ota_rolled_back', { from: serving, to: target });
-      if (serving) this.report(serving, 'rolled_back', this.o.store.refusal(serving) ?? 'rolled back by hand');
+      const abandoned = serving ? this.o.store.refusal(serving) : undefined; // set by a rollback, not by an activation
+      this.o.log(abandoned ? 'ota_rolled_back' : 'ota_activated_by_hand', { from: serving, to: target });
+      if (serving && abandoned) this.report(serving, 'rolled_back', abandoned);
       this.report(target, 'active');
     });
   }
@@ -190,10 +197,16 @@ export class OtaApplier {
       } catch (err) {
         return this.refuse(id, errorMessage(err), true);
       }
+      const held = this.o.hold?.() ?? null;
+      if (held) {
+        // Stored and verified; it serves when the operator says so ("fedmed edge activate").
+        this.o.log('ota_held', { version: id, reason: held });
+        return this.report(id, 'held', held);
+      }
       try {
-        await this.o.install(v);
+        await this.o.install(v, 'offer');
       } catch (err) {
-        return this.refuse(id, `failed its checks: ${errorMessage(err)}`, true);
+        return this.refuse(id, `failed its checks: ${errorMessage(err)}`, true, err instanceof LocalAccuracyError ? `failed its checks: ${err.publicReason}` : undefined);
       }
       this.o.store.setActive(id, v.signed.manifest.release);
       this.o.log('ota_active', { version: id });
@@ -207,11 +220,11 @@ export class OtaApplier {
     this.refuse(version, reason, false);
   }
 
-  /** Refuses a version: the current model keeps serving. `remember`: do not try it again. */
-  private refuse(version: string, reason: string, remember: boolean): void {
-    if (remember && /^[0-9a-f]{64}$/.test(version)) this.o.store.refuse(version, reason);
+  /** Refuses a version: the current model keeps serving. `remember`: do not try it again. `shown`: what the coordinator is told, if not the reason. */
+  private refuse(version: string, reason: string, remember: boolean, shown = reason): void {
+    if (remember && /^[0-9a-f]{64}$/.test(version)) this.o.store.refuse(version, shown); // (re-offers are answered with it)
     this.o.log('ota_refused', { version, reason });
-    this.report(version, 'refused', reason);
+    this.report(version, 'refused', shown);
   }
 
   private report(version: string, status: ModelStatus, reason?: string): void {

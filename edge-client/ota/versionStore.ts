@@ -148,10 +148,26 @@ export class VersionStore {
     const matches = to ? this.stored().filter((id) => id.startsWith(to)) : [];
     const target = to ? (matches.length === 1 ? matches[0] : undefined) : a.history.filter((x) => x !== from && this.has(x)).at(-1);
     if (!target) throw new UsageError(to ? `version ${to} is not stored on this edge, or names more than one (stored: ${this.stored().join(', ') || 'none'})` : 'no earlier version is stored on this edge to roll back to');
-    const release = this.load(target).signed.manifest.release; // re-verified (hash and, with the site's trust, signature) before it is made active
     if (from) a.refused[from] = 'rolled back by hand';
+    return this.switchTo(a, target);
+  }
+
+  /**
+   * By-hand activation (site policy: manual deployment): makes the stored version `to` (an id or
+   * a unique prefix) serve. Unlike a rollback, the version it replaces is not marked abandoned.
+   */
+  activate(to: string): { from: string | null; to: string } {
+    const a = this.readActive();
+    const matches = this.stored().filter((id) => id.startsWith(to));
+    if (matches.length !== 1) throw new UsageError(`version ${to} is not stored on this edge, or names more than one (stored: ${this.stored().join(', ') || 'none'})`);
+    return this.switchTo(a, matches[0]);
+  }
+
+  /** Makes `target` active by the operator's hand (the active record `a` as it will be written). */
+  private switchTo(a: ActiveFile, target: string): { from: string | null; to: string } {
+    const from = a.active;
+    a.activeRelease = this.load(target).signed.manifest.release; // re-verified (hash and, with the site's trust, signature) before it is made active
     a.active = target;
-    a.activeRelease = release;
     a.history = [...a.history.filter((x) => x !== target), target];
     delete a.refused[target];
     this.writeActive(a);

@@ -55,21 +55,21 @@ export interface Strategy {
   aggregateEvaluate(round: number, results: SiteEvaluation[]): WeightedMetrics;
 }
 
-/** Example-weighted means of loss, accuracy and AUC (AUC over the sites that report one). */
+/**
+ * Example-weighted means of loss, accuracy and AUC, each over the sites that report it (a site's
+ * policy may withhold a metric, or under DP release only a noised accuracy).
+ */
 export function weightedMetrics(results: { numExamples: number; metrics: SiteMetrics }[]): WeightedMetrics {
-  let n = 0;
-  let loss = 0;
-  let acc = 0;
-  let aucN = 0;
-  let auc = 0;
-  for (const r of results) {
-    n += r.numExamples;
-    loss += r.numExamples * r.metrics.loss;
-    acc += r.numExamples * r.metrics.accuracy;
-    if (r.metrics.auc !== undefined && Number.isFinite(r.metrics.auc)) {
-      aucN += r.numExamples;
-      auc += r.numExamples * r.metrics.auc;
+  const mean = (key: keyof SiteMetrics): number | null => {
+    let n = 0;
+    let sum = 0;
+    for (const r of results) {
+      const v = r.metrics[key];
+      if (v === undefined || !Number.isFinite(v)) continue;
+      n += r.numExamples;
+      sum += r.numExamples * v;
     }
-  }
-  return { loss: n ? loss / n : NaN, accuracy: n ? acc / n : NaN, auc: aucN ? auc / aucN : null, numExamples: n, sites: results.length };
+    return n ? sum / n : null;
+  };
+  return { loss: mean('loss') ?? NaN, accuracy: mean('accuracy') ?? NaN, auc: mean('auc'), numExamples: results.reduce((n, r) => n + r.numExamples, 0), sites: results.length };
 }

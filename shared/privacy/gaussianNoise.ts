@@ -83,3 +83,10 @@ export function addGaussianNoise(v: Float32Array, stddev: number, rng = new Secu
     for (let i = 0; i < len; i++) v[start + i] += chunk[i];
   }
 }
+
+/** One N(0, stddev²) sample from the CSPRNG (0 when stddev is 0), for scalars such as a noised count. */
+export function gaussianSample(stddev: number): number {
+  const x = new Float64Array(1);
+  if (stddev > 0) fillGaussian(x, stddev);
+  return x[0];
+}

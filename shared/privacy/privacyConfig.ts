@@ -2,9 +2,10 @@
  * How an experiment protects its sites (client-level DP), and what each round tells the sites.
  *
  *   central      sites clip; the coordinator adds N(0, (zC)²) to the sum (trusted coordinator)
- *   distributed  each of the k sampled sites adds N(0, (zC)² / (k − maxDropouts)) to its clipped
- *                update, so the sum carries at least the full noise even if up to maxDropouts
- *                sites drop out; the coordinator never sees un-noised data
+ *   distributed  under SecAgg+ only: each site adds discrete Gaussian noise of stddev zC/√t to
+ *                its clipped, quantised update, t the reconstruction threshold it verified (any
+ *                sum the coordinator can unmask holds ≥ t members), so every sum carries ≥ zC;
+ *                the sites compute this themselves (edge-client/federation/siteNoise.ts)
  *   local        each site adds N(0, (zC)²) to its own clipped update (each update is itself DP)
  *
  * With privacy on, updates are averaged with equal weights (example counts would change the

@@ -9,7 +9,8 @@
  * against the admin key it pinned) -> edge `auth` (its signature over the same, with its
  * enrolled key) -> `welcome`. `revocations` brings a newer admin-signed revocation list.
  * Rounds: `fit_ins` (+ global params) -> `fit_res` (+ delta) or `fit_failed`; `eval_ins`
- * (+ params) -> `eval_res`. Either side may send `heartbeat`.
+ * (+ params) -> `eval_res` or `eval_failed` (e.g. the site's policy withholds the metrics).
+ * Either side may send `heartbeat`.
  *
  * SecAgg+ rounds (`fit_ins.security.mode = "secagg"`) add, between fit_ins and fit_res:
  * `secagg_keys` (site's signed X25519 keys) -> `secagg_roster` (its neighbours' keys, each with
@@ -66,9 +67,10 @@ export interface FitConfig {
   steps?: number;
 }
 
+/** What a site reports of its training or evaluation; a site's policy may withhold any of it. */
 export interface SiteMetrics {
-  loss: number;
-  accuracy: number;
+  loss?: number;
+  accuracy?: number;
   auc?: number;
 }
 
@@ -85,9 +87,14 @@ export type Message =
    * signature: SecAgg+ only — the site's Ed25519 signature over this header and the masked payload.
    */
   | { type: 'fit_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics; clipIndicator?: number; signature?: string }
-  | { type: 'fit_failed'; experiment: string; round: number; reason: string }
+  /**
+   * refused: set when the site declined the round on purpose (its policy), not because something
+   * broke; the coordinator groups refusals by kind in the round's failure and shows them per site.
+   */
+  | { type: 'fit_failed'; experiment: string; round: number; reason: string; refused?: RefusalKind }
   | { type: 'eval_ins'; experiment: string; round: number; modelVersion: string; spec: unknown; ckksKeySet?: string }
   | { type: 'eval_res'; experiment: string; round: number; numExamples: number; metrics: SiteMetrics }
+  | { type: 'eval_failed'; experiment: string; round: number; reason: string; refused?: RefusalKind }
   | { type: 'round_cancel'; experiment: string; round: number; reason: string }
   | ({ type: 'secagg_keys' } & SecAggSession & SecAggKeys & { signature: string })
   /** participants: every site whose keys were accepted (U1), sorted; with `neighbours` and the session they determine the graph. */
@@ -115,7 +122,8 @@ export type Message =
   | { type: 'model_status'; version: string; status: ModelStatus; reason?: string };
 
 /** What an edge reports about a version it was offered. */
-export type ModelStatus = 'downloading' | 'active' | 'refused' | 'rolled_back';
+/** held: stored and verified, not serving: the site's policy deploys only by its operator's hand. */
+export type ModelStatus = 'downloading' | 'active' | 'held' | 'refused' | 'rolled_back';
 
 export interface SecAggSession {
   experiment: string;
@@ -137,6 +145,10 @@ export interface SecAggMember extends SecAggKeys {
   signature: string;
 }
 
+/** Why a site declined a round (`fit_failed.refused`). */
+export const REFUSAL_KINDS = ['privacy_budget', 'approval_pending', 'experiment_rejected', 'policy'] as const;
+export type RefusalKind = (typeof REFUSAL_KINDS)[number];
+
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
 
@@ -146,7 +158,7 @@ const round = { type: 'integer', minimum: 1, maximum: 1_000_000 };
 const finite = { type: 'number' };
 const metrics = {
   type: 'object',
-  required: ['loss', 'accuracy'],
+  required: [],
   additionalProperties: false,
   properties: { loss: finite, accuracy: { type: 'number', minimum: 0, maximum: 1 }, auc: finite },
 };
@@ -207,7 +219,8 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
     ['experiment', 'round', 'modelVersion', 'spec', 'config'],
   ),
   fit_res: schema('fit_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics, clipIndicator: finite, signature }, ['experiment', 'round', 'numExamples', 'metrics']),
-  fit_failed: schema('fit_failed', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
+  fit_failed: schema('fit_failed', { ...experimentRound, reason: { type: 'string', maxLength: 2000 }, refused: { enum: [...REFUSAL_KINDS] } }, ['experiment', 'round', 'reason']),
+  eval_failed: schema('eval_failed', { ...experimentRound, reason: { type: 'string', maxLength: 2000 }, refused: { enum: [...REFUSAL_KINDS] } }, ['experiment', 'round', 'reason']),
   eval_ins: schema('eval_ins', { ...experimentRound, modelVersion: { type: 'string', pattern: '^[0-9a-f]{64}$' }, spec: { type: 'object' }, ckksKeySet: CKKS_ROUND_SCHEMA.properties.keySet }, ['experiment', 'round', 'modelVersion', 'spec']),
   eval_res: schema('eval_res', { ...experimentRound, numExamples: { type: 'integer', minimum: 1 }, metrics }, ['experiment', 'round', 'numExamples', 'metrics']),
   round_cancel: schema('round_cancel', { ...experimentRound, reason: { type: 'string', maxLength: 2000 } }, ['experiment', 'round', 'reason']),
@@ -253,7 +266,7 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
   model_offer: schema('model_offer', { manifest: MANIFEST_SCHEMA, signature, certificate: signedDocument, spec: { type: 'object' } }, ['manifest', 'signature', 'certificate', 'spec']),
   model_fetch: schema('model_fetch', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 } }, ['version', 'base', 'offset']),
   model_chunk: schema('model_chunk', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 }, totalBytes: { type: 'integer', minimum: 1, maximum: 2 ** 31 }, sha256: hex64, signature }, ['version', 'base', 'offset', 'totalBytes', 'sha256', 'signature']),
-  model_status: schema('model_status', { version: hex64, status: { enum: ['downloading', 'active', 'refused', 'rolled_back'] }, reason: { type: 'string', maxLength: 2000 } }, ['version', 'status']),
+  model_status: schema('model_status', { version: hex64, status: { enum: ['downloading', 'active', 'held', 'refused', 'rolled_back'] }, reason: { type: 'string', maxLength: 2000 } }, ['version', 'status']),
 };
 
 const ajv = new Ajv({ allErrors: false, strict: true });

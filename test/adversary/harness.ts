@@ -26,9 +26,9 @@ export const PARAMS = initParams(SPEC, 1);
 export const VERSION = modelVersionId(SPEC, PARAMS);
 
 /** A small synthetic data file (made once per directory). */
-export async function dataFile(dir: string, seed = 1): Promise<string> {
-  const file = join(dir, `data-${seed}.npz`);
-  const r = await runCli(['make-synthetic', '--out', file, '--n', '60', '--seed', String(seed)]);
+export async function dataFile(dir: string, seed = 1, n = 60): Promise<string> {
+  const file = join(dir, `data-${seed}-${n}.npz`);
+  const r = await runCli(['make-synthetic', '--out', file, '--n', String(n), '--seed', String(seed)]);
   if (r.code !== 0) throw new Error(r.stderr);
   return file;
 }
@@ -41,10 +41,11 @@ export interface EdgeUnderTest extends Proc {
 }
 
 /** Enrols a state dir in the fake's federation and starts a real edge process on it. */
-export async function startEdge(fake: FakeCoordinator, dir: string, name: string, o: { args?: string[]; env?: NodeJS.ProcessEnv; seed?: number } = {}): Promise<EdgeUnderTest> {
+export async function startEdge(fake: FakeCoordinator, dir: string, name: string, o: { args?: string[]; env?: NodeJS.ProcessEnv; seed?: number; n?: number; beforeStart?: (stateDir: string) => void } = {}): Promise<EdgeUnderTest> {
   const stateDir = join(dir, name);
   const site = fake.enrolEdge(stateDir, name);
-  const p = spawnCli(['edge', 'start', '--state-dir', stateDir, '--data', await dataFile(dir, o.seed ?? 1), ...(o.args ?? [])], o.env);
+  o.beforeStart?.(stateDir);
+  const p = spawnCli(['edge', 'start', '--state-dir', stateDir, '--data', await dataFile(dir, o.seed ?? 1, o.n), ...(o.args ?? [])], o.env);
   const events = () =>
     p
       .output()

@@ -10,15 +10,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initParams } from '../../shared/model/initParams.js';
-import { modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
-import { encodeModelUpdate, readUpdateHeader } from '../../shared/model/modelUpdate.js';
-import { signManifest, signUpdate, type SignedManifest } from '../../shared/model/versionManifest.js';
-import type { MessageOf } from '../../shared/protocol/messages.js';
+import { encodeModelUpdate } from '../../shared/model/modelUpdate.js';
+import { signUpdate, type SignedManifest } from '../../shared/model/versionManifest.js';
 import { generateIdentity } from '../../shared/secure/identity.js';
 import { FakeCoordinator } from '../helpers/fakeCoordinator.js';
 import { freePort, spawnCli, stopProc, waitFor } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { dataFile, SPEC, startEdge, waitEvent, type EdgeUnderTest } from './harness.js';
+import { ScriptedOta, servingVersion } from './scriptedOta.js';
 
 describe('adversary: OTA downgrade and oversized updates (real edge process serving inference)', function () {
   this.timeout(180_000);
@@ -26,34 +25,16 @@ describe('adversary: OTA downgrade and oversized updates (real edge process serv
   const fake = new FakeCoordinator();
   let edge: EdgeUnderTest;
   let port = 0;
-  const params = new Map<string, Float32Array>();
-  let release = 0;
-  /** How the fake answers the next model_fetch (default: the honest update). */
-  let answer: ((m: MessageOf<'model_fetch'>) => Promise<void>) | null = null;
-
-  const manifest = (p: Float32Array, o: { release?: number } = {}): SignedManifest => {
-    const id = modelVersionId(SPEC, p);
-    params.set(id, p);
-    const now = new Date().toISOString();
-    return signManifest(fake.identity.privateKey, fake.certificate, { id, parent: null, experiment: 'exp', round: 1, specHash: specHash(SPEC), paramsSha256: paramsSha256(p), metrics: {}, createdAt: now, release: o.release ?? ++release, releasedAt: now });
-  };
-  const offer = (s: SignedManifest) => fake.sendTo('hosp', { type: 'model_offer', ...s, spec: SPEC });
-  const statusOf = (version: string) => waitFor(`a final status for ${version.slice(0, 8)}`, () => fake.of('model_status', 'hosp').filter((s) => s.version === version && s.status !== 'downloading').at(-1), 30_000, 20);
-  const serving = async (): Promise<string | null> => ((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { version: string | null }).version;
-
-  async function honestUpdate(m: MessageOf<'model_fetch'>): Promise<void> {
-    const bytes = encodeModelUpdate(params.get(m.version)!, m.base ? (params.get(m.base) ?? null) : null);
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const base = readUpdateHeader(bytes).header.kind === 'delta' ? m.base : null;
-    await fake.sendTo('hosp', { type: 'model_chunk', version: m.version, base, offset: 0, totalBytes: bytes.length, sha256, signature: signUpdate(fake.identity.privateKey, { version: m.version, base, totalBytes: bytes.length, sha256 }) }, bytes);
-  }
+  let ota: ScriptedOta;
+  const manifest = (p: Float32Array, o: { release?: number } = {}): SignedManifest => ota.manifest(p, o);
+  const offer = (s: SignedManifest) => ota.offer(s);
+  const statusOf = (version: string) => ota.status(version);
+  const serving = () => servingVersion(port);
 
   before(async () => {
     await fake.start();
     port = await freePort();
-    fake.onMessage = (m) => {
-      if (m.type === 'model_fetch') void (answer ?? honestUpdate)(m);
-    };
+    ota = new ScriptedOta(fake);
     edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port)] });
     await waitEvent(edge, 'connected');
   });
@@ -85,7 +66,7 @@ describe('adversary: OTA downgrade and oversized updates (real edge process serv
   it('update bytes beyond the signed length a model of this size allows, or not signed by the certified key, are refused before writing', async () => {
     const partial = join(t.dir, 'hosp', 'versions', 'partial.bin');
     const v3 = manifest(initParams(SPEC, 13));
-    answer = async (m) => {
+    ota.answer = async (m) => {
       const totalBytes = 2 ** 31 - 1; // "2 GiB are coming", properly signed
       const sha256 = 'a'.repeat(64);
       await fake.sendTo('hosp', { type: 'model_chunk', version: m.version, base: null, offset: 0, totalBytes, sha256, signature: signUpdate(fake.identity.privateKey, { version: m.version, base: null, totalBytes, sha256 }) }, Buffer.alloc(64 * 1024, 1));
@@ -96,9 +77,9 @@ describe('adversary: OTA downgrade and oversized updates (real edge process serv
     assert.match(big.reason!, /announces 2147483647 bytes; a model of 224002 parameters needs at most \d+: refused before writing anything/);
     assert.equal(existsSync(partial), false);
     const v4 = manifest(initParams(SPEC, 14));
-    answer = async (m) => {
+    ota.answer = async (m) => {
       // The honest bytes, but their length and hash signed by someone else.
-      const bytes = encodeModelUpdate(params.get(m.version)!, null);
+      const bytes = encodeModelUpdate(ota.params.get(m.version)!, null);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
       await fake.sendTo('hosp', { type: 'model_chunk', version: m.version, base: null, offset: 0, totalBytes: bytes.length, sha256, signature: signUpdate(generateIdentity().privateKey, { version: m.version, base: null, totalBytes: bytes.length, sha256 }) }, bytes);
     };
@@ -107,7 +88,7 @@ describe('adversary: OTA downgrade and oversized updates (real edge process serv
     assert.equal(unsigned.status, 'refused');
     assert.match(unsigned.reason!, /length and hash are not signed by the certified coordinator key/);
     assert.equal(existsSync(partial), false);
-    answer = null;
+    ota.answer = null;
     assert.equal(await serving(), v2.manifest.id);
   });
 

@@ -6,18 +6,16 @@
  * release, even properly re-signed, is still refused.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { initParams } from '../../shared/model/initParams.js';
-import { modelVersionId, paramsSha256, specHash } from '../../shared/model/modelHash.js';
-import { encodeModelUpdate } from '../../shared/model/modelUpdate.js';
-import { signManifest, signUpdate, type SignedManifest, type VersionManifest } from '../../shared/model/versionManifest.js';
+import type { SignedManifest, VersionManifest } from '../../shared/model/versionManifest.js';
 import { generateIdentity } from '../../shared/secure/identity.js';
 import { issueCoordinatorCertificate, issueRevocationList } from '../../shared/secure/trust/adminSigning.js';
 import { FakeCoordinator } from '../helpers/fakeCoordinator.js';
 import { freePort, spawnCli, stopProc, waitFor, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { dataFile, SPEC, startEdge, waitEvent } from './harness.js';
+import { ScriptedOta, servingVersion } from './scriptedOta.js';
 
 describe('adversary: OTA after a coordinator key rotation that revokes the old certificate (real edge process)', function () {
   this.timeout(120_000);
@@ -25,33 +23,23 @@ describe('adversary: OTA after a coordinator key rotation that revokes the old c
   const fake = new FakeCoordinator();
   const procs: Proc[] = [];
   let port = 0;
-  const params = new Map<string, Float32Array>();
+  let ota: ScriptedOta;
   after(async () => {
     for (const p of procs) await stopProc(p);
     await fake.close();
     t.cleanup();
   });
 
-  const manifestBody = (p: Float32Array, release: number): VersionManifest => {
-    const id = modelVersionId(SPEC, p);
-    params.set(id, p);
-    const now = new Date().toISOString();
-    return { id, parent: null, experiment: 'exp', round: 1, specHash: specHash(SPEC), paramsSha256: paramsSha256(p), metrics: {}, createdAt: now, release, releasedAt: now };
-  };
-  const sign = (m: VersionManifest): SignedManifest => signManifest(fake.identity.privateKey, fake.certificate, m);
-  const offer = (s: SignedManifest) => fake.sendTo('hosp', { type: 'model_offer', ...s, spec: SPEC });
-  const serving = async (): Promise<string | null> => ((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { version: string | null }).version;
-  const lastStatus = (id: string, n: number) => waitFor(`status ${n} for ${id.slice(0, 8)}`, () => fake.of('model_status', 'hosp').filter((s) => s.version === id && s.status !== 'downloading')[n - 1], 30_000, 20);
+  const manifestBody = (p: Float32Array, release: number): VersionManifest => ota.body(p, release);
+  const sign = (m: VersionManifest): SignedManifest => ota.sign(m);
+  const offer = (s: SignedManifest) => ota.offer(s);
+  const serving = () => servingVersion(port);
+  const lastStatus = (id: string, n: number) => ota.status(id, n);
 
   it('re-signed by the new key, the active version serves again; an older release is still refused', async () => {
     await fake.start();
     port = await freePort();
-    fake.onMessage = (m) => {
-      if (m.type !== 'model_fetch') return;
-      const bytes = encodeModelUpdate(params.get(m.version)!, null);
-      const sha256 = createHash('sha256').update(bytes).digest('hex');
-      void fake.sendTo('hosp', { type: 'model_chunk', version: m.version, base: null, offset: 0, totalBytes: bytes.length, sha256, signature: signUpdate(fake.identity.privateKey, { version: m.version, base: null, totalBytes: bytes.length, sha256 }) }, bytes);
-    };
+    ota = new ScriptedOta(fake);
     const edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port)] });
     procs.push(edge);
     await waitEvent(edge, 'connected');

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeSum } from '../../shared/secure/secagg/fixedPoint.js';
+import { quantLevels } from '../../shared/secure/secagg/secaggParams.js';
 import type { MessageOf } from '../../shared/protocol/messages.js';
 import { FakeCoordinator } from '../helpers/fakeCoordinator.js';
 import { stopProc, waitFor } from '../helpers/federation.js';
@@ -54,8 +55,8 @@ describe('adversary: a coordinator lying about the noise (real edge process with
     const s = std(released);
     assert.ok(Math.abs(s - 2) < 0.02, `released stddev ${s}, the site's own zC is 2`);
     await settled(edge, 'exp-local');
-    const ledger = JSON.parse(readFileSync(join(t.dir, 'hosp', 'privacy-ledger.json'), 'utf8')) as { entries: { experiment: string; round: number; noiseMultiplier: number; mode: string }[] };
-    assert.deepEqual(ledger.entries.map((e) => [e.experiment, e.round, e.noiseMultiplier, e.mode]), [['exp-local', 1, 2, 'local']]);
+    const ledger = JSON.parse(readFileSync(join(t.dir, 'hosp', 'privacy-ledger.json'), 'utf8')) as { entries: { experiment: string; round: number; mechanisms: unknown[] }[] };
+    assert.deepEqual(ledger.entries.map((e) => [e.experiment, e.round, e.mechanisms]), [['exp-local', 1, [{ kind: 'gaussian', noiseMultiplier: 2 }]]]);
   });
 
   it('distributed mode under SecAgg+ with a stated integer noise of 0: the site adds zC/√t itself (t the threshold it checked)', async () => {
@@ -71,6 +72,12 @@ describe('adversary: a coordinator lying about the noise (real edge process with
     const want = 1 / Math.sqrt(3); // zC / √t with t = 3 of the 3 holders
     assert.ok(Math.abs(s - want) / want < 0.01, `stddev of the site's released sum ${s}, expected its own zC/√t = ${want}`);
     await settled(edge, 'exp-dist');
+    // Charged as the mechanism it ran: the distributed discrete Gaussian over t = 3 summands.
+    const ledger = JSON.parse(readFileSync(join(t.dir, 'hosp', 'privacy-ledger.json'), 'utf8')) as { entries: { experiment: string; mechanisms: Record<string, unknown>[] }[] };
+    const [charged] = ledger.entries.find((e) => e.experiment === 'exp-dist')!.mechanisms;
+    const step = r.params.range / quantLevels(r.params.bits);
+    assert.deepEqual({ ...charged, sigmaSteps: undefined }, { kind: 'distributed-discrete-gaussian', clip: 1, step, dimension: weightedSum.length, sigmaSteps: undefined, minSummands: 3, beta: charged.beta, maxWeight: 1 });
+    assert.ok(Math.abs((charged.sigmaSteps as number) - want / step) < 1e-9);
   });
 
   it('refuses central mode (it has a budget), distributed without SecAgg+, and a second release for the same round', async () => {

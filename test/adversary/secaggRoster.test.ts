@@ -130,6 +130,7 @@ describe('adversary: SecAgg+ rosters from a malicious coordinator (real edge pro
     const strictFailed = await new ScriptedSecureRound(fake, 'exp-plain', 1, ['strict'], []).from('strict', 'fit_failed');
     assert.match(strictFailed.reason, /requires secure aggregation \(SecAgg\+ or CKKS\) and the round is not securely aggregated/);
     assert.equal(fake.of('fit_res', 'strict').length, 0);
-    assert.equal(strict.event('fit_started').length, 1);
+    assert.deepEqual(strict.event('fit_refused').map((e) => e.kind), ['policy'], 'refused, and logged locally');
+    assert.equal(strict.event('fit_started').length, 0);
   });
 });

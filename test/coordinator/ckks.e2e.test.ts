@@ -36,7 +36,7 @@ describe('secure aggregation end to end: CKKS with 5 edges as processes on loopb
       const r = await runCli(['make-synthetic', '--out', npz[i], '--n', '200', '--seed', String(10 + i), '--shift', String((i - 2) * 0.05), '--noise', '0.3']);
       assert.equal(r.code, 0, r.stderr);
       await enrol(coord, site, join(t.dir, site));
-      edges.set(site, spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', npz[i]]));
+      edges.set(site, spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', npz[i], '--release-ckks-metrics']));
     }
     await waitFor('5 edges online', async () => (await onlineSites(coord)).length === 5);
   });
@@ -111,7 +111,7 @@ describe('secure aggregation end to end: CKKS with 5 edges as processes on loopb
   it('a site that restarts with an empty model cache catches up by decrypting the chain from the initial model', async () => {
     await waitFor('4 edges online', async () => (await onlineSites(coord)).length === 4);
     // site-e was killed during round 2: bring it back; it must decrypt versions 1..3 to join round 4.
-    edges.set('site-e', spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'site-e'), '--data', npz[4]]));
+    edges.set('site-e', spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'site-e'), '--data', npz[4], '--release-ckks-metrics']));
     await waitFor('5 edges online', async () => (await onlineSites(coord)).length === 5);
     const [exp] = (await call<{ id: string; name: string }[]>(coord, 'GET', '/v1/experiments')).body.filter((e) => e.name === 'ckks-e2e');
     await call(coord, 'POST', `/v1/experiments/${exp.id}/rounds`, { rounds: 1 });
