@@ -2,6 +2,24 @@
 import { Command } from 'commander';
 import { reexecWithCoordinatorHeap } from './coordinatorHeap.js';
 import { intOption } from './parseNumber.js';
+import { DEFAULT_COORDINATOR_LIMITS as L } from '../coordinator/limits.js';
+
+/** The limit flags (coordinator/limits.ts; README, Federation > Limits). */
+interface LimitFlags {
+  authTimeoutMs: number;
+  maxUnauthenticated: number;
+  maxUnauthenticatedPerAddress: number;
+  preAuthFrameBytes: number;
+  preAuthBytes: number;
+  maxTransferBytes: number;
+  requestTimeoutMs: number;
+  connectionTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+  enrollRateLimit: number;
+  tokenRateLimit: number;
+  rateLimitWindowMs: number;
+}
 
 export function coordinatorCommand(): Command {
   const cmd = new Command('coordinator').description('run the federation coordinator');
@@ -14,10 +32,29 @@ export function coordinatorCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate: serve https/wss')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug)', 'info')
-    .action(async (flags: { dataDir: string; host: string; port: number; tlsCert?: string; tlsKey?: string; logLevel: string }) => {
+    .option('--auth-timeout-ms <ms>', 'an edge must authenticate within this after connecting', intOption('--auth-timeout-ms', 100), L.authTimeoutMs)
+    .option('--max-unauthenticated <n>', 'unauthenticated edge connections in total', intOption('--max-unauthenticated', 1), L.maxUnauthenticated)
+    .option('--max-unauthenticated-per-address <n>', 'unauthenticated edge connections per remote address', intOption('--max-unauthenticated-per-address', 1), L.maxUnauthenticatedPerAddress)
+    .option('--pre-auth-frame-bytes <bytes>', 'largest frame before authentication (no chunked transfers then)', intOption('--pre-auth-frame-bytes', 256), L.preAuthFrameBytes)
+    .option('--pre-auth-bytes <bytes>', 'bytes an edge may send in all before it authenticates', intOption('--pre-auth-bytes', 1024), L.preAuthBytes)
+    .option('--max-transfer-bytes <bytes>', 'largest chunked payload from an authenticated edge', intOption('--max-transfer-bytes', 1), L.maxTransferBytes)
+    .option('--request-timeout-ms <ms>', 'an HTTP request (headers and body) must arrive within this', intOption('--request-timeout-ms', 100), L.requestTimeoutMs)
+    .option('--connection-timeout-ms <ms>', 'an idle HTTP socket is closed after this', intOption('--connection-timeout-ms', 100), L.connectionTimeoutMs)
+    .option('--keep-alive-timeout-ms <ms>', 'an idle keep-alive HTTP connection is closed after this', intOption('--keep-alive-timeout-ms', 100), L.keepAliveTimeoutMs)
+    .option('--max-connections <n>', 'TCP connections in total (HTTP and WebSocket); new ones above it are dropped', intOption('--max-connections', 1), L.maxConnections)
+    .option('--enroll-rate-limit <n>', 'POST /v1/enroll requests per window, per address and per join token', intOption('--enroll-rate-limit', 1), L.enrollRate.max)
+    .option('--token-rate-limit <n>', 'POST /v1/tokens and /v1/sites requests per window, per address and per bearer token', intOption('--token-rate-limit', 1), L.tokenRate.max)
+    .option('--rate-limit-window-ms <ms>', 'window of the rate limits', intOption('--rate-limit-window-ms', 100), L.enrollRate.windowMs)
+    .action(async (flags: { dataDir: string; host: string; port: number; tlsCert?: string; tlsKey?: string; logLevel: string } & LimitFlags) => {
       reexecWithCoordinatorHeap(); // returns only once the heap is set up for a coordinator
       const { startCoordinator } = await import('../coordinator/coordinatorServer.js');
-      const c = await startCoordinator({ dataDir: flags.dataDir, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel });
+      const { enrollRateLimit, tokenRateLimit, rateLimitWindowMs, authTimeoutMs, maxUnauthenticated, maxUnauthenticatedPerAddress, preAuthFrameBytes, preAuthBytes, maxTransferBytes, requestTimeoutMs, connectionTimeoutMs, keepAliveTimeoutMs, maxConnections } = flags;
+      const limits = {
+        ...{ authTimeoutMs, maxUnauthenticated, maxUnauthenticatedPerAddress, preAuthFrameBytes, preAuthBytes, maxTransferBytes, requestTimeoutMs, connectionTimeoutMs, keepAliveTimeoutMs, maxConnections },
+        enrollRate: { max: enrollRateLimit, windowMs: rateLimitWindowMs },
+        tokenRate: { max: tokenRateLimit, windowMs: rateLimitWindowMs },
+      };
+      const c = await startCoordinator({ dataDir: flags.dataDir, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel, limits });
       // One machine-readable line for scripts and tests: where it listens and where the admin token is.
       process.stdout.write(`${JSON.stringify({ event: 'listening', url: c.url, adminTokenFile: `${flags.dataDir}/admin.token` })}\n`);
       const shutdown = (signal: string): void => {

@@ -4,10 +4,12 @@
  * aborts rounds a previous run left open, and shuts down gracefully (sockets closed with a
  * reason, pending writes finished).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
+import rateLimit from '@fastify/rate-limit';
 import { UsageError } from '../shared/errors.js';
 import { ApiTokens } from './apiTokens.js';
 import { registerApiRoutes } from './api/apiRoutes.js';
@@ -20,7 +22,7 @@ import { Deployment } from './ota/deployment.js';
 import { OtaPublisher } from './ota/otaPublisher.js';
 import { SiteRegistry } from './siteRegistry.js';
 import { CoordinatorStore } from './store/coordinatorStore.js';
-import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits } from '../shared/protocol/messageChannel.js';
+import { coordinatorLimits, httpServerOptions, credentialRoute, type CoordinatorLimits } from './limits.js';
 import { acquireDataDirLock, releaseDataDirLock } from './store/dataDirLock.js';
 import { CkksKeySets } from './ckks/ckksKeySets.js';
 import { CkksService } from './ckks/ckksService.js';
@@ -33,7 +35,8 @@ export interface CoordinatorOptions {
   tlsKey?: string;
   /** pino level; 'silent' in tests. */
   logLevel?: string;
-  limits?: Partial<ChannelLimits>;
+  /** Limits on clients (coordinator/limits.ts); anything not given has its default. */
+  limits?: Parameters<typeof coordinatorLimits>[0];
   heartbeatMs?: number;
   /** Size of the chunks a model update is sent in (default 256 KiB). */
   otaChunkBytes?: number;
@@ -59,22 +62,34 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   acquireDataDirLock(o.dataDir);
   const federation = new CoordinatorFederation(store, new CoordinatorKeys(o.dataDir));
   // TLS 1.3 only: the handshake's channel binding (RFC 9266 tls-exporter) is sound under TLS 1.3.
-  const https = o.tlsCert ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey!), minVersion: 'TLSv1.3' as const } : null;
+  const limits: CoordinatorLimits = coordinatorLimits(o.limits);
+  const serverOptions = httpServerOptions(limits.requestTimeoutMs); // (the request timeout is enforced only if given here)
+  const https = o.tlsCert ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey!), minVersion: 'TLSv1.3' as const, ...serverOptions } : null;
   const app = Fastify({
     logger: { level: o.logLevel ?? 'info' },
-    bodyLimit: 4 * 1024 * 1024,
+    bodyLimit: limits.bodyLimitBytes,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.connectionTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    ...(https ? { https } : { http: serverOptions }),
     // Unknown fields in a request body are an error (fastify's default silently drops them,
     // which would hide a researcher's typo in an experiment config).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
-    ...(https ? { https } : {}),
   });
+  app.server.maxConnections = limits.maxConnections;
+  let dropsLogged = 0;
+  app.server.on('drop', (d?: { remoteAddress?: string }) => {
+    if (dropsLogged++ % 100 === 0) app.log.warn({ remote: d?.remoteAddress, dropped: dropsLogged }, `connection dropped: ${limits.maxConnections} connections open (limit --max-connections)`);
+  });
+  await app.register(rateLimit, { global: false });
+  registerCredentialRouteLimits(app, limits);
   await app.register(swagger, { openapi: { info: { title: 'fedmed coordinator API', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } } });
   const sites = new SiteRegistry(store, () => federation.adminFingerprint);
   const tokens = new ApiTokens(store);
   const adminToken = await tokens.ensureAdminToken();
-  const limits = { ...DEFAULT_CHANNEL_LIMITS, ...o.limits };
   const heartbeatMs = o.heartbeatMs ?? 5000;
-  const gateway = new EdgeGateway(app.server as Server, sites, federation, app.log, limits, { authMs: 10_000, heartbeatMs, idleMs: Math.max(12 * heartbeatMs, 30_000) });
+  const channel = { maxHeaderBytes: limits.maxHeaderBytes, maxPayloadBytes: limits.maxPayloadBytes, chunkBytes: limits.chunkBytes, maxTransferBytes: limits.maxTransferBytes };
+  const gateway = new EdgeGateway(app.server as Server, sites, federation, app.log, channel, { authMs: limits.authTimeoutMs, heartbeatMs, idleMs: Math.max(12 * heartbeatMs, 30_000) }, limits);
   const keySets = new CkksKeySets(store, federation);
   const ckks = new CkksService(store, keySets, gateway, app.log);
   gateway.onCkksMessage = (site, m) => ckks.onMessage(site, m);
@@ -85,10 +100,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const deployment = new Deployment(store, (changed) => publisher.offer(changed));
   const publisher = new OtaPublisher(store, gateway, federation, deployment, app.log, o.otaChunkBytes);
   gateway.modelEvents = { onConnect: (s) => publisher.onConnect(s), onDisconnect: (s) => publisher.onDisconnect(s), onMessage: (s, m) => publisher.onMessage(s, m) };
-  rounds.onVersionPublished = (exp, versionId) => {
-    // CKKS versions are encrypted: no coordinator-signed OTA (each site decrypts its own copy).
-    if ((exp.config.deploy ?? 'auto') === 'auto' && (exp.config.security ?? 'plain') !== 'ckks') void deployment.publish(versionId).catch((err: Error) => app.log.warn({ err: err.message, versionId }, 'auto-deploy failed'));
-  };
+  // A round's new version: deployed as the experiment's `deploy` says (gated, auto or manual; coordinator/ota/deployment.ts).
+  rounds.onVersionPublished = (exp, versionId) => void deployment.versionPublished(exp, versionId).catch((err: Error) => app.log.warn({ err: err.message, versionId }, 'deployment of the new version failed'));
   registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, federation });
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
@@ -120,4 +133,73 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
       return closing;
     },
   };
+}
+
+/**
+ * Body limits and rate limits (@fastify/rate-limit) of the routes that take or mint credentials
+ * (coordinator/limits.ts credentialRoute), per remote address and per token (the join token in
+ * an enrolment's body, the bearer token elsewhere). What is limited is failed attempts (any 4xx:
+ * a guessed or wrong token, a malformed request) plus the attempts still in flight: guessing is
+ * bounded, while an admin enrolling a thousand sites (fedmed simulate) is not held up. Once a key
+ * has used its allowance, further requests get 429 naming the limit and its flag before anything
+ * is parsed. Must be registered before the routes.
+ */
+function registerCredentialRouteLimits(app: FastifyInstance, limits: CoordinatorLimits): void {
+  const tokenKey = (token: string): string => createHash('sha256').update(token).digest('hex').slice(0, 32); // (no secrets kept in memory)
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      const c = credentialRoute(method, route.url, limits);
+      if (!c) continue;
+      route.bodyLimit ??= c.bodyLimit;
+      const window = `${Math.round(c.rate.windowMs / 1000)} s`;
+      const keys = [
+        { key: (req: FastifyRequest) => (req.ip ? `ip:${req.ip}` : undefined), per: 'from %ip', scope: 'per address' },
+        { key: (req: FastifyRequest) => { const t = tokenOf(req, c.tokenFrom); return t === undefined ? undefined : `token:${tokenKey(t)}`; }, per: 'with this token', scope: 'per token' },
+      ].map((k) => ({ ...k, failures: app.createRateLimit({ max: c.rate.max, timeWindow: c.rate.windowMs, keyGenerator: (req) => k.key(req) ?? '' }), inflight: new Map<string, number>() }));
+      const admitted = Symbol('admitted keys');
+      type Tracked = FastifyRequest & { [admitted]?: { inflight: Map<string, number>; key: string }[] };
+      const check = async (req: Tracked, reply: FastifyReply) => {
+        for (const k of keys) {
+          const key = k.key(req);
+          if (key === undefined || (req[admitted] ?? []).some((a) => a.inflight === k.inflight)) continue;
+          const r = await k.failures(req, { increment: false });
+          const used = (r.isAllowed ? 0 : r.max - r.remaining) + (k.inflight.get(key) ?? 0);
+          if (used >= c.rate.max) {
+            const retry = Math.max(1, r.isAllowed ? 1 : r.ttlInSeconds);
+            return reply.code(429).header('retry-after', String(retry)).send({ error: 'rate_limited', message: `too many ${c.what} ${k.per.replace('%ip', req.ip)}: limit ${c.rate.max} failed or pending per ${window} ${k.scope} (${c.flag}); retry in ${retry} s` });
+          }
+          k.inflight.set(key, (k.inflight.get(key) ?? 0) + 1);
+          if (!req[admitted]) {
+            req[admitted] = [];
+            reply.raw.once('close', () => settle(req, reply.raw));
+          }
+          req[admitted].push({ inflight: k.inflight, key });
+        }
+      };
+      // Settled when the response is done or the connection dies (a request cut by the request
+      // timeout or aborted by its client counts as failed).
+      const settle = (req: Tracked, res: FastifyReply['raw']): void => {
+        const failed = !res.writableFinished || (res.statusCode >= 400 && res.statusCode !== 429);
+        for (const a of req[admitted] ?? []) {
+          const n = (a.inflight.get(a.key) ?? 1) - 1;
+          if (n > 0) a.inflight.set(a.key, n);
+          else a.inflight.delete(a.key);
+          if (failed) void keys.find((k) => k.inflight === a.inflight)!.failures(req).catch(() => {});
+        }
+        req[admitted] = [];
+      };
+      route.onRequest = [check, ...[route.onRequest ?? []].flat()] as typeof route.onRequest;
+      // (the join token is in the body: checked once it is parsed, before validation and the handler)
+      route.preValidation = [check, ...[route.preValidation ?? []].flat()] as typeof route.preValidation;
+    }
+  });
+}
+
+function tokenOf(req: FastifyRequest, from: 'body' | 'bearer'): string | undefined {
+  if (from === 'body') {
+    const token = (req.body as { token?: unknown } | null | undefined)?.token;
+    return typeof token === 'string' && token ? token : undefined;
+  }
+  const header = req.headers.authorization;
+  return header?.startsWith('Bearer ') && header.length > 7 ? header.slice(7).trim() : undefined;
 }

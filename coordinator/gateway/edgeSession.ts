@@ -35,6 +35,8 @@ export interface SessionTimeouts {
 export class EdgeSession {
   readonly channel: MessageChannel;
   site: string | null = null;
+  /** Set by the gateway: runs once when the edge has authenticated (before onReady's hand-off). */
+  onAuthenticated: () => void = () => {};
   /** The protocol version agreed in the hello. */
   version = 0;
   private state: 'hello' | 'auth' | 'ready' | 'closed' = 'hello';
@@ -44,14 +46,15 @@ export class EdgeSession {
 
   constructor(
     socket: FrameSocket,
-    limits: ChannelLimits,
+    limits: ChannelLimits & { preAuthFrameBytes?: number },
     private readonly hooks: SessionHooks,
     private readonly timeouts: SessionTimeouts,
     readonly remote: string,
     /** The connection's TLS channel binding (`none` on plain TCP), covered by both handshake signatures. */
     private readonly binding: string,
   ) {
-    this.channel = new MessageChannel(socket, limits);
+    // Until the edge authenticates: small single frames only (hello, auth), no chunked transfers.
+    this.channel = new MessageChannel(socket, limits, { preAuthFrameBytes: limits.preAuthFrameBytes });
     this.channel.onMessage = (m, p) => this.handle(m, p);
     this.channel.onError = (err) => hooks.log.warn({ site: this.site, remote, code: err.closeCode }, `edge connection closed: ${err.message}`);
     socket.on('close', (code, reason) => this.closed(code, reason.toString()));
@@ -105,6 +108,7 @@ export class EdgeSession {
       throw new ProtocolError(CloseCode.AUTH_FAILED, 'bad signature: the site did not prove possession of its enrolled key');
     }
     this.state = 'ready';
+    this.channel.lift();
     this.hooks.log.info({ site: this.site, remote: this.remote }, 'edge authenticated');
     void this.send({ type: 'welcome', site: this.site!, heartbeatMs: this.timeouts.heartbeatMs }).catch(() => {});
     this.timers.push(

@@ -8,6 +8,11 @@
  * Any protocol violation closes the socket with a close code and reason (see protocolError.ts)
  * and is reported once through `onError`; it never throws into the socket's event loop.
  *
+ * A channel may start restricted (`preAuthFrameBytes`, the coordinator's side before the edge
+ * authenticated): only single frames of at most that many bytes, no chunked transfers, until
+ * `lift()` is called. The reassembly buffer grows with the bytes that actually arrive, never
+ * from what a `chunked` header announces.
+ *
  * The payload handed to `onMessage` is valid until the next message arrives: copy it if needed.
  * A payload in a frame buffer of its own is marked releasable (see releasableBuffers.ts): its
  * last user may free it at once.
@@ -71,6 +76,8 @@ interface Transfer {
 export class MessageChannel {
   onMessage: (message: Message, payload: Buffer) => void = () => {};
   onError: (err: ProtocolError) => void = () => {};
+  /** Called when this side closes the connection (before the socket's own close event). */
+  onLocalClose: (code: number, reason: string) => void = () => {};
   private transfer: Transfer | null = null;
   private reassembly = Buffer.alloc(0);
   private closed = false;
@@ -78,10 +85,15 @@ export class MessageChannel {
   bytesSent = 0;
   bytesReceived = 0;
 
+  /** While set: the largest frame accepted, and no chunked transfers (see lift()). */
+  private restrictedTo: number | null;
+
   constructor(
     private readonly socket: FrameSocket,
     private readonly limits: ChannelLimits = DEFAULT_CHANNEL_LIMITS,
+    o: { preAuthFrameBytes?: number } = {},
   ) {
+    this.restrictedTo = o.preAuthFrameBytes ?? null;
     socket.on('message', (data, isBinary) => this.receive(data, isBinary));
     socket.on('close', () => {
       this.closed = true;
@@ -114,6 +126,12 @@ export class MessageChannel {
     if (this.closed) return;
     this.closed = true;
     this.socket.close(code, reason.slice(0, 120)); // close reasons are limited to 123 bytes
+    this.onLocalClose(code, reason);
+  }
+
+  /** Lifts the pre-authentication restriction: the channel limits apply from now on. */
+  lift(): void {
+    this.restrictedTo = null;
   }
 
   get isClosed(): boolean {
@@ -131,6 +149,7 @@ export class MessageChannel {
     this.bytesReceived += data.length;
     try {
       if (!isBinary) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'text frames are not part of the protocol; send binary frames');
+      if (this.restrictedTo !== null && data.length > this.restrictedTo) throw new ProtocolError(CloseCode.TOO_LARGE, `frame of ${data.length} bytes before authentication exceeds the limit of ${this.restrictedTo} (pre-auth frame limit)`);
       const { header, payload } = decodeFrame(data, this.limits);
       markReleasable(data);
       const type = (header as { type?: unknown } | null)?.type;
@@ -146,6 +165,7 @@ export class MessageChannel {
   }
 
   private startTransfer(h: Record<string, unknown>, payload: Buffer): void {
+    if (this.restrictedTo !== null) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'chunked transfers are accepted only after authentication');
     if (this.transfer) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'a chunked transfer started before the previous one finished');
     const { transfer, totalBytes, sha256, chunks } = h;
     if (!Number.isInteger(transfer) || !Number.isInteger(totalBytes) || !Number.isInteger(chunks) || typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256) || payload.length !== 0) {
@@ -155,7 +175,6 @@ export class MessageChannel {
     if (total < 1 || total > this.limits.maxTransferBytes) throw new ProtocolError(CloseCode.TOO_LARGE, `chunked payload of ${total} bytes exceeds the limit of ${this.limits.maxTransferBytes}`);
     if ((chunks as number) < 1 || (chunks as number) > Math.ceil(total / 1024) + 1) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `implausible chunk count ${String(chunks)}`);
     const message = parseMessage(h.message);
-    if (this.reassembly.length < total) this.reassembly = Buffer.allocUnsafe(total); // reused across transfers
     this.transfer = { id: transfer as number, message, totalBytes: total, sha256: sha256 as string, chunks: chunks as number, next: 0, received: 0 };
   }
 
@@ -164,6 +183,7 @@ export class MessageChannel {
     if (!t) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'chunk without a chunked transfer');
     if (h.transfer !== t.id || h.index !== t.next) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `chunk ${String(h.index)} of transfer ${String(h.transfer)} out of order (expected ${t.next} of ${t.id})`);
     if (t.received + payload.length > t.totalBytes) throw new ProtocolError(CloseCode.TOO_LARGE, `chunks exceed the announced ${t.totalBytes} bytes`);
+    this.reserve(t, t.received + payload.length);
     payload.copy(this.reassembly, t.received);
     t.received += payload.length;
     releaseBuffer(payload); // copied: the chunk's frame is no longer needed
@@ -175,5 +195,16 @@ export class MessageChannel {
     const actual = createHash('sha256').update(whole).digest('hex');
     if (actual !== t.sha256) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'chunked payload SHA-256 mismatch');
     this.onMessage(t.message, whole);
+  }
+
+  /**
+   * Makes the reassembly buffer (reused across transfers) hold at least `needed` bytes: it grows
+   * by doubling up to the announced total, so memory follows the bytes received, not the header.
+   */
+  private reserve(t: Transfer, needed: number): void {
+    if (this.reassembly.length >= needed) return;
+    const grown = Buffer.allocUnsafe(Math.min(t.totalBytes, Math.max(needed, 2 * this.reassembly.length)));
+    this.reassembly.copy(grown, 0, 0, t.received);
+    this.reassembly = grown;
   }
 }

@@ -8,6 +8,9 @@ import { versionAccuracy, call, createExperiment, enrol, freePort, onlineSites, 
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
 
+/** The frame fuzzing below opens 50 unauthenticated connections at once from loopback: it tests parsing, not the per-address cap (limits.e2e does). */
+const FRAME_FUZZ_LIMITS = ['--max-unauthenticated-per-address', '64'];
+
 interface RoundRec {
   round: number;
   status: string;
@@ -44,7 +47,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
 
   before(async () => {
     port = await freePort();
-    coord = await startCoordinator(dataDir, port);
+    coord = await startCoordinator(dataDir, port, FRAME_FUZZ_LIMITS);
     // Non-IID sites: different scanner brightness and noise per hospital.
     const profiles: Record<string, [string, string]> = { 'site-a': ['0', '0.25'], 'site-b': ['0.15', '0.3'], 'site-c': ['-0.1', '0.35'] };
     for (const [site, [shift, noise]] of Object.entries(profiles)) {
@@ -106,7 +109,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     const history = await rounds();
     await stopProc(coord, 'SIGTERM');
     await waitFor('edges to notice', () => [...edges.values()].every((e) => e.output().includes('"event":"disconnected"')));
-    coord = await startCoordinator(dataDir, port);
+    coord = await startCoordinator(dataDir, port, FRAME_FUZZ_LIMITS);
     await waitFor('3 edges to reconnect', async () => (await online()).length === 3, 90_000, 200);
     assert.deepEqual((await rounds()).map((r) => [r.round, r.status, r.versionId]), history.map((r) => [r.round, r.status, r.versionId]));
     const [next] = await runRounds(1);
@@ -129,7 +132,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     await waitFor('the sites to take the revocation list', () => [...edges.values()].every((e) => e.output().includes('"event":"revocations_updated"')));
     // New connections authenticate with the new key: restart, the edges reconnect on their own, a round runs.
     await stopProc(coord, 'SIGTERM');
-    coord = await startCoordinator(dataDir, port);
+    coord = await startCoordinator(dataDir, port, FRAME_FUZZ_LIMITS);
     await waitFor('3 edges to reconnect', async () => (await online()).length === 3, 90_000, 200);
     const [next] = await runRounds(1);
     assert.equal(next.status, 'completed', next.reason ?? '');
