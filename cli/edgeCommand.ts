@@ -1,4 +1,5 @@
 /** `fedmed edge enroll|start|rollback|versions` (and the policy commands): a hospital's edge node joining and serving the federation. */
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { enrollSite } from '../edge-client/federation/enrollment.js';
 import { loadSitePolicy, policyFromFlags, policyPath } from '../edge-client/policy/sitePolicy.js';
@@ -8,6 +9,7 @@ import { TRAINING_BACKENDS, type TrainingBackendName } from '../edge-client/trai
 import { floatOption, intOption } from './parseNumber.js';
 import { parseProviderList } from '../edge-client/inference/executionProviders.js';
 import { edgePolicyCommands, givenPolicyFlags, withPolicyOptions } from './edgePolicyCommands.js';
+import { edgeTokenCommands } from './edgeTokenCommands.js';
 
 export function edgeCommand(): Command {
   const cmd = new Command('edge').description('run a hospital edge node');
@@ -46,16 +48,21 @@ export function edgeCommand(): Command {
       .option('--binarize-label', 'CSV: label = 1 when > 0')
       .option('--serve-port <port>', 'serve inference (POST /v1/infer, /healthz, /metrics) on this port', intOption('--serve-port', 0))
       .option('--serve-host <host>', 'address the inference service listens on', '127.0.0.1')
+      .option('--serve-tls-cert <file>', 'serve inference over https with this certificate (PEM; with --serve-tls-key)')
+      .option('--serve-tls-key <file>', 'private key of --serve-tls-cert (PEM)')
+      .option('--serve-insecure', 'allow plain HTTP on an address other than loopback (warned at each start)')
+      .option('--serve-no-auth', 'serve without access tokens (loopback only; tests and local tools)')
       .option('--max-batch <n>', 'dynamic batching: largest batch (1 = off)', intOption('--max-batch', 1), 32)
       .option('--max-wait-ms <ms>', 'dynamic batching: longest a request waits for a batch to fill', floatOption('--max-wait-ms', 0), 2)
       .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
       .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu'),
-  ).action(async function (this: Command, flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; servePort?: number; serveHost: string; maxBatch: number; maxWaitMs: number; keepVersions: number; providers: string }) {
+  ).action(async function (this: Command, flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; servePort?: number; serveHost: string; serveTlsCert?: string; serveTlsKey?: string; serveInsecure?: boolean; serveNoAuth?: boolean; maxBatch: number; maxWaitMs: number; keepVersions: number; providers: string }) {
     // One source of rules: a policy file, or the options — not both.
     const given = givenPolicyFlags(this);
     const file = loadSitePolicy(flags.stateDir); // refuses to start on a file that does not validate, naming the field
     if (file && Object.keys(given).length > 0) throw new UsageError(`${policyPath(flags.stateDir)} holds this site's policy; edit it instead of passing ${Object.keys(given).map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
     const policy = file ?? policyFromFlags(given);
+    const serve = flags.servePort !== undefined ? await serveOptions(flags) : null;
     // Loaded here: these pull in tfjs, which other commands do not need.
     const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
     const { loadDataset } = await import('../edge-client/data/loadDataset.js');
@@ -71,7 +78,7 @@ export function edgeCommand(): Command {
       policy,
       keepVersions: flags.keepVersions,
       inference: { providers: parseProviderList(flags.providers) },
-      ...(flags.servePort !== undefined ? { serve: { host: flags.serveHost, port: flags.servePort, batching: { maxBatch: flags.maxBatch, maxWaitMs: flags.maxWaitMs } } } : {}),
+      ...(serve ? { serve: { ...serve, port: flags.servePort!, batching: { maxBatch: flags.maxBatch, maxWaitMs: flags.maxWaitMs } } } : {}),
     });
     const done = new Promise<void>((resolve, reject) => {
       // A revoked site or a coordinator with the wrong key: stop serving too, and exit 1.
@@ -109,5 +116,21 @@ export function edgeCommand(): Command {
       for (const r of rows) console.log(`${r.active ? '*' : ' '} ${r.id}  ${r.manifest.experiment} round ${r.manifest.round}${r.refused ? `  (${r.refused})` : ''}`);
     });
   edgePolicyCommands(cmd);
+  edgeTokenCommands(cmd);
   return cmd;
+}
+
+/** The inference service's security from the --serve-* flags, refused before anything starts when it would be unsafe. */
+async function serveOptions(f: { stateDir: string; serveHost: string; serveTlsCert?: string; serveTlsKey?: string; serveInsecure?: boolean; serveNoAuth?: boolean }) {
+  const { isLoopbackHost } = await import('../edge-client/inference/inferenceService.js');
+  const { ServiceTokens, serviceTokensPath } = await import('../edge-client/inference/serviceTokens.js');
+  if ((f.serveTlsCert === undefined) !== (f.serveTlsKey === undefined)) throw new UsageError('give both --serve-tls-cert and --serve-tls-key, or neither');
+  const loopback = isLoopbackHost(f.serveHost);
+  if (!f.serveTlsCert && !loopback && !f.serveInsecure) throw new UsageError(`refusing to serve inference over plain HTTP on ${f.serveHost}: give --serve-tls-cert and --serve-tls-key (https), or --serve-insecure to accept plain HTTP on the network`);
+  if (f.serveNoAuth && !loopback) throw new UsageError(`--serve-no-auth is allowed only on loopback, not with --serve-host ${f.serveHost}`);
+  const tls = f.serveTlsCert ? { cert: readFileSync(f.serveTlsCert), key: readFileSync(f.serveTlsKey!) } : undefined;
+  if (f.serveNoAuth) return { host: f.serveHost, auth: 'none' as const, tls, insecure: f.serveInsecure };
+  const tokens = ServiceTokens.forStateDir(f.stateDir);
+  if (tokens.live() === 0) process.stderr.write(`fedmed: warning: no live inference tokens in ${serviceTokensPath(f.stateDir)}; every request gets 401 until you run "fedmed edge token create --state-dir ${f.stateDir} --role clinician"\n`);
+  return { host: f.serveHost, auth: 'tokens' as const, tokens, tls, insecure: f.serveInsecure };
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { DatasetSplits } from './data/dataset.js';
 import { EdgeClient, type EdgeClientOptions } from './federation/edgeClient.js';
 import { HotSwapModel, type SwapChecks } from './inference/hotSwapModel.js';
-import { startInferenceService, type InferenceServiceOptions, type RunningInferenceService } from './inference/inferenceService.js';
+import { isLoopbackHost, startInferenceService, type InferenceServiceOptions, type RunningInferenceService } from './inference/inferenceService.js';
 import type { InferenceSessionOptions } from './inference/onnxInferenceSession.js';
 import { ServiceMetrics } from './inference/serviceMetrics.js';
 import { VersionStore } from './ota/versionStore.js';
@@ -20,7 +20,7 @@ import { EdgeState } from './federation/edgeState.js';
 export interface EdgeNodeOptions extends Omit<EdgeClientOptions, 'ota'> {
   data: DatasetSplits;
   /** Serve inference on this port (absent: no inference service). */
-  serve?: { host?: string; port: number; batching?: InferenceServiceOptions['batching']; bodyLimitBytes?: number };
+  serve?: { host?: string; port: number; batching?: InferenceServiceOptions['batching']; bodyLimitBytes?: number } & Pick<InferenceServiceOptions, 'tokens' | 'auth' | 'tls' | 'insecure'>;
   inference?: InferenceSessionOptions;
   /** Versions kept on disk (default 3). */
   keepVersions?: number;
@@ -86,7 +86,13 @@ export class EdgeNode {
         bodyLimitBytes: this.o.serve.bodyLimitBytes,
         metrics: this.metrics,
         coordinator: () => ({ connected: this.client.connectedSince !== null, since: this.client.connectedSince, url: this.client.coordinatorUrl }),
+        tokens: this.o.serve.tokens,
+        auth: this.o.serve.auth,
+        tls: this.o.serve.tls,
+        insecure: this.o.serve.insecure,
       });
+      if (!this.o.serve.tls && this.o.serve.insecure && !isLoopbackHost(this.o.serve.host ?? '127.0.0.1')) this.log('inference_insecure', { warning: `plain HTTP on ${this.o.serve.host} (--serve-insecure): requests, answers and access tokens cross the network unencrypted` });
+      if (this.o.serve.auth === 'none') this.log('inference_unauthenticated', { warning: 'the inference service answers without access tokens (--serve-no-auth, loopback only)' });
       this.log('inference_listening', { url: this.service.url, version: this.model.current?.versionId ?? null });
     }
     // A rollback or an activation by hand (both rewrite active.json) is applied within a second.

@@ -40,14 +40,52 @@ export function exampleFromJson(body: unknown, inputShape: number[]): Float32Arr
   return out;
 }
 
+export interface PngHeader {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colorType: number;
+  interlace: number;
+  /** Bytes of filtered scanlines the image inflates to (non-interlaced). */
+  rawBytes: number;
+}
+
+/** Samples per pixel and the bit depths allowed for each PNG colour type. */
+const COLOR_TYPES: Record<number, { channels: number; depths: number[] }> = {
+  0: { channels: 1, depths: [1, 2, 4, 8, 16] },
+  2: { channels: 3, depths: [8, 16] },
+  3: { channels: 1, depths: [1, 2, 4, 8] },
+  4: { channels: 2, depths: [8, 16] },
+  6: { channels: 4, depths: [8, 16] },
+};
+
+/** The IHDR chunk, which a PNG must start with, checked before anything is inflated. */
+export function parsePngHeader(bytes: Buffer): PngHeader {
+  if (bytes.length < 33 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) throw new InferenceRequestError('the body is not a PNG image (bad signature)');
+  if (bytes.readUInt32BE(8) !== 13 || bytes.toString('latin1', 12, 16) !== 'IHDR') throw new InferenceRequestError('the body is not a PNG image (no IHDR chunk first)');
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  const bitDepth = bytes[24];
+  const colorType = bytes[25];
+  const interlace = bytes[28];
+  const ct = COLOR_TYPES[colorType];
+  if (!ct || !ct.depths.includes(bitDepth)) throw new InferenceRequestError(`the PNG header is invalid (colour type ${colorType} with bit depth ${bitDepth})`);
+  if (bytes[26] !== 0 || bytes[27] !== 0 || interlace > 1) throw new InferenceRequestError('the PNG header is invalid (unknown compression, filter or interlace method)');
+  if (width === 0 || height === 0) throw new InferenceRequestError(`image is ${width}x${height}`);
+  const rawBytes = height * (1 + Math.ceil((width * ct.channels * bitDepth) / 8));
+  return { width, height, bitDepth, colorType, interlace, rawBytes };
+}
+
 export function exampleFromPng(bytes: Buffer, inputShape: number[]): Float32Array {
   if (inputShape.length !== 3 || (inputShape[2] !== 1 && inputShape[2] !== 3)) throw new InferenceRequestError(`this model takes input of shape [${inputShape.join(', ')}], not an image; send JSON`, 415);
   const [h, w, channels] = inputShape;
-  if (bytes.length < 24 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) throw new InferenceRequestError('the body is not a PNG image (bad signature)');
-  // Check the size in the IHDR chunk before decoding, so a huge image is never inflated.
-  const width = bytes.readUInt32BE(16);
-  const height = bytes.readUInt32BE(20);
-  if (width !== w || height !== h) throw new InferenceRequestError(`image is ${width}x${height}; the model takes ${w}x${h} images`);
+  const ihdr = parsePngHeader(bytes);
+  if (ihdr.width !== w || ihdr.height !== h) throw new InferenceRequestError(`image is ${ihdr.width}x${ihdr.height}; the model takes ${w}x${h} images`);
+  // pngjs inflates an interlaced image without an output bound: a small file can expand to
+  // gigabytes. Only non-interlaced images are decoded (their inflate is capped at the raw size).
+  if (ihdr.interlace !== 0) throw new InferenceRequestError('interlaced (Adam7) PNGs are not accepted; send a non-interlaced PNG');
+  const bound = h * (1 + w * 8); // 16-bit RGBA rows with their filter bytes
+  if (ihdr.rawBytes > bound) throw new InferenceRequestError(`the PNG declares ${ihdr.rawBytes} bytes of pixel data, more than a ${w}x${h} image can take (${bound})`, 413);
   const img = decodePng(bytes, 'request body');
   return pixelsToFloat(img, channels as 1 | 3);
 }

@@ -6,14 +6,19 @@
  *                    (offline autonomy: the last good model keeps serving), last refusal
  *   GET  /metrics    Prometheus text format
  * Requests are batched dynamically; a bad request gets a 4xx naming the problem and never
- * affects the others.
+ * affects the others. Every route needs a bearer token (serviceTokens.ts): /v1/infer a clinician's,
+ * /healthz and /metrics a monitor's or a clinician's (401 without or with a bad token, 403 for the
+ * wrong role), unless `auth: 'none'`, which is refused off loopback. With `tls` it serves https;
+ * plain HTTP off loopback needs `insecure: true`.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { FedmedError } from '../../shared/errors.js';
+import { FedmedError, UsageError } from '../../shared/errors.js';
 import { DEFAULT_BATCHING, DynamicBatcher, ModelChangedError, QueueFullError, type BatchingOptions } from './dynamicBatcher.js';
 import { NoModelError, type HotSwapModel } from './hotSwapModel.js';
 import { exampleFromJson, exampleFromPng, InferenceRequestError } from './inferenceRequest.js';
 import { ServiceMetrics } from './serviceMetrics.js';
+import { inferenceLimits, inferenceLimitsPlugin, inferenceServerOptions, type InferenceLimits } from './inferenceLimits.js';
+import type { ServiceRole, ServiceTokens } from './serviceTokens.js';
 
 export interface InferenceServiceOptions {
   model: HotSwapModel;
@@ -25,7 +30,31 @@ export interface InferenceServiceOptions {
   metrics?: ServiceMetrics;
   /** Coordinator link state for /healthz (absent: serving stand-alone). */
   coordinator?: () => { connected: boolean; since: string | null; url: string };
+  /** Bearer tokens the service accepts (re-read when their file changes). Required unless `auth: 'none'`. */
+  tokens?: ServiceTokens;
+  /** `'none'`: no authentication (loopback only: tests, benchmarks). */
+  auth?: 'tokens' | 'none';
+  /** Serve https with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Allow plain HTTP on an address other than loopback. */
+  insecure?: boolean;
+  /** HTTP limits (inferenceLimits.ts); anything not given has its default. */
+  limits?: Partial<InferenceLimits>;
 }
+
+export class ServiceConfigError extends UsageError {}
+
+/** 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** Which roles may call each route. Routes not listed (404s) still need a valid token. */
+const ROUTE_ROLES: Record<string, readonly ServiceRole[]> = {
+  '/v1/infer': ['clinician'],
+  '/healthz': ['clinician', 'monitor'],
+  '/metrics': ['clinician', 'monitor'],
+};
 
 export interface RunningInferenceService {
   app: FastifyInstance;
@@ -47,10 +76,19 @@ const inferResponse = {
 };
 
 export async function startInferenceService(o: InferenceServiceOptions): Promise<RunningInferenceService> {
+  const host = o.host ?? '127.0.0.1';
+  const loopback = isLoopbackHost(host);
+  const auth = o.auth ?? 'tokens';
+  if (auth === 'tokens' && !o.tokens) throw new ServiceConfigError('the inference service needs access tokens (tokens), or auth: "none" on loopback');
+  if (auth === 'none' && !loopback) throw new ServiceConfigError(`the inference service runs without authentication only on loopback, not on ${host}`);
+  if (!o.tls && !loopback && !o.insecure) throw new ServiceConfigError(`the inference service would serve plain HTTP on ${host}: give --serve-tls-cert and --serve-tls-key, or --serve-insecure to accept plain HTTP on the network`);
   const metrics = o.metrics ?? new ServiceMetrics();
   const batcher = new DynamicBatcher(o.model, { ...DEFAULT_BATCHING, ...o.batching });
   batcher.onBatch = (n) => metrics.batchSize.observe(n);
-  const app = Fastify({ logger: false, bodyLimit: o.bodyLimitBytes ?? 1024 * 1024, keepAliveTimeout: 30_000 });
+  const limits = inferenceLimits(o.limits);
+  const { node, ...server } = inferenceServerOptions(limits);
+  const app = Fastify({ logger: false, bodyLimit: o.bodyLimitBytes ?? 1024 * 1024, ...server, ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' as const, ...node } } : { http: node }) }) as unknown as FastifyInstance;
+  await app.register(inferenceLimitsPlugin, { limits });
   app.addContentTypeParser('image/png', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
@@ -58,6 +96,15 @@ export async function startInferenceService(o: InferenceServiceOptions): Promise
     const code = err instanceof FedmedError ? err.code : status === 503 ? 'OVERLOADED' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
     void reply.code(status).send({ error: code, message: status < 500 || status === 503 ? err.message : `inference failed: ${err.message}` });
   });
+  if (auth === 'tokens') {
+    const tokens = o.tokens!;
+    app.addHook('onRequest', async (req, reply) => {
+      const c = tokens.check(req.headers.authorization);
+      if (!c.ok) return reply.code(401).header('www-authenticate', 'Bearer realm="fedmed-edge"').send({ error: 'UNAUTHORIZED', message: c.reason });
+      const roles = ROUTE_ROLES[req.routeOptions.url ?? ''];
+      if (roles && !roles.includes(c.role)) return reply.code(403).send({ error: 'FORBIDDEN', message: `a ${c.role} token may not call ${req.method} ${req.routeOptions.url}; it needs a ${roles.join(' or ')} token` });
+    });
+  }
   app.addHook('onResponse', async (req, reply) => {
     if (req.routeOptions.url !== '/v1/infer') return;
     metrics.requests.inc({ status: String(reply.statusCode) });
@@ -100,12 +147,12 @@ export async function startInferenceService(o: InferenceServiceOptions): Promise
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
+  await app.listen({ host, port: o.port ?? 8080 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   return {
     app,
-    url: `http://${o.host ?? '127.0.0.1'}:${port}`,
+    url: `${o.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
     metrics,
     batcher,
     close: () => app.close(),

@@ -27,7 +27,7 @@ describe('adversary: automatic deployment to a site that deploys by hand (real e
     await fake.start();
     ota = new ScriptedOta(fake);
     port = await freePort();
-    edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port)], beforeStart: (dir) => writeSitePolicy((stateDir = dir), manual) });
+    edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port), '--serve-no-auth'], beforeStart: (dir) => writeSitePolicy((stateDir = dir), manual) });
     await waitEvent(edge, 'inference_listening');
     await waitEvent(edge, 'connected');
   });

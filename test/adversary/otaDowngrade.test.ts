@@ -35,7 +35,7 @@ describe('adversary: OTA downgrade and oversized updates (real edge process serv
     await fake.start();
     port = await freePort();
     ota = new ScriptedOta(fake);
-    edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port)] });
+    edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port), '--serve-no-auth'] });
     await waitEvent(edge, 'connected');
   });
   after(async () => {
@@ -97,7 +97,7 @@ describe('adversary: OTA downgrade and oversized updates (real edge process serv
     const file = join(t.dir, 'hosp', 'versions', `${v2.manifest.id}.manifest.json`);
     const stored = JSON.parse(readFileSync(file, 'utf8')) as SignedManifest;
     writeFileSync(file, JSON.stringify({ ...stored, manifest: { ...stored.manifest, release: 99 } }));
-    const again = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'hosp'), '--data', await dataFile(t.dir), '--serve-port', String(port)]);
+    const again = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'hosp'), '--data', await dataFile(t.dir), '--serve-port', String(port), '--serve-no-auth']);
     try {
       await waitFor('the restarted edge to serve', () => again.output().includes('"event":"inference_listening"'), 30_000);
       assert.match(again.output(), /"event":"stored_version_unusable","version":"[0-9a-f]{64}","reason":"[^"]*not signed by the certified coordinator key/);

@@ -40,7 +40,7 @@ describe('adversary: OTA after a coordinator key rotation that revokes the old c
     await fake.start();
     port = await freePort();
     ota = new ScriptedOta(fake);
-    const edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port)] });
+    const edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(port), '--serve-no-auth'] });
     procs.push(edge);
     await waitEvent(edge, 'connected');
     const a = manifestBody(initParams(SPEC, 21), 1);
@@ -61,7 +61,7 @@ describe('adversary: OTA after a coordinator key rotation that revokes the old c
     await stopProc(edge);
 
     // Restarted: nothing it stored verifies any more, so nothing serves ...
-    const again = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'hosp'), '--data', await dataFile(t.dir), '--serve-port', String(port)]);
+    const again = spawnCli(['edge', 'start', '--state-dir', join(t.dir, 'hosp'), '--data', await dataFile(t.dir), '--serve-port', String(port), '--serve-no-auth']);
     procs.push(again);
     await waitFor('the restarted edge to connect', () => again.output().includes('"event":"connected"'), 30_000);
     assert.equal((again.output().match(/"event":"stored_version_unusable"/g) ?? []).length, 2, again.output());

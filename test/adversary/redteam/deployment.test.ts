@@ -28,7 +28,7 @@ describe('red team: re-offering refused and held versions (real edge processes s
   async function edgeWith(name: string, deployment: ReturnType<typeof defaultPolicy>['deployment']): Promise<{ ota: ScriptedOta; port: number }> {
     const ota = new ScriptedOta(fake, name);
     const port = await freePort();
-    const edge = await startEdge(fake, t.dir, name, { args: ['--serve-port', String(port)], beforeStart: (dir) => writeSitePolicy(dir, { ...defaultPolicy(), deployment }) });
+    const edge = await startEdge(fake, t.dir, name, { args: ['--serve-port', String(port), '--serve-no-auth'], beforeStart: (dir) => writeSitePolicy(dir, { ...defaultPolicy(), deployment }) });
     edges.push(edge);
     await waitEvent(edge, 'inference_listening');
     await waitEvent(edge, 'connected');

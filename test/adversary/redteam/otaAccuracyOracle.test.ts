@@ -28,7 +28,7 @@ describe('red team: holdout accuracy in OTA refusal reasons (real edge process s
     const p = policyFromFlags({ privacyBudget: 1 });
     p.release = { ...p.release, metrics: 'withheld', dp: { exampleCount: 'withheld', metrics: 'withheld' } };
     p.deployment = { mode: 'auto', maxAccuracyDrop: null, accuracyFloor: 0.99 };
-    edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(await freePort())], beforeStart: (dir) => writeSitePolicy(dir, p) });
+    edge = await startEdge(fake, t.dir, 'hosp', { args: ['--serve-port', String(await freePort()), '--serve-no-auth'], beforeStart: (dir) => writeSitePolicy(dir, p) });
     await waitEvent(edge, 'inference_listening');
     await waitEvent(edge, 'connected');
   });

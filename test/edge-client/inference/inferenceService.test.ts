@@ -31,7 +31,7 @@ describe('edge inference service: requests, errors, dynamic batching, swaps (fas
 
   before(async () => {
     await model.swapTo(id1, spec, p1);
-    svc = await startInferenceService({ model, port: 0, batching: { maxBatch: 16, maxWaitMs: 2 }, bodyLimitBytes: 64 * 1024 });
+    svc = await startInferenceService({ model, port: 0, batching: { maxBatch: 16, maxWaitMs: 2 }, bodyLimitBytes: 64 * 1024, auth: 'none' });
   });
   after(async () => {
     await svc.close();
