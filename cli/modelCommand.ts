@@ -7,8 +7,17 @@ import { Command } from 'commander';
 import { UsageError } from '../shared/errors.js';
 import { api, resolveTarget, type ApiTarget } from './apiClient.js';
 
+interface GateDecision {
+  version: string;
+  round: number;
+  decision: 'deployed' | 'held';
+  reason: string;
+}
+
 interface DeploymentView {
   current: string | null;
+  held?: GateDecision | null;
+  lastGate?: GateDecision;
   canary: { version: string; sites: string[] } | null;
   previous: string[];
   sites: { site: string; target: string | null; active: string | null; lastRefusal: { version: string; status: string; reason?: string; at: string } | null }[];
@@ -23,6 +32,8 @@ const short = (id: string | null | undefined): string => (id ? id.slice(0, 12) :
 function print(view: DeploymentView, json?: boolean): void {
   if (json) return void process.stdout.write(`${JSON.stringify(view)}\n`);
   console.log(`current ${short(view.current)}${view.canary ? `   canary ${short(view.canary.version)} on ${view.canary.sites.join(', ')}` : ''}`);
+  if (view.held) console.log(`held ${short(view.held.version)} (round ${view.held.round}) by the deployment gate: ${view.held.reason}`);
+  else if (view.lastGate) console.log(`gate: deployed ${short(view.lastGate.version)} (round ${view.lastGate.round}): ${view.lastGate.reason}`);
   for (const s of view.sites) {
     const r = s.lastRefusal;
     const note = r ? `  (last refusal: ${r.status} ${short(r.version)}${r.reason ? `: ${r.reason}` : ''})` : '';

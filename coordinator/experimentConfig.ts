@@ -26,8 +26,20 @@ export interface ExperimentConfig {
   /** The aggregation rule (see createStrategy.ts); its options in `strategyOptions`. */
   strategy: StrategyName;
   strategyOptions?: StrategyOptions;
-  /** Server-side norm bounding (plain mode): every update is scaled down to at most this L2 norm. */
-  normBound?: number;
+  /**
+   * Server-side norm bounding (security "plain"): every update whose L2 norm exceeds the bound is
+   * scaled down to it. A number is an absolute bound (updates stream into the sum); the default,
+   * `{ medianMultiple: 3 }`, bounds each update to 3 × the median norm of the round's updates
+   * (the round then keeps its updates until it closes); "none" turns bounding off. Reported per
+   * round in the round's `security` (normBound, normBounded). Under SecAgg+ and CKKS each site's
+   * influence is bounded at the site (the fixed-point range, or privacy.clip) instead.
+   */
+  normBound?: NormBound;
+  /**
+   * The largest example count a site's update may weigh with (FedAvg weight). A larger claim is
+   * clipped to it and recorded in the round's site entry (`weightClipped`). Default 10,000.
+   */
+  maxExampleWeight?: number;
   /**
    * Sum updates in site order instead of arrival order (keeps every update in memory until the
    * round closes): the same updates give a bit-identical model. Simulations turn it on.
@@ -54,10 +66,45 @@ export interface ExperimentConfig {
   /** CKKS parameters (security "ckks"); the key set is fixed at creation. */
   ckks?: CkksConfig;
   /**
-   * "auto" (default): every version a round publishes is deployed to all sites' inference
-   * services; "manual": versions are deployed only by `fedmed model publish`.
+   * "gated" (default): a version a round publishes is deployed to all sites' inference services
+   * only if its federated evaluation passes `gate` (coordinator/ota/deploymentGate.ts), else it is
+   * held with the reason; "auto": every version is deployed; "manual": versions are deployed only
+   * by `fedmed model publish`.
    */
-  deploy?: 'auto' | 'manual';
+  deploy?: 'gated' | 'auto' | 'manual';
+  /** The deployment gate (deploy "gated"). */
+  gate?: DeploymentGateConfig;
+}
+
+/** How the coordinator bounds each plain update's L2 norm (see ExperimentConfig.normBound). */
+export type NormBound = number | { medianMultiple: number } | 'none';
+
+/** The default norm bound of plain rounds: 3 × the round's median update norm. */
+export const DEFAULT_NORM_BOUND = { medianMultiple: 3 } as const;
+/** The default cap on the example weight one site may claim. */
+export const DEFAULT_MAX_EXAMPLE_WEIGHT = 10_000;
+
+export interface DeploymentGateConfig {
+  /** Sites whose evaluation (accuracy) the decision needs at least (default 2). */
+  minSites?: number;
+  /** How much lower than the deployed version's accuracy a new version may evaluate (default 0.02). */
+  tolerance?: number;
+}
+
+/** The gate's settings with their defaults. */
+export function gateSettings(config: ExperimentConfig): Required<DeploymentGateConfig> {
+  return { minSites: config.gate?.minSites ?? 2, tolerance: config.gate?.tolerance ?? 0.02 };
+}
+
+/** The weight an update or evaluation claiming `numExamples` examples gets (capped at maxExampleWeight). */
+export function exampleWeight(config: ExperimentConfig, numExamples: number): number {
+  return Math.min(numExamples, config.maxExampleWeight ?? DEFAULT_MAX_EXAMPLE_WEIGHT);
+}
+
+/** The norm bound a plain round applies (the default when the experiment sets none). */
+export function normBoundOf(config: ExperimentConfig): number | { medianMultiple: number } | undefined {
+  const b = config.normBound ?? DEFAULT_NORM_BOUND;
+  return b === 'none' ? undefined : b;
 }
 
 /** Local training settings of an experiment (also a simulation's `fit`), with their defaults. */
@@ -95,7 +142,14 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
     initSeed: { type: 'integer', default: 1 },
     strategy: { enum: STRATEGY_NAMES, default: 'fedavg' },
     strategyOptions: STRATEGY_OPTIONS_SCHEMA,
-    normBound: { type: 'number', exclusiveMinimum: 0 },
+    normBound: {
+      oneOf: [
+        { type: 'number', exclusiveMinimum: 0 },
+        { type: 'object', additionalProperties: false, required: ['medianMultiple'], properties: { medianMultiple: { type: 'number', minimum: 1, maximum: 1000 } } },
+        { const: 'none' },
+      ],
+    },
+    maxExampleWeight: { type: 'integer', minimum: 1, maximum: 1_000_000_000, default: DEFAULT_MAX_EXAMPLE_WEIGHT },
     deterministic: { type: 'boolean', default: false },
     seed: { type: 'integer', default: 1 },
     fractionFit: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 },
@@ -107,7 +161,15 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
     security: { enum: ['plain', 'secagg', 'ckks'], default: 'plain' },
     secagg: SECAGG_CONFIG_SCHEMA,
     ckks: CKKS_CONFIG_SCHEMA,
-    deploy: { enum: ['auto', 'manual'], default: 'auto' },
+    deploy: { enum: ['gated', 'auto', 'manual'], default: 'gated' },
+    gate: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        minSites: { type: 'integer', minimum: 1, maximum: 100000, default: 2 },
+        tolerance: { type: 'number', minimum: 0, maximum: 1, default: 0.02 },
+      },
+    },
     fit: EXPERIMENT_FIT_SCHEMA,
   },
 } as const;
@@ -145,7 +207,7 @@ export function checkStrategy(config: ExperimentConfig): void {
   createStrategy(config.strategy ?? 'fedavg', config.strategyOptions ?? {});
   const conflict = securityConflict(config.strategy ?? 'fedavg', config.security ?? 'plain');
   if (conflict) throw new AggregationError(conflict);
-  if (config.normBound !== undefined && (config.security ?? 'plain') !== 'plain') {
+  if (config.normBound !== undefined && config.normBound !== 'none' && (config.security ?? 'plain') !== 'plain') {
     throw new AggregationError(`normBound is applied by the coordinator to each update, which security "${config.security}" hides; bound updates at the sites with privacy.clip instead`);
   }
   if (config.security === 'ckks') {

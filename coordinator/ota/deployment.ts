@@ -6,12 +6,15 @@
  * refuse a release older than the one they run, so an old signed manifest replayed later is
  * refused, while a rollback decided here is a new release of an old version. Changes are
  * persisted in the store and announced through `onChange` (the OTA publisher offers the new
- * target to the affected sites).
+ * target to the affected sites). A version a round publishes is deployed by its experiment's
+ * `deploy` setting: "gated" (default) through the deployment gate (deploymentGate.ts; a held
+ * version and the reason show in `held` and `lastGate`), "auto" always, "manual" never.
  */
 import { FedmedError } from '../../shared/errors.js';
 import type { MessageOf } from '../../shared/protocol/messages.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
-import type { DeploymentRecord, SiteModelRecord } from '../store/storeSchema.js';
+import type { DeploymentRecord, ExperimentRecord, GateDecision, SiteModelRecord } from '../store/storeSchema.js';
+import { gateDecision } from './deploymentGate.js';
 
 export class DeploymentError extends FedmedError {
   constructor(
@@ -56,6 +59,31 @@ export class Deployment {
     return d.current ? { version: d.current, release: d.currentRelease ?? 1 } : null;
   }
 
+  /**
+   * A round published `versionId`: deploys it to every site as the experiment's `deploy` says
+   * (CKKS versions are encrypted: no coordinator-signed OTA, each site decrypts its own copy).
+   * Returns the gate's decision under "gated", else null.
+   */
+  async versionPublished(exp: ExperimentRecord, versionId: string): Promise<GateDecision | null> {
+    const mode = exp.config.deploy ?? 'gated';
+    if (mode === 'manual' || (exp.config.security ?? 'plain') === 'ckks') return null;
+    if (mode === 'auto') {
+      await this.publish(versionId);
+      return null;
+    }
+    const d = this.record;
+    const decision = gateDecision(this.store.data, exp, versionId, d.current);
+    await this.store.update(() => {
+      d.lastGate = decision;
+      if (decision.decision === 'held') {
+        d.held = decision;
+        d.log.push({ at: decision.at, action: 'held', version: versionId, reason: decision.reason });
+      }
+    });
+    if (decision.decision === 'deployed') await this.publish(versionId);
+    return decision;
+  }
+
   /** Publishes a version to every site, or with `sites` to those sites only (a canary). */
   async publish(idOrPrefix: string, sites?: string[]): Promise<DeploymentView> {
     const version = this.resolve(idOrPrefix);
@@ -77,6 +105,8 @@ export class Deployment {
         d.currentRelease = this.nextRelease();
         // Publishing to all supersedes a canary of the same version.
         if (d.canary?.version === version) d.canary = null;
+        // A later (or the held) version deployed: nothing is held back any more.
+        d.held = null;
         d.log.push({ at: now, action: 'publish', version });
       });
       this.onChange(this.allSites());

@@ -16,8 +16,11 @@ const BLOCK = 8192;
 export interface PlainRoundOptions {
   /** Keep every update until the round closes (robust rules; deterministic summation order). */
   keepUpdates?: boolean;
-  /** Scale any update whose L2 norm exceeds this down to it. */
-  normBound?: number;
+  /**
+   * Scale any update whose L2 norm exceeds the bound down to it: a number, or a multiple of the
+   * median norm of the round's updates (the updates are then kept until the round closes).
+   */
+  normBound?: number | { medianMultiple: number };
 }
 
 export class PlainAggregator {
@@ -30,10 +33,12 @@ export class PlainAggregator {
   private onKernel = false;
   private examples = 0;
   private count = 0;
-  private kept: SiteUpdate[] = [];
+  private kept: (SiteUpdate & { norm: number })[] = [];
   private o: PlainRoundOptions = {};
   /** Updates scaled down by the norm bound in this round. */
   bounded = 0;
+  /** The L2 bound this round applied (a relative bound is known once the round closes). */
+  appliedBound: number | undefined;
 
   /** How streaming rounds are summed here: the WebAssembly SIMD kernel or JavaScript loops. */
   get summation(): 'wasm-simd' | 'js' {
@@ -53,7 +58,14 @@ export class PlainAggregator {
     this.count = 0;
     this.kept = [];
     this.bounded = 0;
+    this.appliedBound = typeof options.normBound === 'number' ? options.normBound : undefined;
     this.o = options;
+  }
+
+  /** A bound relative to the round's median norm: every update is kept and scaled in result(). */
+  private get relative(): number | undefined {
+    const b = this.o.normBound;
+    return typeof b === 'object' ? b.medianMultiple : undefined;
   }
 
   /**
@@ -109,12 +121,12 @@ export class PlainAggregator {
     if (!Number.isFinite(sq)) throw nonFinite(delta, 0);
     const norm = Math.sqrt(sq);
     const bound = this.o.normBound;
-    const scale = bound !== undefined && norm > bound ? bound / norm : 1;
+    const scale = typeof bound === 'number' && norm > bound ? bound / norm : 1;
     if (scale < 1) this.bounded++;
-    if (this.o.keepUpdates) {
+    if (this.o.keepUpdates || this.relative !== undefined) {
       const copy = new Float32Array(delta.length);
       for (let i = 0; i < copy.length; i++) copy[i] = delta[i] * scale;
-      this.kept.push({ site, delta: copy, numExamples });
+      this.kept.push({ site, delta: copy, numExamples, norm: norm * scale });
     } else {
       const w = numExamples * scale;
       for (let i = 0; i < delta.length; i++) this.sum[i] += w * delta[i];
@@ -125,13 +137,40 @@ export class PlainAggregator {
 
   result(): AggregatedFit {
     if (this.onKernel) return { weightedDeltaSum: this.kernel!.sum, totalExamples: this.examples, sites: this.count };
-    if (!this.o.keepUpdates) return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count };
+    const multiple = this.relative;
+    if (!this.o.keepUpdates && multiple === undefined) return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count };
+    if (multiple !== undefined) this.boundToMedian(multiple);
     const updates = [...this.kept].sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
+    if (!this.o.keepUpdates) {
+      for (const u of updates) {
+        const w = u.numExamples;
+        for (let i = 0; i < this.sum.length; i++) this.sum[i] += w * u.delta[i];
+      }
+      this.kept = [];
+      return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count };
+    }
     for (const u of updates) {
       const w = u.numExamples;
       for (let i = 0; i < this.sum.length; i++) this.sum[i] += w * u.delta[i];
     }
     return { weightedDeltaSum: this.sum, totalExamples: this.examples, sites: this.count, updates };
+  }
+
+  /** Scales every kept update whose norm exceeds `multiple` × the median norm down to that bound. */
+  private boundToMedian(multiple: number): void {
+    if (this.kept.length === 0) return;
+    const norms = this.kept.map((u) => u.norm).sort((a, b) => a - b);
+    const mid = norms.length >> 1;
+    const median = norms.length % 2 ? norms[mid] : (norms[mid - 1] + norms[mid]) / 2;
+    const bound = multiple * median;
+    this.appliedBound = bound;
+    for (const u of this.kept) {
+      if (!(u.norm > bound)) continue;
+      const scale = bound / u.norm;
+      for (let i = 0; i < u.delta.length; i++) u.delta[i] *= scale;
+      u.norm = bound;
+      this.bounded++;
+    }
   }
 }
 

@@ -1,10 +1,14 @@
 /**
  * `security: "plain"`: updates arrive in the clear and are checked and summed as they come
- * (PlainAggregator, one buffer reused across rounds). Every certified site can take part.
+ * (PlainAggregator, one buffer reused across rounds). Every certified site can take part. Each
+ * update's L2 norm is bounded by the experiment's normBound (default: 3 × the round's median
+ * update norm, see experimentConfig.ts), so one site cannot replace the model by sending a huge
+ * update; the round records the bound applied and how many updates it scaled down.
  */
 import type { AggregatedFit } from '../../shared/aggregation/strategy.js';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { releaseBuffer } from '../../shared/protocol/releasableBuffers.js';
+import { normBoundOf } from '../experimentConfig.js';
 import type { ExperimentRecord } from '../store/storeSchema.js';
 import type { FitAggregation } from './fitAggregation.js';
 import { PlainAggregator } from './plainAggregator.js';
@@ -29,7 +33,7 @@ export class PlainProtection implements SecureAggregator {
   }
 
   open(r: AggregationRound): Promise<PlainAggregation> {
-    this.aggregator.reset(r.size, { keepUpdates: r.keepUpdates, normBound: r.exp.config.normBound });
+    this.aggregator.reset(r.size, { keepUpdates: r.keepUpdates, normBound: normBoundOf(r.exp.config) });
     return Promise.resolve(new PlainAggregation(this.aggregator));
   }
 }
@@ -68,6 +72,7 @@ export class PlainAggregation implements FitAggregation {
   }
 
   describe() {
-    return this.aggregator.bounded > 0 ? { normBounded: this.aggregator.bounded } : undefined;
+    const bound = this.aggregator.appliedBound;
+    return bound !== undefined ? { normBound: bound, normBounded: this.aggregator.bounded } : undefined;
   }
 }

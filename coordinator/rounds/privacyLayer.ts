@@ -16,6 +16,7 @@ import { siteNoiseShare, siteNoiseStddev, type RoundPrivacy } from '../../shared
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { DEFAULT_ROUNDING_BETA } from '../../shared/secure/secagg/fixedPoint.js';
 import { SECAGG_DEFAULTS } from '../../shared/secure/secagg/secaggParams.js';
+import { exampleWeight } from '../experimentConfig.js';
 import type { ExperimentRecord, RoundRecord } from '../store/storeSchema.js';
 import { experimentPrivacy } from './privacyLedger.js';
 
@@ -75,8 +76,12 @@ export class PrivacyLayer {
     return this.round !== undefined;
   }
 
+  /**
+   * The weight of an update that claims `numExamples`: 1 under DP, else the count capped at the
+   * experiment's maxExampleWeight (a site cannot outweigh the others by claiming more examples).
+   */
   weight(numExamples: number): number {
-    return this.equalWeights ? 1 : numExamples;
+    return this.equalWeights ? 1 : exampleWeight(this.exp.config, numExamples);
   }
 
   /** The DP fields of `fit_ins`. */

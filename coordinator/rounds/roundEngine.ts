@@ -17,6 +17,7 @@ import { encodeMessage } from '../../shared/protocol/messageChannel.js';
 import type { Message } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import { markReleasable, releaseBuffer } from '../../shared/protocol/releasableBuffers.js';
+import { exampleWeight } from '../experimentConfig.js';
 import type { CoordinatorFederation } from '../federation/coordinatorFederation.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
@@ -29,7 +30,7 @@ import { nextVersion, type NextVersion } from './modelUpdate.js';
 import { PlainProtection } from './plainProtection.js';
 import { PrivacyLayer } from './privacyLayer.js';
 import { RoundError } from './roundError.js';
-import { RoundPhase } from './roundPhase.js';
+import { RoundPhase, type PhaseEntry } from './roundPhase.js';
 import { SecAggProtection } from './secAggProtection.js';
 import type { RoundAggregation, SecureAggregator } from './secureAggregator.js';
 import { recordDelivery, recordRefusal } from './siteRefusals.js';
@@ -426,7 +427,7 @@ export class RoundEngine {
     if (m.type === 'eval_res') {
       entry.numExamples = m.numExamples;
       entry.metrics = m.metrics;
-      p.evaluations.push({ site, numExamples: m.numExamples, metrics: m.metrics });
+      p.evaluations.push({ site, numExamples: this.cappedExamples(entry, p.experiment, m.numExamples), metrics: m.metrics });
       return p.settle(site, 'done');
     }
     const a = this.aggregation;
@@ -439,11 +440,22 @@ export class RoundEngine {
     }
     entry.numExamples = m.numExamples;
     entry.metrics = m.metrics;
-    p.fitMetrics.push({ numExamples: m.numExamples, metrics: m.metrics });
+    p.fitMetrics.push({ numExamples: this.cappedExamples(entry, p.experiment, m.numExamples), metrics: m.metrics });
     a.privacy.addClipIndicator(m.clipIndicator);
     const record = this.findSite(site);
     if (record) recordDelivery(record, p.experiment, p.round);
     p.settle(site, 'done');
+  }
+
+  /**
+   * A site's claimed example count capped at the experiment's maxExampleWeight (the weight its
+   * update and metrics get; under DP updates weigh 1 anyway); a clipped claim is recorded on its entry.
+   */
+  private cappedExamples(entry: PhaseEntry, experiment: string, claimed: number): number {
+    const exp = this.store.data.experiments.find((e) => e.id === experiment);
+    const used = exp ? exampleWeight(exp.config, claimed) : claimed;
+    if (used < claimed) entry.weightClipped = { claimed, used };
+    return used;
   }
 
   /** A site's fit_failed or eval_failed: an ordinary failure, or a refusal (its policy) recorded on the site. */

@@ -7,7 +7,9 @@ import type { ExperimentConfig } from '../experimentConfig.js';
 import type { CkksParameters } from '../../shared/secure/ckks/ckksParams.js';
 import type { CkksKeyGrant, CkksKeySetCertificate, CoordinatorCertificate, RevocationList, SiteCertificate } from '../../shared/secure/trust/certificates.js';
 
-export type Role = 'admin' | 'researcher';
+/** admin: sites, tokens, everything; researcher: experiments and rounds; deployer: clinical deployments (publish, promote, roll back); all can read. */
+export type Role = 'admin' | 'researcher' | 'deployer';
+export const ROLES: readonly Role[] = ['admin', 'researcher', 'deployer'];
 
 export interface SiteRecord {
   name: string;
@@ -57,6 +59,12 @@ export interface ApiTokenRecord {
   sha256: string;
   role: Role;
   createdAt: string;
+  /** A label for the admin's list. */
+  name?: string;
+  /** After this, the token no longer works. */
+  expiresAt?: string;
+  /** Revoked by an admin (kept for the record). */
+  revokedAt?: string;
 }
 
 export interface ExperimentRecord {
@@ -82,6 +90,8 @@ export interface RoundSiteRecord {
   seconds?: number;
   metrics?: SiteMetrics;
   reason?: string;
+  /** The site claimed more examples than the experiment's maxExampleWeight: the weight it got. */
+  weightClipped?: { claimed: number; used: number };
 }
 
 export interface RoundRecord {
@@ -171,7 +181,26 @@ export interface DeploymentRecord {
   /** Earlier `current` versions, most recent last (for rollback). */
   previous: string[];
   /** Every deployment action, oldest first. */
-  log: { at: string; action: 'publish' | 'canary' | 'promote' | 'rollback'; version: string | null; sites?: string[] }[];
+  log: { at: string; action: 'publish' | 'canary' | 'promote' | 'rollback' | 'held'; version: string | null; sites?: string[]; reason?: string }[];
+  /** The last version the deployment gate held back (cleared when a later version is deployed). */
+  held?: GateDecision | null;
+  /** The gate's last decision (deploy "gated"). */
+  lastGate?: GateDecision;
+}
+
+/** What the deployment gate decided about a version a round published, and why. */
+export interface GateDecision {
+  version: string;
+  experiment: string;
+  round: number;
+  decision: 'deployed' | 'held';
+  reason: string;
+  /** The version's example-weighted federated accuracy, and over how many sites (null: none). */
+  accuracy: number | null;
+  sites: number;
+  /** What it was compared with: the deployed version's accuracy (or chance, with nothing deployed). */
+  baseline: { version: string | null; accuracy: number } | null;
+  at: string;
 }
 
 /** What a site last reported about the models it was offered. */

@@ -75,10 +75,10 @@ describe('OTA end to end: signed deltas hot-swapped under inference load (coordi
       await enrol(coord, site, join(t.dir, site));
       const port = await freePort();
       servePorts.set(site, port);
-      edges.set(site, spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', join(t.dir, `${site}.npz`), '--serve-port', String(port), '--max-batch', '16', '--max-wait-ms', '1']));
+      edges.set(site, spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--data', join(t.dir, `${site}.npz`), '--serve-port', String(port), '--serve-no-auth', '--max-batch', '16', '--max-wait-ms', '1']));
     }
     await waitFor('2 edges online', async () => (await onlineSites(coord)).length === 2);
-    experiment = await createExperiment(coord, { name: 'ota-e2e', fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' } });
+    experiment = await createExperiment(coord, { name: 'ota-e2e', deploy: 'auto', fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' } });
   });
 
   after(async () => {
