@@ -26,7 +26,7 @@ export function resolveTarget(flags: ApiTarget): { url: string; token: string } 
   return { url, token };
 }
 
-export async function api<T>(target: { url: string; token: string }, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+export async function api<T>(target: { url: string; token: string }, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const res = await request(target, method, path, body);
   const text = await res.text();
   let json: unknown = null;

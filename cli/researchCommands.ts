@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { UsageError } from '../shared/errors.js';
 import { api, resolveTarget, type ApiTarget } from './apiClient.js';
-import { intOption } from './parseNumber.js';
+import { floatOption, intOption } from './parseNumber.js';
 import { REFUSAL_LABELS } from '../coordinator/rounds/refusalSummary.js';
 import { siteText } from '../coordinator/rounds/siteText.js';
 import type { RefusalKind } from '../shared/protocol/messages.js';
@@ -122,9 +122,25 @@ export function statusCommand(): Command {
 
 export function tokenCommand(): Command {
   const cmd = new Command('token').description('API tokens (federation admin)');
-  target(cmd.command('create').description('create an API token').addOption(new Option('--role <role>', 'role').choices(['admin', 'researcher']).default('researcher'))).action(async (flags: ApiTarget & { role: string }) => {
-    const r = await api<{ token: string; role: string }>(resolveTarget(flags), 'POST', '/v1/tokens', { role: flags.role });
+  target(
+    cmd
+      .command('create')
+      .description('create an API token (printed once; the coordinator keeps only its hash)')
+      .addOption(new Option('--role <role>', 'admin: sites and tokens; researcher: experiments and rounds; deployer: clinical deployments').choices(['admin', 'researcher', 'deployer']).default('researcher'))
+      .option('--name <label>', "a label for the admin's list")
+      .option('--expires-days <days>', 'the token stops working after this many days', floatOption('--expires-days')),
+  ).action(async (flags: ApiTarget & { role: string; name?: string; expiresDays?: number }) => {
+    const r = await api<{ token: string; role: string }>(resolveTarget(flags), 'POST', '/v1/tokens', { role: flags.role, ...(flags.name ? { name: flags.name } : {}), ...(flags.expiresDays !== undefined ? { expiresDays: flags.expiresDays } : {}) });
     console.log(r.token);
+  });
+  target(cmd.command('list').description('API tokens: id, role, label, created, expiry, revoked (never the secrets)').option('--json', 'print JSON')).action(async (flags: ApiTarget & { json?: boolean }) => {
+    const rows = await api<{ id: string; role: string; name?: string; createdAt: string; expiresAt?: string; revokedAt?: string; active: boolean }[]>(resolveTarget(flags), 'GET', '/v1/tokens');
+    if (flags.json) return void process.stdout.write(`${JSON.stringify(rows)}\n`);
+    for (const t of rows) console.log(`${t.id}  ${t.role.padEnd(10)} ${t.active ? 'active ' : 'inactive'} ${t.name ?? ''}  created ${t.createdAt}${t.expiresAt ? `, expires ${t.expiresAt}` : ''}${t.revokedAt ? `, revoked ${t.revokedAt}` : ''}`);
+  });
+  target(cmd.command('revoke <id>').description('revoke an API token at once (not the last active admin token)')).action(async (id: string, flags: ApiTarget) => {
+    await api(resolveTarget(flags), 'DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+    console.log(`revoked ${id}`);
   });
   return cmd;
 }

@@ -1,7 +1,8 @@
 /**
  * The researcher / admin REST API (fastify routes with JSON schemas; the OpenAPI document is at
- * /docs/json). Bearer API tokens carry a role: admin (sites, tokens, everything) or researcher
- * (experiments, rounds, reading). Enrolment uses the site's one-time join token instead.
+ * /docs/json). Bearer API tokens carry a role: admin (sites, tokens, everything), researcher
+ * (experiments, rounds) or deployer (publish, promote, roll back deployments); all can read.
+ * Enrolment uses the site's one-time join token instead.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -22,7 +23,7 @@ import type { Deployment } from '../ota/deployment.js';
 import type { OtaPublisher } from '../ota/otaPublisher.js';
 import type { SiteRegistry } from '../siteRegistry.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
-import type { Role } from '../store/storeSchema.js';
+import { ROLES, type Role } from '../store/storeSchema.js';
 import { MAX_WRAPPED_KEY_BYTES, type CkksKeySets } from '../ckks/ckksKeySets.js';
 import { SIGNED_DOCUMENT_SCHEMA } from '../../shared/secure/trust/certificates.js';
 import { CKKS_PARAMETERS_SCHEMA, type CkksParameters } from '../../shared/secure/ckks/ckksParams.js';
@@ -55,7 +56,9 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
   };
   const admin = { preHandler: requireRole(['admin']) };
   const researcher = { preHandler: requireRole(['admin', 'researcher']) };
-  const reader = researcher;
+  // What reaches clinicians' inference services: not the researcher's to decide.
+  const deployer = { preHandler: requireRole(['admin', 'deployer']) };
+  const reader = { preHandler: requireRole([...ROLES]) };
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; status?: number }, _req, reply) => {
     if (err.validation) return reply.code(400).send({ error: 'invalid request', message: err.message });
@@ -164,11 +167,20 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
 
   registerFederationRoutes(app, d, admin);
 
-  app.post<{ Body: { role: Role } }>(
+  const tokenView = { type: 'object', properties: { id: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' }, expiresAt: { type: 'string' }, revokedAt: { type: 'string' }, active: { type: 'boolean' } } };
+  app.post<{ Body: { role: Role; name?: string; expiresDays?: number } }>(
     '/v1/tokens',
-    { ...admin, schema: { body: { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { enum: ['admin', 'researcher'] } } }, response: { 200: { type: 'object', properties: { token: { type: 'string' }, role: { type: 'string' } } } } } },
-    async (req) => ({ token: await d.tokens.create(req.body.role), role: req.body.role }),
+    {
+      ...admin,
+      schema: {
+        body: { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { enum: [...ROLES] }, name: { type: 'string', minLength: 1, maxLength: 100 }, expiresDays: { type: 'number', exclusiveMinimum: 0, maximum: 3650 } } },
+        response: { 200: { type: 'object', properties: { id: { type: 'string' }, token: { type: 'string' }, role: { type: 'string' }, expiresAt: { type: 'string' } } } },
+      },
+    },
+    async (req) => ({ ...(await d.tokens.create(req.body.role, { name: req.body.name, expiresDays: req.body.expiresDays })), role: req.body.role }),
   );
+  app.get('/v1/tokens', { ...admin, schema: { response: { 200: { type: 'array', items: tokenView } } } }, async () => d.tokens.list());
+  app.delete<{ Params: { id: string } }>('/v1/tokens/:id', { ...admin, schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: tokenView } } }, async (req) => d.tokens.revoke(req.params.id));
 
   const experimentView = (id: string) => {
     const e = d.store.data.experiments.find((x) => x.id === id)!;
@@ -258,13 +270,13 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
   app.get('/v1/deployment', reader, async () => ({ ...d.deployment.view(), otaBytesSent: Object.fromEntries(d.ota.bytesSent) }));
   app.post<{ Body: { version: string; sites?: string[] } }>(
     '/v1/deployment/publish',
-    { ...researcher, schema: { body: { type: 'object', additionalProperties: false, required: ['version'], properties: { version: versionRef, sites: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 128 } } } } } },
+    { ...deployer, schema: { body: { type: 'object', additionalProperties: false, required: ['version'], properties: { version: versionRef, sites: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 128 } } } } } },
     async (req) => d.deployment.publish(req.body.version, req.body.sites),
   );
-  app.post('/v1/deployment/promote', researcher, async () => d.deployment.promote());
+  app.post('/v1/deployment/promote', deployer, async () => d.deployment.promote());
   app.post<{ Body: { to?: string } | undefined }>(
     '/v1/deployment/rollback',
-    { ...researcher, schema: { body: { type: 'object', additionalProperties: false, properties: { to: versionRef } } } },
+    { ...deployer, schema: { body: { type: 'object', additionalProperties: false, properties: { to: versionRef } } } },
     async (req) => d.deployment.rollback(req.body?.to),
   );
   app.get<{ Params: { id: string } }>('/v1/versions/:id/manifest', reader, async (req, reply) => {

@@ -23,9 +23,12 @@ export class CoordinatorStore {
   ) {}
 
   static async open(dataDir: string): Promise<CoordinatorStore> {
-    mkdirSync(join(dataDir, 'blobs'), { recursive: true });
-    mkdirSync(join(dataDir, 'strategy-state'), { recursive: true });
-    mkdirSync(join(dataDir, 'ckks-versions'), { recursive: true });
+    // Owner only: the document names every site and holds token hashes; blobs are the models.
+    // (A data dir the operator made keeps its mode; what fedmed creates is 0700.)
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(dataDir, 'blobs'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dataDir, 'strategy-state'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dataDir, 'ckks-versions'), { recursive: true, mode: 0o700 });
     mkdirSync(join(dataDir, 'ckks-keys'), { recursive: true, mode: 0o700 });
     const db = await JSONFilePreset<StoreData>(join(dataDir, 'fedmed.json'), emptyStore());
     return new CoordinatorStore(db, dataDir);
