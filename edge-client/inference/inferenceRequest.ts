@@ -5,7 +5,7 @@
  * the training loaders; grayscale by luma for 1-channel models). Anything else is a typed
  * error naming what is wrong, answered with a 4xx.
  */
-import { FedmedError } from '../../shared/errors.js';
+import { DataFormatError, FedmedError } from '../../shared/errors.js';
 import { decodePng, pixelsToFloat } from '../data/pngFolderLoader.js';
 
 export class InferenceRequestError extends FedmedError {
@@ -31,7 +31,8 @@ export function exampleFromJson(body: unknown, inputShape: number[]): Float32Arr
       for (const x of v) walk(x);
       return;
     }
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new InferenceRequestError(`input value ${n} is not a finite number`);
+    // (finite as a float32 too: 1e308 is a finite double but Infinity to the model)
+    if (typeof v !== 'number' || !Number.isFinite(Math.fround(v))) throw new InferenceRequestError(`input value ${n} is not a finite 32-bit number`);
     if (n >= size) throw new InferenceRequestError(`input has more than ${size} values; the model takes one example of shape [${inputShape.join(', ')}]`);
     out[n++] = v;
   };
@@ -86,6 +87,13 @@ export function exampleFromPng(bytes: Buffer, inputShape: number[]): Float32Arra
   if (ihdr.interlace !== 0) throw new InferenceRequestError('interlaced (Adam7) PNGs are not accepted; send a non-interlaced PNG');
   const bound = h * (1 + w * 8); // 16-bit RGBA rows with their filter bytes
   if (ihdr.rawBytes > bound) throw new InferenceRequestError(`the PNG declares ${ihdr.rawBytes} bytes of pixel data, more than a ${w}x${h} image can take (${bound})`, 413);
-  const img = decodePng(bytes, 'request body');
+  let img: ReturnType<typeof decodePng>;
+  try {
+    img = decodePng(bytes, 'request body');
+  } catch (err) {
+    // A corrupt or truncated image is the request's fault: a 4xx naming it, not a 500.
+    if (err instanceof DataFormatError) throw new InferenceRequestError(err.message);
+    throw err;
+  }
   return pixelsToFloat(img, channels as 1 | 3);
 }

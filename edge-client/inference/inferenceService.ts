@@ -121,6 +121,8 @@ export async function startInferenceService(o: InferenceServiceOptions): Promise
     else throw new InferenceRequestError(`unsupported Content-Type "${type}"; send application/json or image/png`, 415);
     const answer = await batcher.infer(example);
     const probabilities = Array.from(answer.probabilities);
+    // Extreme inputs (finite, but far outside what the model was trained on) can overflow inside it: the request's fault, not the service's.
+    if (!probabilities.every(Number.isFinite)) throw new InferenceRequestError('the model gives no finite answer for this input (values far outside its range)');
     let best = 0;
     for (let c = 1; c < probabilities.length; c++) if (probabilities[c] > probabilities[best]) best = c;
     return { probabilities, predictedClass: best, version: answer.model.versionId, executionProvider: answer.model.session.provider, batchSize: answer.batchSize };

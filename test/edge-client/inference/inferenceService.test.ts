@@ -56,7 +56,7 @@ describe('edge inference service: requests, errors, dynamic batching, swaps (fas
   it('answers malformed requests with a 4xx naming the problem', async () => {
     const cases: [Promise<Response>, number, RegExp][] = [
       [post(JSON.stringify({ input: input.slice(1) })), 422, /783 values.*shape \[28, 28, 1\]/],
-      [post(JSON.stringify({ input: [...input.slice(1), 'x'] })), 422, /not a finite number/],
+      [post(JSON.stringify({ input: [...input.slice(1), 'x'] })), 422, /not a finite 32-bit number/],
       [post(JSON.stringify({ pixels: input })), 400, /"input"/],
       [post('{"input": [1, 2'), 400, /JSON/i],
       [post(Buffer.from('GIF89a....'), 'image/png'), 422, /not a PNG/],
