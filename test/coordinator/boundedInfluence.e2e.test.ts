@@ -13,20 +13,16 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startCoordinator, type RunningCoordinator } from '../../coordinator/coordinatorServer.js';
 import { ApiAdminTarget } from '../../cli/admin/adminTarget.js';
-import { addSite, certifyCoordinator, certifySite } from '../../cli/admin/federationAdmin.js';
+import { certifyCoordinator } from '../../cli/admin/federationAdmin.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { parseModelSpec } from '../../shared/model/modelSpec.js';
-import { MessageChannel } from '../../shared/protocol/messageChannel.js';
-import { AUTH_DOMAIN, PROTOCOL_VERSIONS, type Message, type MessageOf } from '../../shared/protocol/messages.js';
-import { generateIdentity, signMessage } from '../../shared/secure/identity.js';
-import { generateEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
 import { ephemeralAdminKey } from '../../shared/secure/trust/adminKey.js';
-import { siteKeysFingerprint } from '../../shared/secure/trust/fingerprint.js';
 import type { DeploymentView } from '../../coordinator/ota/deployment.js';
 import type { RoundRecord } from '../../coordinator/store/storeSchema.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/federation.js';
 import { runCli } from '../helpers/runCli.js';
+import { connectScriptedSite } from '../helpers/scriptedSite.js';
 
 const admin = ephemeralAdminKey();
 
@@ -43,34 +39,20 @@ interface ScriptedSite {
 }
 
 async function scriptedSite(c: RunningCoordinator, name: string, behaviours: Map<string, Behaviour>): Promise<ScriptedSite> {
-  const target = new ApiAdminTarget({ url: c.url, token: c.adminToken });
-  const { token } = await addSite(target, name, admin);
-  const identity = generateIdentity();
-  const enc = generateEncryptionKey();
-  const res = await fetch(new URL('/v1/enroll', c.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: token.split('.')[0], publicKey: identity.publicKeyB64, encryptionKey: enc.publicB64 }) });
-  assert.equal(res.status, 200);
-  await certifySite(target, admin, name, { fingerprint: siteKeysFingerprint(identity.publicKeyB64, enc.publicB64) });
-  const ws = new WebSocket(`${c.url.replace('http', 'ws')}/v1/edge`);
-  const ch = new MessageChannel(ws);
-  const site: ScriptedSite = { ws, offers: [] };
-  const send = (m: Message, payload?: Uint8Array) => void ch.send(m, payload).catch(() => {});
-  ch.onMessage = (m, payload) => {
+  const site: ScriptedSite = { ws: null as unknown as WebSocket, offers: [] };
+  site.ws = await connectScriptedSite(c, admin, name, (m, payload, send) => {
     const b = behaviours.get(name)!;
-    if (m.type === 'challenge') send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, name, m.nonce, 'none') });
-    else if (m.type === 'fit_ins') {
-      const fit = m as MessageOf<'fit_ins'>;
-      const size = layoutOf(parseModelSpec(fit.spec, 'spec')).size;
+    if (m.type === 'fit_ins') {
+      const size = layoutOf(parseModelSpec(m.spec, 'spec')).size;
       const global = new Float32Array(size);
       new Uint8Array(global.buffer).set(payload.subarray(0, size * 4));
       const { delta, numExamples } = b.fit(global);
-      send({ type: 'fit_res', experiment: fit.experiment, round: fit.round, numExamples, metrics: { loss: 1, accuracy: 0.5 } }, new Uint8Array(delta.buffer));
+      send({ type: 'fit_res', experiment: m.experiment, round: m.round, numExamples, metrics: { loss: 1, accuracy: 0.5 } }, new Uint8Array(delta.buffer));
     } else if (m.type === 'eval_ins') {
       const e = b.evaluate();
       send({ type: 'eval_res', experiment: m.experiment, round: m.round, numExamples: e.numExamples, metrics: { loss: 1, accuracy: e.accuracy } });
     } else if (m.type === 'model_offer') site.offers.push(m.manifest.id);
-  };
-  ws.on('open', () => send({ type: 'hello', site: name, versions: [...PROTOCOL_VERSIONS] }));
-  ws.on('error', () => {});
+  });
   return site;
 }
 

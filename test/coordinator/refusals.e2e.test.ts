@@ -10,19 +10,16 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startCoordinator, type RunningCoordinator } from '../../coordinator/coordinatorServer.js';
 import { ApiAdminTarget } from '../../cli/admin/adminTarget.js';
-import { addSite, certifyCoordinator, certifySite } from '../../cli/admin/federationAdmin.js';
+import { certifyCoordinator } from '../../cli/admin/federationAdmin.js';
 import { createKeySet } from '../../cli/federationKeys.js';
 import { layoutOf } from '../../shared/model/parameterLayout.js';
 import { parseModelSpec } from '../../shared/model/modelSpec.js';
-import { MessageChannel } from '../../shared/protocol/messageChannel.js';
-import { AUTH_DOMAIN, PROTOCOL_VERSIONS, type Message, type MessageOf, type RefusalKind } from '../../shared/protocol/messages.js';
-import { generateIdentity, signMessage } from '../../shared/secure/identity.js';
-import { generateEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
+import type { MessageOf, RefusalKind } from '../../shared/protocol/messages.js';
 import { ephemeralAdminKey } from '../../shared/secure/trust/adminKey.js';
-import { siteKeysFingerprint } from '../../shared/secure/trust/fingerprint.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/federation.js';
 import { runCli } from '../helpers/runCli.js';
+import { connectScriptedSite } from '../helpers/scriptedSite.js';
 
 const admin = ephemeralAdminKey();
 
@@ -43,20 +40,9 @@ interface SiteView {
 }
 
 /** An enrolled, certified site that answers fit_ins per `script` (and evaluates with made-up metrics). */
-async function scriptedSite(c: RunningCoordinator, name: string, scripts: Map<string, Script>): Promise<WebSocket> {
-  const target = new ApiAdminTarget({ url: c.url, token: c.adminToken });
-  const { token } = await addSite(target, name, admin);
-  const identity = generateIdentity();
-  const enc = generateEncryptionKey();
-  const res = await fetch(new URL('/v1/enroll', c.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: token.split('.')[0], publicKey: identity.publicKeyB64, encryptionKey: enc.publicB64 }) });
-  assert.equal(res.status, 200);
-  await certifySite(target, admin, name, { fingerprint: siteKeysFingerprint(identity.publicKeyB64, enc.publicB64) });
-  const ws = new WebSocket(`${c.url.replace('http', 'ws')}/v1/edge`);
-  const ch = new MessageChannel(ws);
-  const send = (m: Message, payload?: Uint8Array) => void ch.send(m, payload).catch(() => {});
-  ch.onMessage = (m) => {
-    if (m.type === 'challenge') send({ type: 'auth', signature: signMessage(identity.privateKey, AUTH_DOMAIN, name, m.nonce, 'none') });
-    else if (m.type === 'fit_ins') {
+function scriptedSite(c: RunningCoordinator, name: string, scripts: Map<string, Script>): Promise<WebSocket> {
+  return connectScriptedSite(c, admin, name, (m, _payload, send) => {
+    if (m.type === 'fit_ins') {
       const answer = (scripts.get(name) ?? (() => 'update'))(m);
       if (answer === 'update') {
         const size = layoutOf(parseModelSpec(m.spec, 'spec')).size;
@@ -64,10 +50,7 @@ async function scriptedSite(c: RunningCoordinator, name: string, scripts: Map<st
       } else if ('refuse' in answer) send({ type: 'fit_failed', experiment: m.experiment, round: m.round, reason: answer.reason, refused: answer.refuse });
       else send({ type: 'fit_failed', experiment: m.experiment, round: m.round, reason: answer.fail });
     } else if (m.type === 'eval_ins') send({ type: 'eval_res', experiment: m.experiment, round: m.round, numExamples: 10, metrics: { loss: 1, accuracy: 0.5 } });
-  };
-  ws.on('open', () => send({ type: 'hello', site: name, versions: [...PROTOCOL_VERSIONS] }));
-  ws.on('error', () => {});
-  return ws;
+  });
 }
 
 describe('sites that refuse rounds: the coordinator names the refusals (real coordinator, scripted sites over WebSocket)', function () {
