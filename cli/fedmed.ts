@@ -1,58 +1,15 @@
 #!/usr/bin/env node
 /**
- * The `fedmed` command line. Expected failures (FedmedError: bad input, missing files,
- * unavailable backends) print one line naming what is wrong and exit 1, without a stack trace;
- * anything else is a bug and prints its stack (exit 70).
+ * The `fedmed` entry point. It checks the Node version before loading anything else: fedmed
+ * needs Node 22 (node-seal's WebAssembly GC, process.execve, ...), and an older Node would fail
+ * half-way through a command. On an older Node it prints one line saying what to do and exits 1;
+ * otherwise it runs the program (cli/fedmedProgram.ts). Keep this file free of static imports
+ * and of syntax older Nodes cannot parse.
  */
-import { Command, CommanderError } from 'commander';
-import { FedmedError } from '../shared/errors.js';
-import { exportOnnxCommand } from './exportOnnxCommand.js';
-import { inferCommand } from './inferCommand.js';
-import { makeSyntheticCommand } from './makeSyntheticCommand.js';
-import { trainCommand } from './trainCommand.js';
-import { zooCommand } from './zooCommand.js';
-import { coordinatorCommand } from './coordinatorCommand.js';
-import { edgeCommand } from './edgeCommand.js';
-import { experimentCommand, roundCommand, statusCommand, tokenCommand } from './researchCommands.js';
-import { siteCommand } from './siteCommand.js';
-import { privacyCommand } from './privacyCommand.js';
-import { modelCommand } from './modelCommand.js';
-import { simulateCommand } from './simulateCommand.js';
-import { federationCommand } from './federationCommand.js';
-
-const program = new Command('fedmed')
-  .description('fedmed: federated learning for hospital edge nodes')
-  .version('0.1.0')
-  .showHelpAfterError()
-  .exitOverride();
-
-program.addCommand(trainCommand());
-program.addCommand(exportOnnxCommand());
-program.addCommand(inferCommand());
-program.addCommand(zooCommand());
-program.addCommand(makeSyntheticCommand());
-program.addCommand(coordinatorCommand());
-program.addCommand(siteCommand());
-program.addCommand(edgeCommand());
-program.addCommand(experimentCommand());
-program.addCommand(roundCommand());
-program.addCommand(statusCommand());
-program.addCommand(tokenCommand());
-program.addCommand(privacyCommand());
-program.addCommand(modelCommand());
-program.addCommand(simulateCommand());
-program.addCommand(federationCommand());
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode;
-  } else if (err instanceof FedmedError) {
-    process.stderr.write(`fedmed: error: ${err.message}\n`);
-    process.exitCode = 1;
-  } else {
-    process.stderr.write(`fedmed: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 70;
-  }
+const REQUIRED_MAJOR = 22;
+const major = Number(process.versions.node.split('.')[0]);
+if (major < REQUIRED_MAJOR) {
+  process.stderr.write(`fedmed: error: fedmed needs Node.js ${REQUIRED_MAJOR} or newer, this is Node ${process.versions.node} (${process.execPath}); install Node ${REQUIRED_MAJOR} (https://nodejs.org), or in the project run "npm run demo" / "npm test", which fetch Node ${REQUIRED_MAJOR} themselves, or ". .ci/use-node22.sh"\n`);
+  process.exit(1);
 }
+await import('./fedmedProgram.js');

@@ -1,6 +1,7 @@
 /**
  * Runs the official ONNX checker (Python `onnx` package, e.g. Debian's python3-onnx) on a file.
- * Returns null when no Python with `onnx` is found; .ci/run installs it so CI always checks.
+ * Returns null when no Python with `onnx` is found (its users skip, printing why, unless CI is
+ * set); .ci/run installs it and sets CI, so CI always checks.
  */
 import { spawnSync } from 'node:child_process';
 

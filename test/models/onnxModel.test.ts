@@ -69,7 +69,8 @@ describe('models/onnxModel: ONNX export', function () {
     const python = findPythonWithOnnx();
     if (!python) {
       if (process.env.CI) assert.fail('CI must have the Python onnx package (.ci/run installs python3-onnx)');
-      this.skip(); // developer machine without python3-onnx: apt-get install python3-onnx
+      console.log('      skipped: no Python with the onnx package (apt-get install python3-onnx; required when CI is set)');
+      this.skip(); // developer machine without python3-onnx
     }
     const t = makeTempDir();
     try {

@@ -103,7 +103,11 @@ describe('simulations: end to end', function () {
   });
 
   it('report.html renders offline in headless Chromium with every plot drawn', function () {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+    if (!existsSync(CHROMIUM)) {
+      if (process.env.CI) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+      console.log(`      skipped: ${CHROMIUM} is missing (apt-get install chromium; required when CI is set)`);
+      return this.skip();
+    }
     const html = join(tmp.dir, 'm1', 'report.html');
     const profile = join(tmp.dir, 'chromium-profile');
     const dom = execFileSync(CHROMIUM, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, '--virtual-time-budget=5000', '--dump-dom', `file://${html}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 });
