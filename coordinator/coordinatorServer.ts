@@ -26,6 +26,10 @@ import { coordinatorLimits, httpServerOptions, credentialRoute, type Coordinator
 import { acquireDataDirLock, releaseDataDirLock } from './store/dataDirLock.js';
 import { CkksKeySets } from './ckks/ckksKeySets.js';
 import { CkksService } from './ckks/ckksService.js';
+import { FederationEvents } from './events/federationEvents.js';
+import { connectEventSources } from './events/eventSources.js';
+import { CoordinatorMetrics } from './observability/coordinatorMetrics.js';
+import { registerEventRoutes, type EventRouteOptions } from './api/eventRoutes.js';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -40,6 +44,8 @@ export interface CoordinatorOptions {
   heartbeatMs?: number;
   /** Size of the chunks a model update is sent in (default 256 KiB). */
   otaChunkBytes?: number;
+  /** Limits of the event feed, GET /v1/events (api/eventRoutes.ts). */
+  eventStreams?: EventRouteOptions;
 }
 
 export interface RunningCoordinator {
@@ -53,6 +59,9 @@ export interface RunningCoordinator {
   gateway: EdgeGateway;
   deployment: Deployment;
   ota: OtaPublisher;
+  /** The event feed (GET /v1/events) and the metrics (GET /metrics). */
+  events: FederationEvents;
+  metrics: CoordinatorMetrics;
   close(reason?: string): Promise<void>;
 }
 
@@ -102,6 +111,11 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   gateway.modelEvents = { onConnect: (s) => publisher.onConnect(s), onDisconnect: (s) => publisher.onDisconnect(s), onMessage: (s, m) => publisher.onMessage(s, m) };
   // A round's new version: deployed as the experiment's `deploy` says (gated, auto or manual; coordinator/ota/deployment.ts).
   rounds.onVersionPublished = (exp, versionId) => void deployment.versionPublished(exp, versionId).catch((err: Error) => app.log.warn({ err: err.message, versionId }, 'deployment of the new version failed'));
+  // The event feed and metrics: connected to the parts above, their routes and hooks registered before the API's.
+  const events = new FederationEvents(app.log);
+  const metrics = new CoordinatorMetrics(events, { sitesOnline: () => gateway.readySites().length, gatewayTraffic: () => gateway.traffic(), otaBytes: () => [...publisher.bytesSent.values()].reduce((a, b) => a + b, 0) });
+  connectEventSources(events, { app, store, gateway, rounds, deployment, ota: publisher, federation, metrics });
+  registerEventRoutes(app, { tokens, store, events, metrics }, o.eventStreams);
   registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, federation });
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
@@ -122,6 +136,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
     gateway,
     deployment,
     ota: publisher,
+    events,
+    metrics,
     close(reason = 'coordinator shutting down') {
       closing ??= (async () => {
         for (const e of store.data.experiments) rounds.stop(e.id, reason);

@@ -46,14 +46,24 @@ export interface ApiDeps {
 
 const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } };
 
-export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  const requireRole = (roles: Role[]) => async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const header = req.headers.authorization;
-    const role = d.tokens.roleOf(header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined);
+/** The bearer token of a request, if it sent one. */
+export function bearerToken(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+}
+
+/** A preHandler admitting active API tokens of the given roles: 401 without a valid token, 403 for another role. */
+export function roleGuard(tokens: Pick<ApiTokens, 'roleOf'>, roles: readonly Role[]) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const role = tokens.roleOf(bearerToken(req));
     if (!role) return void reply.code(401).send({ error: 'unauthorized', message: 'send "Authorization: Bearer <API token>" (see DATA_DIR/admin.token)' });
     if (!roles.includes(role)) return void reply.code(403).send({ error: 'forbidden', message: `this needs the ${roles.join(' or ')} role; your token is ${role}` });
   };
+}
+
+export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  const requireRole = (roles: Role[]) => roleGuard(d.tokens, roles);
   const admin = { preHandler: requireRole(['admin']) };
   const researcher = { preHandler: requireRole(['admin', 'researcher']) };
   // What reaches clinicians' inference services: not the researcher's to decide.

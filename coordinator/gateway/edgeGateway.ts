@@ -60,6 +60,10 @@ export class EdgeGateway {
   modelEvents: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
   /** CKKS keys and encrypted model chains: `ckks_*` messages. */
   onCkksMessage: (site: string, message: Message, payload: Buffer) => void = () => {};
+  /** Told when a site's authenticated session opens (true) or closes (false): the event feed. Must not throw. */
+  onSiteSession: (site: string, online: boolean) => void = () => {};
+  /** Bytes of connections already closed (traffic() adds the open ones). */
+  private readonly closedTraffic = { sent: 0, received: 0 };
 
   constructor(
     server: Server,
@@ -145,6 +149,16 @@ export class EdgeGateway {
     this.sessions.get(site)?.close(code, reason);
   }
 
+  /** Bytes sent and received over every edge connection since start (authenticated or not). */
+  traffic(): { sent: number; received: number } {
+    const t = { ...this.closedTraffic };
+    for (const s of this.all) {
+      t.sent += s.channel.bytesSent;
+      t.received += s.channel.bytesReceived;
+    }
+    return t;
+  }
+
   bytes(site: string): { sent: number; received: number } {
     const c = this.sessions.get(site)?.channel;
     return { sent: c?.bytesSent ?? 0, received: c?.bytesReceived ?? 0 };
@@ -223,6 +237,7 @@ export class EdgeGateway {
           this.sessions.set(s.site!, s);
           this.events.onConnect(s.site!);
           this.modelEvents.onConnect(s.site!);
+          this.onSiteSession(s.site!, true);
         },
         onMessage: (s, m, p) => {
           if (m.type.startsWith('ckks_')) return this.onCkksMessage(s.site!, m, p);
@@ -234,6 +249,7 @@ export class EdgeGateway {
             const why = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
             this.events.onDisconnect(s.site!, why);
             this.modelEvents.onDisconnect(s.site!, why);
+            this.onSiteSession(s.site!, false);
           }
         },
       },
@@ -242,7 +258,11 @@ export class EdgeGateway {
       binding,
     );
     this.all.add(session);
-    socket.on('close', () => this.all.delete(session));
+    socket.on('close', () => {
+      if (!this.all.delete(session)) return;
+      this.closedTraffic.sent += session.channel.bytesSent;
+      this.closedTraffic.received += session.channel.bytesReceived;
+    });
     return session;
   }
 }

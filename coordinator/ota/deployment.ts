@@ -29,7 +29,13 @@ export interface DeploymentView extends DeploymentRecord {
   sites: { site: string; target: string | null; active: string | null; lastReport: Omit<SiteModelRecord, 'site' | 'active' | 'lastRefusal'> | null; lastRefusal: SiteModelRecord['lastRefusal'] | null }[];
 }
 
+/** A deployment change as the event feed reports it (events/federationEvents.ts). */
+export type DeploymentChangeKind = 'publish' | 'canary' | 'promote' | 'rollback' | 'held' | 'gate' | 'report';
+
 export class Deployment {
+  /** Told after every change is persisted (the event feed); must not throw. */
+  observe: (change: DeploymentChangeKind, detail: { version?: string | null; site?: string }) => void = () => {};
+
   constructor(
     private readonly store: CoordinatorStore,
     /** Called after a change with the sites whose target may have changed. */
@@ -80,6 +86,7 @@ export class Deployment {
         d.log.push({ at: decision.at, action: 'held', version: versionId, reason: decision.reason });
       }
     });
+    this.observe(decision.decision === 'held' ? 'held' : 'gate', { version: versionId });
     if (decision.decision === 'deployed') await this.publish(versionId);
     return decision;
   }
@@ -98,6 +105,7 @@ export class Deployment {
         d.log.push({ at: now, action: 'canary', version, sites: d.canary.sites });
       });
       this.onChange([...new Set([...before, ...sites])]);
+      this.observe('canary', { version });
     } else {
       await this.store.update(() => {
         if (d.current && d.current !== version) d.previous.push(d.current);
@@ -110,6 +118,7 @@ export class Deployment {
         d.log.push({ at: now, action: 'publish', version });
       });
       this.onChange(this.allSites());
+      this.observe('publish', { version });
     }
     return this.view();
   }
@@ -127,6 +136,7 @@ export class Deployment {
       d.log.push({ at: new Date().toISOString(), action: 'promote', version });
     });
     this.onChange(this.allSites());
+    this.observe('promote', { version });
     return this.view();
   }
 
@@ -146,6 +156,7 @@ export class Deployment {
         d.currentRelease = this.nextRelease();
       });
       this.onChange(sites);
+      this.observe('rollback', { version: d.current });
       return this.view();
     }
     const target = to ?? d.previous[d.previous.length - 1];
@@ -158,6 +169,7 @@ export class Deployment {
       d.log.push({ at: new Date().toISOString(), action: 'rollback', version: target });
     });
     this.onChange(this.allSites());
+    this.observe('rollback', { version: target });
     return this.view();
   }
 
@@ -173,6 +185,7 @@ export class Deployment {
     if (m.status === 'active') r.active = m.version;
     if (m.status === 'refused' || m.status === 'rolled_back') r.lastRefusal = { version: m.version, status: m.status, reason: m.reason, at: r.at };
     await this.store.write();
+    this.observe('report', { version: m.version, site });
   }
 
   view(): DeploymentView {

@@ -41,6 +41,8 @@ export class OtaPublisher {
   private readonly serving = new Map<string, { version: string; cancelled: boolean }>();
   /** OTA bytes sent per site since start (payload bytes of model_chunk frames). */
   readonly bytesSent = new Map<string, number>();
+  /** Told when a site was sent a whole model update (metrics; must not throw). */
+  onDelivered: (site: string, version: string, bytes: number) => void = () => {};
 
   constructor(
     private readonly store: CoordinatorStore,
@@ -146,6 +148,7 @@ export class OtaPublisher {
       this.bytesSent.set(site, (this.bytesSent.get(site) ?? 0) + chunk.length);
     }
     if (this.serving.get(site) === job) this.serving.delete(site);
+    if (!job.cancelled) this.onDelivered(site, m.version, u.bytes.length - m.offset);
   }
 
   private version(id: string): VersionRecord {

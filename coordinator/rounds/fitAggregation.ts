@@ -12,6 +12,8 @@ import { FedmedError } from '../../shared/errors.js';
 import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import type { SecAggRoundParams } from '../../shared/secure/secagg/secaggParams.js';
 import type { CkksRoundParams } from '../../shared/secure/ckks/ckksParams.js';
+import type { PhaseStatus } from '../events/federationEvents.js';
+import type { SecAggStage, StageDetail } from '../events/roundEvents.js';
 
 export interface FitAggregationHooks {
   send(site: string, message: Message): Promise<void>;
@@ -19,6 +21,8 @@ export interface FitAggregationHooks {
   drop(site: string, reason: string): void;
   /** Ends the fit phase early (the round cannot complete; finish() will say why). */
   endPhase(): void;
+  /** A site's SecAgg+ stage started or ended (the event feed; events/roundEvents.ts). */
+  stage?(site: string, stage: SecAggStage, status: PhaseStatus, detail?: StageDetail): void;
 }
 
 /** The secure protocol failed as a whole (too few sites left, tampered shares): the round fails. */

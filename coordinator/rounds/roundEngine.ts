@@ -18,6 +18,7 @@ import type { Message } from '../../shared/protocol/messages.js';
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import { markReleasable, releaseBuffer } from '../../shared/protocol/releasableBuffers.js';
 import { exampleWeight } from '../experimentConfig.js';
+import { NO_ROUND_OBSERVER, type RoundObserver } from '../events/roundEvents.js';
 import type { CoordinatorFederation } from '../federation/coordinatorFederation.js';
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
@@ -53,6 +54,8 @@ export class RoundEngine {
   private readonly strategies: ExperimentStrategies;
   /** Called when a round has published (and evaluated) a new version. */
   onVersionPublished: (experiment: ExperimentRecord, versionId: string) => void = () => {};
+  /** Told how rounds progress (the event feed, events/roundEvents.ts); never affects them. */
+  observer: RoundObserver = NO_ROUND_OBSERVER;
   /** The open round's aggregation and privacy layer; outlive the fit phase (SecAgg+ unmasking). */
   private aggregation: { experiment: string; round: number; impl: RoundAggregation; privacy: PrivacyLayer } | null = null;
   /** Test instrumentation: every encrypted update the coordinator receives in a CKKS round. */
@@ -281,6 +284,7 @@ export class RoundEngine {
       bytesReceived: 0,
     };
     await this.store.update((d) => void d.rounds.push(record));
+    this.notify((o) => o.roundStarted(record));
     return record;
   }
 
@@ -292,6 +296,7 @@ export class RoundEngine {
     record.timings.totalMs = performance.now() - t0;
     this.recentlyEnded.set(exp.id, record.round);
     await this.store.write();
+    this.notify((o) => o.roundEnded(exp, record));
     const log = status === 'completed' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ experiment: exp.id, round: record.round, status, reason, ms: Math.round(record.timings.totalMs) }, `round ${record.round} ${status}`);
     return record;
@@ -309,6 +314,7 @@ export class RoundEngine {
       for (const s of record.sites) if (s.phase === 'fit' && s.status === 'done') this.findSite(s.site)!.roundsJoined++;
     });
     if (next.params) this.params.set(exp.id, next.params);
+    this.notify((o) => o.versionPublished(exp, record, version.id));
     return version.id;
   }
 
@@ -322,6 +328,7 @@ export class RoundEngine {
         else this.log.warn({ experiment, round, site, reason }, 'site dropped from secure aggregation');
       },
       endPhase: () => this.phase?.done(),
+      stage: (site, stage, status, detail) => this.notify((o) => o.secaggStage(experiment, round, site, stage, status, detail)),
     };
   }
 
@@ -344,6 +351,7 @@ export class RoundEngine {
       warn: (o, msg) => this.log.warn(o, msg),
       cancel: (site, reason) => void this.gateway.send(site, { type: 'round_cancel', experiment: exp.id, round: record.round, reason }).catch(() => {}),
       gone: (site) => this.aggregation?.impl.siteGone(site),
+      observe: (entry) => this.notify((o) => o.phaseSite(kind, exp.id, record.round, entry)),
     });
     this.phase = phase;
     const before = sites.map((s) => this.gateway.bytes(s));
@@ -374,6 +382,15 @@ export class RoundEngine {
       record.bytesReceived += Math.max(0, after.received - before[i].received);
     });
     return phase; // the caller persists the record (round finished, failed or version published)
+  }
+
+  /** Tells the observer; what it does (or throws) never reaches the round. */
+  private notify(f: (o: RoundObserver) => void): void {
+    try {
+      f(this.observer);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'round observer failed');
+    }
   }
 
   /** Records that a site was just seen (connected or disconnected). */
@@ -435,6 +452,7 @@ export class RoundEngine {
       if (!a) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, 'fit_res outside a fit phase');
       a.impl.addResult(site, m, payload, a.privacy.weight(m.numExamples));
     } catch (err) {
+      this.notify((o) => o.rejected(p.experiment, p.round, site, 'invalid_update'));
       p.settle(site, 'failed', (err as Error).message);
       throw err;
     }

@@ -17,6 +17,8 @@ export interface PhaseHooks {
   cancel(site: string, reason: string): void;
   /** A fit-phase site is gone for the rest of the round (the secure aggregation stops waiting for it). */
   gone(site: string): void;
+  /** A site's entry was sent or settled (the event feed). */
+  observe?(entry: PhaseEntry): void;
 }
 
 export class RoundPhase {
@@ -42,6 +44,7 @@ export class RoundPhase {
       this.sites.set(site, entry);
       record.sites.push(entry);
     }
+    for (const entry of this.sites.values()) hooks.observe?.(entry);
   }
 
   /** Ends the phase now (sites still working are dropped by the engine). */
@@ -60,6 +63,7 @@ export class RoundPhase {
       this.hooks.warn({ experiment: this.experiment, round: this.round, phase: this.kind, site, reason, ...(e.refused ? { refused: e.refused } : {}) }, e.refused ? 'site refused the round' : `site ${status}`);
       if (this.kind === 'fit') this.hooks.gone(site);
     }
+    this.hooks.observe?.(e);
     if (cancel) this.hooks.cancel(site, reason ?? 'dropped');
     this.checkDone();
   }

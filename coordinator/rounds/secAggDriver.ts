@@ -15,6 +15,8 @@ import { SecAggServer, type VectorObserver } from '../../shared/secure/secagg/se
 import { CloseCode, ProtocolError } from '../../shared/protocol/protocolError.js';
 import { AggregationAbort, type FitAggregation, type FitAggregationHooks } from './fitAggregation.js';
 import { siteText } from './siteText.js';
+import type { PhaseStatus } from '../events/federationEvents.js';
+import type { SecAggStage, StageDetail } from '../events/roundEvents.js';
 
 export interface SecAggDriverOptions {
   experiment: string;
@@ -40,6 +42,8 @@ export class SecAggDriver implements FitAggregation {
   private unmaskDone: (() => void) | null = null;
   private readonly t0 = performance.now();
   private readonly timings: Record<string, number> = {};
+  /** Each site's SecAgg+ stage in progress (reported through hooks.stage for the event feed). */
+  private readonly stages = new Map<string, SecAggStage>();
 
   constructor(private readonly o: SecAggDriverOptions) {
     this.server = new SecAggServer({ experiment: o.experiment, round: o.round, params: o.params, config: o.config, sites: o.sites, certificate: o.certificate, vectorLength: o.size + 1, observe: o.observe });
@@ -62,7 +66,9 @@ export class SecAggDriver implements FitAggregation {
       for (const site of this.waiting()) {
         this.gone.add(site);
         this.server.dropped(site);
-        this.o.hooks.drop(site, `sent no SecAgg+ ${phase} message within ${this.o.phaseTimeoutMs / 1000} s`);
+        const reason = `sent no SecAgg+ ${phase} message within ${this.o.phaseTimeoutMs / 1000} s`;
+        this.endStage(site, 'dropped', { reason });
+        this.o.hooks.drop(site, reason);
       }
       this.advance();
     }, this.o.phaseTimeoutMs);
@@ -82,6 +88,7 @@ export class SecAggDriver implements FitAggregation {
       } else if (phase === 'shares') {
         const relays = this.server.closeShares();
         this.timings.secaggSharesMs = performance.now() - this.t0;
+        for (const site of relays.keys()) if (!this.gone.has(site)) this.stage(site, 'masked_input', 'started');
         this.broadcast(relays);
       } else if (phase === 'consistency') {
         const requests = this.server.closeConsistency();
@@ -98,6 +105,7 @@ export class SecAggDriver implements FitAggregation {
     } catch (err) {
       if (!(err instanceof SecAggAbort || err instanceof SecAggProtocolError || (err as { code?: string }).code === 'SECAGG_CONFIG')) throw err;
       this.abort = new SecAggAbort((err as Error).message);
+      for (const site of [...this.stages.keys()]) this.endStage(site, 'failed', { reason: `secure aggregation aborted: ${this.abort.message}` });
       if (this.timer) clearTimeout(this.timer);
       this.unmaskDone?.();
       this.o.hooks.endPhase();
@@ -112,29 +120,64 @@ export class SecAggDriver implements FitAggregation {
   }
 
   addResult(site: string, m: MessageOf<'fit_res'>, payload: Uint8Array): void {
-    siteMisbehaviour(() => this.server.receiveMasked(site, m, payload));
+    try {
+      siteMisbehaviour(() => this.server.receiveMasked(site, m, payload));
+    } catch (err) {
+      // (the engine counts the refused update itself: no `refused` here)
+      this.endStage(site, 'failed', { reason: (err as Error).message });
+      throw err;
+    }
+    this.stage(site, 'masked_input', 'done');
   }
 
   onProtocolMessage(site: string, m: Message): void {
-    siteMisbehaviour(() => this.receive(site, m));
+    try {
+      siteMisbehaviour(() => this.receive(site, m));
+    } catch (err) {
+      if (err instanceof ProtocolError) this.endStage(site, 'failed', { reason: err.message, refused: 'protocol_violation' }, 'key_exchange');
+      throw err;
+    }
+  }
+
+  /** Reports a site's stage (hooks.stage) and keeps track of the one it is in. */
+  private stage(site: string, stage: SecAggStage, status: PhaseStatus, detail?: StageDetail): void {
+    if (status === 'started') this.stages.set(site, stage);
+    else if (this.stages.get(site) === stage) this.stages.delete(site);
+    this.o.hooks.stage?.(site, stage, status, detail);
+  }
+
+  /** Ends the stage a site is in (or reports `fallback` as ended when it is in none). */
+  private endStage(site: string, status: Exclude<PhaseStatus, 'started'>, detail: StageDetail, fallback?: SecAggStage): void {
+    const stage = this.stages.get(site) ?? fallback;
+    if (stage) this.stage(site, stage, status, detail);
   }
 
   private receive(site: string, m: Message): void {
-    if (m.type === 'secagg_keys') this.server.receiveKeys(site, m);
-    else if (m.type === 'secagg_shares') this.server.receiveShares(site, m);
-    else if (m.type === 'secagg_consistency_sig') this.server.receiveConsistency(site, m);
+    if (m.type === 'secagg_keys') {
+      this.server.receiveKeys(site, m);
+      this.stage(site, 'key_exchange', 'started');
+    } else if (m.type === 'secagg_shares') {
+      this.server.receiveShares(site, m);
+      this.stage(site, 'key_exchange', 'done');
+    } else if (m.type === 'secagg_consistency_sig') this.server.receiveConsistency(site, m);
     else if (m.type === 'secagg_refused') {
       if (m.session !== this.o.params.session) return;
-      this.o.hooks.drop(site, `refused SecAgg+: ${siteText(m.reason)}`);
+      const reason = `refused SecAgg+: ${siteText(m.reason)}`;
+      this.endStage(site, 'failed', { reason, refused: 'secagg_refused' }, 'key_exchange');
+      this.o.hooks.drop(site, reason);
       return this.siteGone(site);
     }
-    else if (m.type === 'secagg_unmask_res') this.server.receiveUnmask(site, m);
+    else if (m.type === 'secagg_unmask_res') {
+      this.server.receiveUnmask(site, m);
+      this.stage(site, 'unmask', 'done');
+    }
     else throw new SecAggProtocolError(`unexpected ${m.type} from ${site}`, site);
     this.advance();
   }
 
   siteGone(site: string): void {
     if (this.gone.has(site)) return;
+    this.endStage(site, 'dropped', { reason: 'left the round' });
     this.gone.add(site);
     this.server.dropped(site);
     this.advance();
@@ -156,6 +199,7 @@ export class SecAggDriver implements FitAggregation {
     if (this.server.phase !== 'masked') throw new SecAggAbort(`the fit phase closed during SecAgg+ phase "${this.server.phase}"`);
     const t = performance.now();
     const survivorSets = this.server.closeMasked();
+    for (const site of survivorSets.keys()) if (!this.gone.has(site)) this.stage(site, 'unmask', 'started');
     const done = new Promise<void>((resolve) => (this.unmaskDone = resolve));
     this.broadcast(survivorSets);
     for (const s of this.gone) this.server.dropped(s);

@@ -3,7 +3,8 @@
  * latency, batch sizes, requests by outcome, the model version and execution provider in use,
  * swaps, OTA bytes and whether the coordinator is reachable.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../shared/observability/processMetrics.js';
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -22,7 +23,7 @@ export class ServiceMetrics {
   readonly coordinatorConnected = new Gauge({ name: 'fedmed_coordinator_connected', help: '1 while connected to the coordinator', registers: [this.registry] });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
   }
 
   setModel(version: string, provider: string): void {
