@@ -13,6 +13,7 @@ import rateLimit from '@fastify/rate-limit';
 import { UsageError } from '../shared/errors.js';
 import { ApiTokens } from './apiTokens.js';
 import { registerApiRoutes } from './api/apiRoutes.js';
+import { registerDashboardRoutes } from './api/dashboardRoutes.js';
 import { CoordinatorKeys } from './coordinatorIdentity.js';
 import { CoordinatorFederation } from './federation/coordinatorFederation.js';
 import { announceRevocations } from './api/federationRoutes.js';
@@ -117,6 +118,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   connectEventSources(events, { app, store, gateway, rounds, deployment, ota: publisher, federation, metrics });
   registerEventRoutes(app, { tokens, store, events, metrics }, o.eventStreams);
   registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, federation });
+  registerDashboardRoutes(app); // the dashboard's page and files at / (dist/dashboard)
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
   const address = app.server.address();
