@@ -29,6 +29,9 @@ export interface DeploymentView extends DeploymentRecord {
   sites: { site: string; target: string | null; active: string | null; lastReport: Omit<SiteModelRecord, 'site' | 'active' | 'lastRefusal'> | null; lastRefusal: SiteModelRecord['lastRefusal'] | null }[];
 }
 
+/** Versions remembered per site as offered (the bases its delta fetches may name). */
+const OFFERS_KEPT = 64;
+
 /** A deployment change as the event feed reports it (events/federationEvents.ts). */
 export type DeploymentChangeKind = 'publish' | 'canary' | 'promote' | 'rollback' | 'held' | 'gate' | 'report';
 
@@ -173,10 +176,29 @@ export class Deployment {
     return this.view();
   }
 
+  /** Remembers that `version` was offered to `site` (persisted; the last OFFERS_KEPT per site). */
+  async noteOffered(site: string, version: string): Promise<void> {
+    const list = (this.store.data.siteOffers ??= []);
+    let r = list.find((x) => x.site === site);
+    if (!r) list.push((r = { site, versions: [] }));
+    if (r.versions[r.versions.length - 1] === version) return;
+    r.versions = [...r.versions.filter((v) => v !== version), version].slice(-OFFERS_KEPT);
+    await this.store.write();
+  }
+
+  /** Whether `version` was ever offered to `site` (of the last OFFERS_KEPT). */
+  wasOffered(site: string, version: string): boolean {
+    return this.store.data.siteOffers?.find((x) => x.site === site)?.versions.includes(version) ?? false;
+  }
+
   /** Records what a site reported about a version (active, refused, rolled back, downloading). */
   async report(site: string, m: MessageOf<'model_status'>): Promise<void> {
+    // Only about versions offered to the site, and only what changed: a hostile site's stream of
+    // reports costs neither store writes nor events.
+    if (!this.wasOffered(site, m.version)) return;
     const list = (this.store.data.siteModels ??= []);
     let r = list.find((x) => x.site === site);
+    if (r && r.version === m.version && r.status === m.status && r.reason === m.reason) return;
     if (!r) list.push((r = { site, active: null, version: m.version, status: m.status, at: '' }));
     r.version = m.version;
     r.status = m.status;

@@ -2,8 +2,8 @@
  * The OTA publisher: offers each site the version its inference service should run (on connect
  * and whenever its deployment target changes) with the coordinator-signed manifest of that
  * release and the coordinator's admin-signed certificate, and serves
- * the site's fetch as a lossless update against the version the site already holds (or the full
- * model when that is smaller), in chunks from the byte offset the site asks for, so a download
+ * the site's fetch as a lossless update against the version the site already holds — only if that
+ * version was offered to it — (or the full model when that is smaller), in chunks from the byte offset the site asks for, so a download
  * cut by a lost connection resumes where it stopped. Updates are deterministic, so a resumed
  * fetch gets the same bytes; recent ones are cached. Every chunk names the update's exact length
  * and hash under the coordinator's signature, so an edge can refuse bytes beyond them before it
@@ -79,7 +79,10 @@ export class OtaPublisher {
       const target = this.deployment.releaseFor(site);
       if (!target || !this.gateway.isOnline(site)) continue;
       void this.signedManifest(target.version, target.release)
-        .then((signed) => this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(this.version(target.version)) }))
+        .then(async (signed) => {
+          await this.deployment.noteOffered(site, target.version);
+          await this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(this.version(target.version)) });
+        })
         .catch((err: Error) => this.log.warn({ site, version: target.version, err: err.message }, 'model offer failed'));
     }
   }
@@ -139,7 +142,11 @@ export class OtaPublisher {
     if (previous) previous.cancelled = true;
     const job = { version: m.version, cancelled: false };
     this.serving.set(site, job);
-    const u = this.update(m.version, m.base);
+    // A delta only against a version this site was offered: a delta against any other version
+    // would let it reconstruct a model it was never sent (target − delta). Otherwise the full model.
+    const base = m.base !== null && this.deployment.wasOffered(site, m.base) ? m.base : null;
+    if (m.base !== null && base === null) this.log.warn({ site, version: m.version, base: m.base }, 'model fetch against a version never offered to this site: sending the full model');
+    const u = this.update(m.version, base);
     if (m.offset > u.bytes.length) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `model_fetch offset ${m.offset} beyond the update's ${u.bytes.length} bytes`);
     this.log.info({ site, version: m.version, base: u.base, offset: m.offset, totalBytes: u.bytes.length }, m.offset > 0 ? 'model update resumed' : 'model update sending');
     for (let offset = m.offset; offset < u.bytes.length && !job.cancelled; offset += this.chunkBytes) {

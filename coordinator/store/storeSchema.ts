@@ -226,6 +226,8 @@ export interface StoreData {
   versions: VersionRecord[];
   deployment?: DeploymentRecord;
   siteModels?: SiteModelRecord[];
+  /** The versions offered to each site (model_offer), the latest last: the only bases its fetches may name. */
+  siteOffers?: { site: string; versions: string[] }[];
   ckksKeySets?: CkksKeySetRecord[];
   federation?: FederationRecord;
 }

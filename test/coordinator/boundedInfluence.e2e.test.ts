@@ -22,7 +22,7 @@ import type { RoundRecord } from '../../coordinator/store/storeSchema.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/federation.js';
 import { runCli } from '../helpers/runCli.js';
-import { connectScriptedSite } from '../helpers/scriptedSite.js';
+import { connectScriptedSite, type SiteSend } from '../helpers/scriptedSite.js';
 
 const admin = ephemeralAdminKey();
 
@@ -36,11 +36,15 @@ interface ScriptedSite {
   ws: WebSocket;
   /** Versions offered to the site (model_offer), in order. */
   offers: string[];
+  /** The (version, base) of each model_chunk at offset 0 the site received. */
+  updates: { version: string; base: string | null }[];
+  send: SiteSend;
 }
 
 async function scriptedSite(c: RunningCoordinator, name: string, behaviours: Map<string, Behaviour>): Promise<ScriptedSite> {
-  const site: ScriptedSite = { ws: null as unknown as WebSocket, offers: [] };
+  const site: ScriptedSite = { ws: null as unknown as WebSocket, offers: [], updates: [], send: () => {} };
   site.ws = await connectScriptedSite(c, admin, name, (m, payload, send) => {
+    site.send = send;
     const b = behaviours.get(name)!;
     if (m.type === 'fit_ins') {
       const size = layoutOf(parseModelSpec(m.spec, 'spec')).size;
@@ -52,6 +56,7 @@ async function scriptedSite(c: RunningCoordinator, name: string, behaviours: Map
       const e = b.evaluate();
       send({ type: 'eval_res', experiment: m.experiment, round: m.round, numExamples: e.numExamples, metrics: { loss: 1, accuracy: e.accuracy } });
     } else if (m.type === 'model_offer') site.offers.push(m.manifest.id);
+    else if (m.type === 'model_chunk' && m.offset === 0) site.updates.push({ version: m.version, base: m.base });
   });
   return site;
 }
@@ -145,7 +150,7 @@ describe('bounded influence of one site and the deployment gate (real coordinato
   });
 
   it('deploy "gated" (the default): a good first version is deployed and offered; a worse one is held (API and CLI) and never offered; a good one is deployed', async () => {
-    const exp = await createExperiment('gated');
+    const exp = await createExperiment('gated', { model: { zoo: 'logreg', numFeatures: 2000, numClasses: 2 } }); // (large enough for a delta to beat the full model)
     const config = c.store.data.experiments.find((e) => e.id === exp)!.config;
     assert.equal(config.deploy, 'gated');
     assert.equal(config.maxExampleWeight, 10_000);
@@ -157,6 +162,10 @@ describe('bounded influence of one site and the deployment gate (real coordinato
     assert.match(view.lastGate!.reason, /accuracy 0\.8000 over 3 site\(s\) ≥ chance \(0\.5000/);
     for (const s of sites.values()) await waitFor('v1 offered', () => s.offers.includes(v1));
 
+    // From here the sites update one parameter only: v1, v2 and v3 differ in it alone, so a delta
+    // between them is smaller than the full model (the model_fetch.base check below needs deltas).
+    const oneParameter = (g: Float32Array): { delta: Float32Array; numExamples: number } => ({ delta: new Float32Array(g.length).fill(0.01, 0, 1), numExamples: 100 });
+    for (const n of names) behaviours.set(n, { ...honest(() => accuracy), fit: oneParameter });
     accuracy = 0.7; // below 0.8 − 0.02
     const v2 = (await runRound(exp)).versionId!;
     view = await waitFor('v2 held', async () => ((await deployment()).held?.version === v2 ? deployment() : null));
@@ -174,6 +183,18 @@ describe('bounded influence of one site and the deployment gate (real coordinato
     assert.equal(view.held, null);
     for (const s of sites.values()) await waitFor('v3 offered', () => s.offers.includes(v3));
     for (const s of sites.values()) assert.ok(!s.offers.includes(v2), `${v2} was offered`);
+
+    // model_fetch.base: a delta only against a version offered to the site. Against the held v2
+    // (never offered), target − delta would hand the site v2: it gets the full model instead.
+    const s1 = sites.get('hosp1')!;
+    const fetched = async (base: string): Promise<string | null> => {
+      const before = s1.updates.length;
+      s1.send({ type: 'model_fetch', version: v3, base, offset: 0 });
+      return (await waitFor(`the update of v3 against ${base.slice(0, 8)}`, () => (s1.updates.length > before ? s1.updates[before] : null))).base;
+    };
+    assert.equal(await fetched(v1), v1, 'a delta against v1, which was offered');
+    assert.equal(await fetched(v2), null, 'the full model, not a delta against the held v2');
+    for (const n of names) behaviours.set(n, honest(() => accuracy));
   });
 
   it('too few sites reporting an evaluation: held with the reason (gate.minSites)', async () => {
