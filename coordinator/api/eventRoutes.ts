@@ -62,6 +62,10 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps, o: 
     const role = d.tokens.roleOf(token)!;
     reply.hijack();
     const res = reply.raw;
+    // The connection's close ends the stream: a response queued behind another on a pipelined
+    // connection never sees its own 'close' (only the socket's current response does), and
+    // would hold a subscriber's place and its listener for good after its client left.
+    const socket = req.raw.socket;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     let ended = false;
     const end = (): void => {
@@ -70,6 +74,7 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps, o: 
       streams.delete(end);
       unsubscribe();
       clearInterval(heartbeat);
+      socket.off('close', end);
       if (!res.writableEnded && !res.destroyed) res.end();
     };
     /** Writes to the stream unless its token lapsed or its client cannot keep up. */
@@ -89,6 +94,8 @@ export function registerEventRoutes(app: FastifyInstance, d: EventRouteDeps, o: 
     streams.add(end);
     res.on('close', end);
     res.on('error', end);
+    socket.once('close', end);
+    if (socket.destroyed) return end();
     write(`retry: 5000\ndata: ${JSON.stringify({ type: 'hello', role, at: Date.now() })}\n\n`);
   }
 
