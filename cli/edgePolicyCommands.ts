@@ -8,11 +8,11 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../shared/errors.js';
 import { REQUIRED_SECURITY } from '../edge-client/federation/experimentSecurity.js';
 import { ExperimentApprovals } from '../edge-client/policy/experimentApprovals.js';
-import { loadSitePolicy, policyFromFlags, policyHash, policyPath, writeSitePolicy, type PolicyFlags } from '../edge-client/policy/sitePolicy.js';
+import { DEFAULT_MAX_ACCURACY_DROP, loadSitePolicy, policyFromFlags, policyHash, policyPath, writeSitePolicy, type PolicyFlags } from '../edge-client/policy/sitePolicy.js';
 import { floatOption, intOption } from './parseNumber.js';
 
 /** The `edge start` flags that describe a policy (refused beside a policy file: one source of rules). */
-export const POLICY_FLAG_NAMES = ['privacyBudget', 'privacyBudgetPerExperiment', 'privacyDelta', 'privacyMinNoiseMultiplier', 'secaggMinGroup', 'requireSecurity', 'requireApproval', 'accuracyFloor', 'releaseCkksMetrics'] as const;
+export const POLICY_FLAG_NAMES = ['privacyBudget', 'privacyBudgetPerExperiment', 'privacyDelta', 'privacyMinNoiseMultiplier', 'secaggMinGroup', 'requireSecurity', 'requireApproval', 'accuracyFloor', 'maxAccuracyDrop', 'releaseCkksMetrics'] as const;
 
 /** Adds the policy-describing options (shared by `edge start` and `edge policy init`). */
 export function withPolicyOptions(cmd: Command): Command {
@@ -25,13 +25,23 @@ export function withPolicyOptions(cmd: Command): Command {
     .addOption(new Option('--require-security <mode>', 'refuse rounds without this protection: secagg, ckks, secure (either) or any (default)').choices([...REQUIRED_SECURITY]))
     .option('--require-approval', 'train only for experiments the site operator approved ("fedmed edge approve")')
     .option('--release-ckks-metrics', 'CKKS experiments: release metrics of the decrypted model (withheld by default: under CKKS the site cannot check that it decrypted an aggregate)')
-    .option('--accuracy-floor <acc>', 'a new version must reach this accuracy on the local test split before it serves', floatOption('--accuracy-floor', 0));
+    .option('--accuracy-floor <acc>', 'a new version must reach this accuracy on the local test split before it serves', floatOption('--accuracy-floor', 0))
+    .option('--max-accuracy-drop <drop|off>', `a version the coordinator offers may score at most this much below the serving one on the local test split (default ${DEFAULT_MAX_ACCURACY_DROP}; "off": no relative check)`, accuracyDropOption);
+}
+
+/** `--max-accuracy-drop`: a fraction in [0, 1], or "off" (kept as the string: commander turns a null into ""; givenPolicyFlags maps it to null). */
+function accuracyDropOption(value: string): number | 'off' {
+  if (value === 'off' || value === 'none') return 'off';
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new UsageError(`--max-accuracy-drop must be a number in [0, 1] or "off", got "${value}"`);
+  return n;
 }
 
 /** The policy flags the operator actually gave on the command line. */
 export function givenPolicyFlags(cmd: Command): PolicyFlags {
   const out: Record<string, unknown> = {};
   for (const k of POLICY_FLAG_NAMES) if (cmd.getOptionValueSource(k) === 'cli') out[k] = cmd.getOptionValue(k) as unknown;
+  if (out.maxAccuracyDrop === 'off') out.maxAccuracyDrop = null;
   return out as PolicyFlags;
 }
 

@@ -37,7 +37,7 @@ export function makeSyntheticCommand(): Command {
         arrays[`${name}_images`] = { dtype: 'u1', shape: [d.y.length, 28, 28], data: Uint8Array.from(d.x, (v) => Math.round(v * 255)) };
         arrays[`${name}_labels`] = { dtype: 'i4', shape: [d.y.length, 1], data: Int32Array.from(d.y) };
       }
-      writeFileAtomic(flags.out, encodeNpz(arrays));
+      writeFileAtomic(flags.out, encodeNpz(arrays), 0o644); // synthetic data, asked for by name
       console.log(`wrote ${flags.out}: ${flags.n} synthetic images, ${flags.classes} classes, seed ${flags.seed}`);
     });
 }

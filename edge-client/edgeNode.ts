@@ -4,7 +4,9 @@
  * at once from disk (offline autonomy: the coordinator need not be reachable); each verified
  * OTA version is hot-swapped in; a rollback done by hand (`fedmed edge rollback`, which
  * rewrites STATE_DIR/versions/active.json) is noticed and applied within a second. The site
- * policy's deployment rules (manual deployment, accuracy floor and largest drop) apply at each swap.
+ * policy's deployment rules (manual deployment, accuracy floor and largest drop — by default an
+ * offered version may score at most 0.05 below the serving one on the local test split) apply
+ * at each swap; without a test split the accuracy rules cannot apply, which the start log says.
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import type { InferenceSessionOptions } from './inference/onnxInferenceSession.j
 import { ServiceMetrics } from './inference/serviceMetrics.js';
 import { VersionStore } from './ota/versionStore.js';
 import { EdgeState } from './federation/edgeState.js';
+import type { SitePolicy } from './policy/sitePolicy.js';
 
 export interface EdgeNodeOptions extends Omit<EdgeClientOptions, 'ota'> {
   data: DatasetSplits;
@@ -76,6 +79,7 @@ export class EdgeNode {
   }
 
   async start(): Promise<void> {
+    this.logHoldoutRules();
     await this.loadLastGood();
     if (this.o.serve) {
       this.service = await startInferenceService({
@@ -105,6 +109,21 @@ export class EdgeNode {
     await this.client.stop();
     await this.service?.close();
     await this.model.close();
+  }
+
+  /** The local accuracy rules need a holdout (test) split: without one they cannot apply, said once at start. */
+  private logHoldoutRules(): void {
+    let d: SitePolicy['deployment'];
+    try {
+      d = this.client.rules.current().deployment;
+    } catch {
+      return; // an invalid policy file is reported where rounds are refused
+    }
+    const rules = [d.maxAccuracyDrop !== null ? `largest accuracy drop against the serving version ${d.maxAccuracyDrop} (deployment.maxAccuracyDrop)` : '', d.accuracyFloor > 0 ? `accuracy floor ${d.accuracyFloor} (deployment.accuracyFloor)` : ''].filter(Boolean);
+    if (rules.length === 0) return;
+    const holdout = this.o.data.test?.y.length ?? 0;
+    if (holdout > 0) this.log('deployment_checks', { holdoutExamples: holdout, maxAccuracyDrop: d.maxAccuracyDrop, accuracyFloor: d.accuracyFloor });
+    else this.log('deployment_checks_unavailable', { warning: `the local data has no test (holdout) split, so the site policy's ${rules.join(' and ')} cannot apply: offered versions get the model checks only` });
   }
 
   /** Serves the active version from disk, or the newest earlier one that still passes its checks. */

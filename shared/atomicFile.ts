@@ -7,11 +7,16 @@
  * itself may be lost (e.g. a privacy-ledger charge made before an update left the site).
  * `bytes` may be given in parts (e.g. a header and a view of a big vector): written in order
  * with one writev, without first copying them into one buffer.
+ *
+ * Files are created owner-only (0600) unless `mode` says otherwise: nearly everything fedmed
+ * writes is state (keys, tokens, ledgers, models, the coordinator's store); a file the user asked
+ * for by name (`--out`) passes 0o644. The mode is set on the temporary file, so a rewrite also
+ * replaces a file left group- or world-readable by an older version.
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-export function writeFileAtomic(path: string, bytes: Uint8Array | readonly Uint8Array[], mode = 0o644): void {
+export function writeFileAtomic(path: string, bytes: Uint8Array | readonly Uint8Array[], mode = 0o600): void {
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
   const parts = bytes instanceof Uint8Array ? [bytes] : bytes;
   try {

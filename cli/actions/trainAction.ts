@@ -45,7 +45,7 @@ export async function runTrain(flags: TrainFlags): Promise<void> {
   const model = new TfjsModel(spec, result.params);
   const test = evaluateModel(model, data.test);
   model.dispose();
-  if (flags.out) saveParamsFile(flags.out, spec, result.params);
+  if (flags.out) saveParamsFile(flags.out, spec, result.params, {}, 0o644); // asked for by name: readable like any output
   const report = {
     model: spec.name,
     data: data.source,

@@ -1,16 +1,17 @@
 /**
- * The coordinator's persistent state: metadata in one lowdb JSON document (written atomically
- * by lowdb's writer: temporary file + rename) and model parameters as content-addressed
- * `.fmp` blobs named by version id. Writes are serialised; a crash leaves either the old or the
+ * The coordinator's persistent state: metadata in one lowdb JSON document (written atomically,
+ * temporary file + rename, owner-only: OwnerOnlyJsonFile) and model parameters as
+ * content-addressed `.fmp` blobs named by version id. Every file fedmed creates here is 0600,
+ * every directory 0700. Writes are serialised; a crash leaves either the old or the
  * new document, never half of one.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../shared/atomicFile.js';
 import { join } from 'node:path';
-import type { Low } from 'lowdb';
-import { JSONFilePreset } from 'lowdb/node';
+import { Low } from 'lowdb';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { loadParamsFile, saveParamsFile } from '../../shared/model/paramsFile.js';
+import { OwnerOnlyJsonFile, ownerOnly } from './ownerOnlyJsonFile.js';
 import { emptyStore, type StoreData } from './storeSchema.js';
 
 export class CoordinatorStore {
@@ -30,7 +31,11 @@ export class CoordinatorStore {
     mkdirSync(join(dataDir, 'strategy-state'), { recursive: true, mode: 0o700 });
     mkdirSync(join(dataDir, 'ckks-versions'), { recursive: true, mode: 0o700 });
     mkdirSync(join(dataDir, 'ckks-keys'), { recursive: true, mode: 0o700 });
-    const db = await JSONFilePreset<StoreData>(join(dataDir, 'fedmed.json'), emptyStore());
+    // lowdb's document, written owner-only (0600) by our adapter; one left 0644 by an older version is tightened.
+    const file = join(dataDir, 'fedmed.json');
+    await ownerOnly(file);
+    const db = new Low<StoreData>(new OwnerOnlyJsonFile<StoreData>(file), emptyStore());
+    await db.read();
     return new CoordinatorStore(db, dataDir);
   }
 

@@ -203,7 +203,7 @@ export class EdgeCkks {
       // Every reply must get closer: one without links has to end where the edge wants to be.
       if (chain.links.length === 0 && have !== want) throw new CkksError(`the coordinator's chain ends at ${have}, not at ${want}`);
     }
-    mkdirSync(join(this.dir, 'models'), { recursive: true });
+    mkdirSync(join(this.dir, 'models'), { recursive: true, mode: 0o700 });
     saveParamsFile(paths.params, spec, params!);
     writeFileAtomic(paths.meta, Buffer.from(JSON.stringify({ version: want })));
     return params!;

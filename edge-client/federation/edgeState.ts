@@ -76,7 +76,7 @@ export class EdgeState {
 
   /** Keeps the latest global model on disk (and only that one). */
   saveGlobalModel(versionId: string, spec: ModelSpec, params: Float32Array): void {
-    mkdirSync(this.modelDir, { recursive: true });
+    mkdirSync(this.modelDir, { recursive: true, mode: 0o700 });
     saveParamsFile(join(this.modelDir, `${versionId}.fmp`), spec, params);
     for (const f of readdirSync(this.modelDir)) if (f.endsWith('.fmp') && f !== `${versionId}.fmp`) rmSync(join(this.modelDir, f), { force: true });
   }

@@ -1,8 +1,9 @@
 /**
  * The model the inference service runs, swappable without dropping a request: a new version's
  * onnxruntime session is built, warmed up and smoke-checked on golden inputs (finite outputs of
- * the right shape, rows summing to 1, and optionally an accuracy floor on a local holdout)
- * before it becomes current in one assignment. Requests hold the model they started on, so
+ * the right shape, rows summing to 1, and optionally an accuracy floor on a local holdout and,
+ * for versions the coordinator offers, a largest drop against the version serving) before it
+ * becomes current in one assignment. Requests hold the model they started on, so
  * those in flight finish on the old session, which is released when the last one returns. A
  * version that fails its checks never serves: the current one keeps going.
  */
@@ -78,11 +79,27 @@ export class HotSwapModel {
     try {
       const checks = typeof this.checks === 'function' ? this.checks() : this.checks;
       model = await loadChecked(versionId, spec, params, this.sessionOptions, checks);
-      const serving = this.slot?.model;
       const drop = checks.maxAccuracyDrop;
-      if (o.relative && drop !== null && drop !== undefined && serving?.holdoutAccuracy !== undefined && model.holdoutAccuracy !== undefined && model.holdoutAccuracy < serving.holdoutAccuracy - drop) {
-        await model.session.release();
-        throw new LocalAccuracyError(`version ${versionId.slice(0, 12)}: holdout accuracy ${model.holdoutAccuracy.toFixed(4)} is more than ${drop} below the serving version's ${serving.holdoutAccuracy.toFixed(4)} (site policy deployment.maxAccuracyDrop)`);
+      if (o.relative && drop !== null && drop !== undefined && model.holdoutAccuracy !== undefined) {
+        const serving = this.slot?.model;
+        let servingAccuracy: number | undefined;
+        try {
+          servingAccuracy = serving ? await this.servingAccuracy(checks.holdout) : undefined;
+        } catch (err) {
+          await model.session.release();
+          throw err;
+        }
+        // (1e-9: accuracies are fractions k/n; a drop of exactly the tolerance passes.)
+        if (serving && servingAccuracy !== undefined && servingAccuracy - model.holdoutAccuracy > drop + 1e-9) {
+          await model.session.release();
+          const ids = `version ${versionId.slice(0, 12)}`;
+          const kept = `version ${serving.versionId.slice(0, 12)} keeps serving`;
+          // The coordinator is told the rule and the version kept, never the figures (they describe the local data).
+          throw new LocalAccuracyError(
+            `${ids}: holdout accuracy ${model.holdoutAccuracy.toFixed(4)} is more than ${drop} below the serving version's ${servingAccuracy.toFixed(4)} (site policy deployment.maxAccuracyDrop); ${kept}`,
+            `holdout accuracy more than ${drop} below the serving version ${serving.versionId.slice(0, 12)}'s on this site's local test data (site policy deployment.maxAccuracyDrop; the figures stay at the site); ${kept}`,
+          );
+        }
       }
     } catch (err) {
       this.lastRefusal = { versionId, reason: (err as Error).message, at: new Date().toISOString() };
@@ -97,6 +114,23 @@ export class HotSwapModel {
     }
     this.onSwap(old?.model.versionId ?? null, versionId);
     return model;
+  }
+
+  /**
+   * The serving version's holdout accuracy: as measured when it was loaded, or measured now
+   * (e.g. it was loaded while the site policy had no accuracy rules) and kept with it.
+   */
+  private async servingAccuracy(holdout: Dataset | undefined): Promise<number | undefined> {
+    const slot = this.slot;
+    if (!slot) return undefined;
+    if (slot.model.holdoutAccuracy !== undefined) return slot.model.holdoutAccuracy;
+    if (!holdout || holdout.y.length === 0) return undefined;
+    slot.inflight++;
+    try {
+      return (slot.model.holdoutAccuracy = await holdoutAccuracy(slot.model.session, holdout, slot.model.exampleSize));
+    } finally {
+      if (--slot.inflight === 0 && slot.retired) void slot.model.session.release();
+    }
   }
 
   /** Runs a batch on the current model; the model is held until the run returns. */

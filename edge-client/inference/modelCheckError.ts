@@ -14,5 +14,11 @@ export class ModelCheckError extends FedmedError {
  * per offer.
  */
 export class LocalAccuracyError extends ModelCheckError {
-  readonly publicReason = "below this site's accuracy rules on its local test data (the figures stay at the site)";
+  readonly publicReason: string;
+
+  /** `publicReason`: what the coordinator may be told (never a figure computed on the local data). */
+  constructor(message: string, publicReason = "below this site's accuracy rules on its local test data (the figures stay at the site)") {
+    super(message);
+    this.publicReason = publicReason;
+  }
 }

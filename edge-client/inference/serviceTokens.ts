@@ -54,7 +54,7 @@ function writeTokenFile(path: string, f: TokenFile): void {
 export function createServiceToken(stateDir: string, o: { role: ServiceRole; name?: string; expiresDays?: number; now?: Date }): { token: string; record: ServiceTokenRecord } {
   if (!SERVICE_ROLES.includes(o.role)) throw new UsageError(`--role must be one of ${SERVICE_ROLES.join(', ')}`);
   if (o.expiresDays !== undefined && !(o.expiresDays > 0)) throw new UsageError('--expires-days must be > 0');
-  mkdirSync(stateDir, { recursive: true });
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const path = serviceTokensPath(stateDir);
   const f = readTokenFile(path);
   const id = randomBytes(8).toString('hex');

@@ -102,7 +102,7 @@ export class VersionStore {
 
   /** Stores a verified version (params first, manifest last: a version is present only when whole). */
   put(v: StoredVersion): void {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     saveParamsFile(this.paramsPath(v.signed.manifest.id), v.spec, v.params, { sha256: v.signed.manifest.paramsSha256 });
     writeFileAtomic(this.manifestPath(v.signed.manifest.id), Buffer.from(JSON.stringify(v.signed)));
   }
@@ -195,7 +195,7 @@ export class VersionStore {
   }
 
   startPartial(p: PartialDownload): void {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.dropPartial();
     writeFileAtomic(this.partialPath, Buffer.alloc(0));
     writeFileAtomic(join(this.dir, 'partial.json'), Buffer.from(JSON.stringify(p)));
@@ -233,7 +233,7 @@ export class VersionStore {
   }
 
   private writeActive(a: ActiveFile): void {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileAtomic(join(this.dir, 'active.json'), Buffer.from(`${JSON.stringify(a, null, 2)}\n`));
   }
 

@@ -19,6 +19,13 @@ import { REQUIRED_SECURITY, type RequiredSecurity } from '../federation/experime
 
 export const SITE_POLICY_FORMAT = 'fedmed.site-policy/1';
 
+/**
+ * The default largest accuracy drop (deployment.maxAccuracyDrop): a version the coordinator
+ * offers must not score more than this below the version serving, on the site's local holdout
+ * (test) split. Applies only when the site has a holdout split; `null` in policy.json turns it off.
+ */
+export const DEFAULT_MAX_ACCURACY_DROP = 0.05;
+
 export class SitePolicyError extends FedmedError {
   constructor(message: string) {
     super('SITE_POLICY_INVALID', message);
@@ -73,7 +80,11 @@ export interface SitePolicy {
   deployment: {
     /** auto: verified versions serve at once; manual: stored, served after `fedmed edge activate`. */
     mode: 'auto' | 'manual';
-    /** A new version may lose at most this much accuracy on the local test split against the one serving (null: no check). */
+    /**
+     * A version the coordinator offers may lose at most this much accuracy on the local test
+     * (holdout) split against the one serving (default DEFAULT_MAX_ACCURACY_DROP = 0.05; null: no
+     * check). Without a holdout split there is nothing to compare on: the edge says so at start.
+     */
     maxAccuracyDrop: number | null;
     /** …and must reach at least this accuracy there (0: no floor). */
     accuracyFloor: number;
@@ -145,7 +156,7 @@ const SCHEMA = {
 
 const validate = new Ajv({ allErrors: false, strict: true }).compile(SCHEMA);
 
-/** The rules a site starts from: no budget, any protection, auto approval, what leaves today. */
+/** The rules a site starts from: no budget, any protection, auto approval, what leaves today, offered versions no worse locally than the one serving by more than 0.05. */
 export function defaultPolicy(): SitePolicy {
   return {
     format: SITE_POLICY_FORMAT,
@@ -153,7 +164,7 @@ export function defaultPolicy(): SitePolicy {
     security: { required: 'any', minGroupSize: 3, minThresholdFraction: 0 },
     experiments: { approval: 'auto' },
     release: { minExamples: 1, exampleCount: 'exact', bucketSize: 10, metrics: 'exact', dp: { exampleCount: 'withheld', metrics: 'withheld' }, ckksMetrics: 'withheld' },
-    deployment: { mode: 'auto', maxAccuracyDrop: null, accuracyFloor: 0 },
+    deployment: { mode: 'auto', maxAccuracyDrop: DEFAULT_MAX_ACCURACY_DROP, accuracyFloor: 0 },
   };
 }
 
@@ -167,6 +178,8 @@ export interface PolicyFlags {
   requireSecurity?: RequiredSecurity;
   requireApproval?: boolean;
   accuracyFloor?: number;
+  /** null: no relative check. */
+  maxAccuracyDrop?: number | null;
   releaseCkksMetrics?: boolean;
 }
 
@@ -183,6 +196,7 @@ export function policyFromFlags(f: PolicyFlags): SitePolicy {
   if (f.requireSecurity !== undefined) p.security.required = f.requireSecurity;
   if (f.requireApproval) p.experiments.approval = 'required';
   if (f.accuracyFloor !== undefined) p.deployment.accuracyFloor = f.accuracyFloor;
+  if (f.maxAccuracyDrop !== undefined) p.deployment.maxAccuracyDrop = f.maxAccuracyDrop;
   if (f.releaseCkksMetrics) p.release.ckksMetrics = 'released';
   return parseSitePolicy(p, 'flags');
 }
@@ -219,7 +233,7 @@ export function loadSitePolicy(stateDir: string): SitePolicy | null {
 }
 
 export function writeSitePolicy(stateDir: string, p: SitePolicy): void {
-  writeFileAtomic(policyPath(stateDir), Buffer.from(`${JSON.stringify(parseSitePolicy(p, 'policy'), null, 2)}\n`), 0o644);
+  writeFileAtomic(policyPath(stateDir), Buffer.from(`${JSON.stringify(parseSitePolicy(p, 'policy'), null, 2)}\n`), 0o600);
 }
 
 /** A short hash of a policy's content (logged when it changes). */

@@ -106,9 +106,9 @@ export function decodeParamsFile(bytes: Uint8Array, source: string, expected?: M
   return { spec, header, params };
 }
 
-/** Writes a params file atomically (temporary file + rename): readers never see half a file. */
-export function saveParamsFile(path: string, spec: ModelSpec, params: Float32Array, known: { sha256?: string } = {}): void {
-  writeFileAtomic(path, paramsFileParts(spec, params, known));
+/** Writes a params file atomically (temporary file + rename): readers never see half a file. Owner-only unless `mode` says otherwise. */
+export function saveParamsFile(path: string, spec: ModelSpec, params: Float32Array, known: { sha256?: string } = {}, mode = 0o600): void {
+  writeFileAtomic(path, paramsFileParts(spec, params, known), mode);
 }
 
 export function loadParamsFile(path: string, expected?: ModelSpec): { spec: ModelSpec; params: Float32Array } {

@@ -12,7 +12,7 @@ import { freePort, stopProc, waitFor } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
 import { SPEC, startEdge, waitEvent, type EdgeUnderTest } from './harness.js';
-import { ScriptedOta, servingVersion } from './scriptedOta.js';
+import { ScriptedOta, servingVersion, sibling } from './scriptedOta.js';
 
 describe('adversary: automatic deployment to a site that deploys by hand (real edge process serving inference)', function () {
   this.timeout(120_000);
@@ -49,7 +49,7 @@ describe('adversary: automatic deployment to a site that deploys by hand (real e
     await waitFor('v1 to serve', async () => (await servingVersion(port)) === v1.manifest.id, 20_000);
     assert.equal((await ota.status(v1.manifest.id)).status, 'active');
 
-    const v2 = ota.manifest(initParams(SPEC, 32));
+    const v2 = ota.manifest(sibling(ota.params.get(v1.manifest.id)!)); // within the default relative accuracy floor
     await ota.offer(v2);
     assert.equal((await ota.status(v2.manifest.id)).status, 'held');
     assert.equal(await servingVersion(port), v1.manifest.id);

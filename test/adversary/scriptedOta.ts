@@ -64,6 +64,17 @@ export class ScriptedOta {
   }
 }
 
+/**
+ * Another version of the same model (one weight nudged by 1e-6: another id, the same
+ * predictions): it passes the site's relative accuracy floor (site policy
+ * deployment.maxAccuracyDrop, 0.05 by default), which random initialisations need not.
+ */
+export function sibling(p: Float32Array, k = 0): Float32Array {
+  const out = p.slice();
+  out[k] += 1e-6;
+  return out;
+}
+
 /** The version the site's inference service says it serves. */
 export async function servingVersion(port: number): Promise<string | null> {
   return ((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { version: string | null }).version;
