@@ -140,6 +140,9 @@ function onEvent(e: DashEvent): void {
     case 'audit':
       void load.audit();
       return;
+    case 'experiment':
+      void load.experiment(e.experiment);
+      return;
     case 'token':
       // (a revoked token of ours: the stream closes and the next request says 401)
       return;

@@ -153,4 +153,5 @@ export type DashEvent =
   | { type: 'privacy'; experiment: string; epsilon?: number | null; at: number }
   | { type: 'deployment'; change?: string; version?: string | null; site?: string; at: number }
   | { type: 'token'; id: string; change: string; at: number }
+  | { type: 'experiment'; experiment: string; change: string; at: number }
   | { type: 'audit'; at: number };

@@ -67,6 +67,11 @@ export function connectEventSources(events: FederationEvents, s: EventSources): 
         if (typeof id === 'string') events.emit({ type: 'token', id, change: route.startsWith('DELETE') ? 'revoked' : 'created' });
         return;
       }
+      if (route === 'POST /v1/experiments' || route === 'POST /v1/experiments/:id/stop') {
+        const experiment = route.endsWith('/stop') ? (req.params as { id: string }).id : jsonOf<{ id?: unknown }>(payload)?.id;
+        if (typeof experiment === 'string') events.emit({ type: 'experiment', experiment, change: route.endsWith('/stop') ? 'stopped' : 'created' });
+        return;
+      }
       const r = SITE_ROUTES[route];
       if (!r) return;
       const site = r.site(req.params as Record<string, string>, req.body, r.change === 'enrolled' ? jsonOf(payload) : undefined);

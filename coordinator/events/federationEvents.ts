@@ -41,7 +41,8 @@ export type FederationEvent =
   | { type: 'metrics'; at: number; experiment: string; round: number }
   | { type: 'privacy'; at: number; experiment: string; epsilon: number | null }
   | { type: 'deployment'; at: number; change: DeploymentChange; version?: string | null; site?: string }
-  | { type: 'token'; at: number; id: string; change: 'created' | 'revoked' };
+  | { type: 'token'; at: number; id: string; change: 'created' | 'revoked' }
+  | { type: 'experiment'; at: number; experiment: string; change: 'created' | 'stopped' };
 
 type WithoutAt<T> = T extends unknown ? Omit<T, 'at'> : never;
 /** An event as emitted (the bus stamps `at`). */

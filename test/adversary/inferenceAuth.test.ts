@@ -7,7 +7,6 @@
  * refused from its header (4xx) and the service answers normally right after.
  */
 import assert from 'node:assert/strict';
-import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
@@ -17,14 +16,12 @@ import { FakeCoordinator } from '../helpers/fakeCoordinator.js';
 import { freePort, spawnCli, stopProc, waitFor, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
+import { httpsCall, type HttpsAnswer } from '../helpers/httpsClient.js';
 import { loopbackCertificate } from '../helpers/testCertificate.js';
 import { dataFile, SPEC, startEdge, waitEvent, type EdgeUnderTest } from './harness.js';
 import { ScriptedOta } from './scriptedOta.js';
 
-interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-}
+type Answer = HttpsAnswer;
 
 /** A 28x28 8-bit grayscale PNG declared interlaced whose one IDAT inflates to `inflated` bytes. */
 function interlacedPngBomb(inflated: number): Buffer {
@@ -57,28 +54,7 @@ describe('adversary: the edge inference service needs a token of the right role,
   const procs: Proc[] = [];
   const input = Array.from({ length: 784 }, (_, i) => (i % 255) / 255);
 
-  const call = (path: string, o: { token?: string; method?: string; body?: Buffer | string; type?: string } = {}): Promise<Answer> =>
-    new Promise((resolve, reject) => {
-      const headers: Record<string, string> = {};
-      if (o.token) headers.authorization = `Bearer ${o.token}`;
-      if (o.type) headers['content-type'] = o.type;
-      const req = httpsRequest({ host: '127.0.0.1', port, path, method: o.method ?? 'GET', headers, ca }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => {
-          const text = Buffer.concat(parts).toString();
-          let body: Record<string, unknown>;
-          try {
-            body = JSON.parse(text) as Record<string, unknown>;
-          } catch {
-            body = { text };
-          }
-          resolve({ status: res.statusCode!, body });
-        });
-      });
-      req.on('error', reject);
-      req.end(o.body);
-    });
+  const call = (path: string, o: { token?: string; method?: string; body?: Buffer | string; type?: string } = {}): Promise<Answer> => httpsCall({ port, ca }, path, o);
   const infer = (token?: string): Promise<Answer> => call('/v1/infer', { token, method: 'POST', type: 'application/json', body: JSON.stringify({ input }) });
   const token = async (role: string, ...extra: string[]): Promise<string> => {
     const r = await runCli(['edge', 'token', 'create', '--state-dir', stateDir, '--role', role, ...extra]);

@@ -114,6 +114,7 @@ describe('event feed end to end: GET /v1/events over a SecAgg+ round with 3 edge
     assert.equal(hello.role, 'researcher');
     assert.equal(feed.events[0], hello);
     const experiment = await createExperiment(coord, { name: 'events-e2e', security: 'secagg', secagg: { bits: 16, range: 0.5 }, minFitClients: 3, fit: { epochs: 1, batchSize: 32, learningRate: 0.0005, optimizer: 'adam' } });
+    await feed.waitFor('the experiment created', (e) => e.type === 'experiment' && e.experiment === experiment && e.change === 'created', 10_000);
     const start = await call(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 1 });
     assert.equal(start.status, 200, JSON.stringify(start.body));
     const ended = await feed.waitFor('the round to end', (e) => e.type === 'round' && e.experiment === experiment && e.status !== 'started', 90_000);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, makeTempDir } from '../helpers/paths.js';
+import { CLI, makeTempDir, PROJECT_ROOT } from '../helpers/paths.js';
 import { waitFor } from '../helpers/federation.js';
 import type { DemoSummary } from '../../demo/demoRunner.js';
 
@@ -126,5 +126,21 @@ describe('fedmed demo (coordinator + 3 edges as real processes)', function () {
     assert.equal(r.stdout, '');
     assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
     assert.match(r.stderr, /^fedmed: error: fedmed needs Node\.js 22 or newer, this is Node 2?\d\./);
+  });
+  it('on Node < 22 the npm scripts\' launcher runs the command under Node 22 and says so in one line', function () {
+    this.timeout(120_000);
+    const node = '/usr/bin/node';
+    if (!existsSync(node)) return this.skip();
+    const version = spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
+    if (Number(version.split('.')[0]) >= 22) {
+      console.log(`      skipped: ${node} is Node ${version} (this test needs an older one)`);
+      return this.skip();
+    }
+    // (the same cache as .ci/use-node22.sh: already filled wherever the suite runs under Node 22 from there)
+    const r = spawnSync(node, ['scripts/node22.mjs', 'node -p process.versions.node'], { encoding: 'utf8', cwd: PROJECT_ROOT });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout.trim(), /^22\./);
+    assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+    assert.match(r.stderr, /Node 2?\d\.\S+ is too old \(fedmed needs 22\)/);
   });
 });
