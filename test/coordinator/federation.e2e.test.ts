@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import WebSocket from 'ws';
-import { encodeFrame } from '../../shared/protocol/frameCodec.js';
-import { SeededRng } from '../../shared/random/seededRng.js';
 import { nextClip } from '../../shared/privacy/adaptiveClipping.js';
 import { versionAccuracy, call, createExperiment, enrol, freePort, onlineSites, spawnCli, startCoordinator, stopProc, waitFor, type CoordinatorProc, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
 import { runCli } from '../helpers/runCli.js';
 
-/** The frame fuzzing below opens 50 unauthenticated connections at once from loopback: it tests parsing, not the per-address cap (limits.e2e does). */
-const FRAME_FUZZ_LIMITS = ['--max-unauthenticated-per-address', '64'];
 
 interface RoundRec {
   round: number;
@@ -47,7 +42,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
 
   before(async () => {
     port = await freePort();
-    coord = await startCoordinator(dataDir, port, FRAME_FUZZ_LIMITS);
+    coord = await startCoordinator(dataDir, port);
     // Non-IID sites: different scanner brightness and noise per hospital.
     const profiles: Record<string, [string, string]> = { 'site-a': ['0', '0.25'], 'site-b': ['0.15', '0.3'], 'site-c': ['-0.1', '0.35'] };
     for (const [site, [shift, noise]] of Object.entries(profiles)) {
@@ -109,7 +104,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     const history = await rounds();
     await stopProc(coord, 'SIGTERM');
     await waitFor('edges to notice', () => [...edges.values()].every((e) => e.output().includes('"event":"disconnected"')));
-    coord = await startCoordinator(dataDir, port, FRAME_FUZZ_LIMITS);
+    coord = await startCoordinator(dataDir, port);
     await waitFor('3 edges to reconnect', async () => (await online()).length === 3, 90_000, 200);
     assert.deepEqual((await rounds()).map((r) => [r.round, r.status, r.versionId]), history.map((r) => [r.round, r.status, r.versionId]));
     const [next] = await runRounds(1);
@@ -132,7 +127,7 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     await waitFor('the sites to take the revocation list', () => [...edges.values()].every((e) => e.output().includes('"event":"revocations_updated"')));
     // New connections authenticate with the new key: restart, the edges reconnect on their own, a round runs.
     await stopProc(coord, 'SIGTERM');
-    coord = await startCoordinator(dataDir, port, FRAME_FUZZ_LIMITS);
+    coord = await startCoordinator(dataDir, port);
     await waitFor('3 edges to reconnect', async () => (await online()).length === 3, 90_000, 200);
     const [next] = await runRounds(1);
     assert.equal(next.status, 'completed', next.reason ?? '');
@@ -192,55 +187,6 @@ describe('federation end to end: coordinator and 3 edges as separate processes o
     const enrollBadKey = await fetch(new URL('/v1/enroll', coord.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: (badKey.body as unknown as { token: string }).token, publicKey: 'not-a-key', encryptionKey: 'x' }) });
     assert.equal(enrollBadKey.status, 400);
     assert.equal((await fetch(new URL('/healthz', coord.url))).status, 200);
-  });
-
-  it('survives thousands of random and mutated frames, then serves a normal round', async () => {
-    const rng = new SeededRng(42);
-    const valid = [
-      encodeFrame({ type: 'hello', site: 'site-a', versions: [1] }),
-      encodeFrame({ type: 'auth', signature: 'A'.repeat(86) }),
-      encodeFrame({ type: 'fit_res', experiment, round: 1, numExamples: 5, metrics: { loss: 1, accuracy: 0.5 } }, new Uint8Array(64)),
-      encodeFrame({ type: 'chunked', transfer: 1, totalBytes: 1e9, sha256: 'a'.repeat(64), chunks: 3, message: { type: 'heartbeat', t: 1 } }),
-    ];
-    const mutate = (): Buffer => {
-      const kind = rng.int(4);
-      if (kind === 0) return Buffer.from(Array.from({ length: rng.int(200) }, () => rng.int(256)));
-      const f = Buffer.from(valid[rng.int(valid.length)]);
-      if (kind === 1) for (let i = 0; i < 1 + rng.int(8); i++) f[rng.int(f.length)] = rng.int(256);
-      if (kind === 2) return f.subarray(0, rng.int(f.length));
-      if (kind === 3) f.writeUInt32LE(rng.int(2 ** 32), 0);
-      return f;
-    };
-    const wsUrl = coord.url.replace('http', 'ws') + '/v1/edge';
-    let sent = 0;
-    const closes = new Map<number, number>();
-    for (let batch = 0; batch < 60; batch++) {
-      await Promise.all(
-        Array.from({ length: 50 }, async () => {
-          const ws = new WebSocket(wsUrl);
-          await new Promise<void>((resolve) => {
-            ws.on('open', () => {
-              // A few frames per connection: the first invalid one closes it.
-              for (let k = 0; k < 3; k++) ws.send(mutate());
-              sent += 3;
-            });
-            ws.on('close', (code) => {
-              closes.set(code, (closes.get(code) ?? 0) + 1);
-              resolve();
-            });
-            ws.on('error', () => {});
-            setTimeout(() => ws.terminate(), 5_000);
-          });
-        }),
-      );
-    }
-    assert.ok(sent >= 3000, `sent ${sent}`);
-    assert.ok((closes.get(4000) ?? 0) > 500, JSON.stringify([...closes]));
-    const health = await fetch(new URL('/healthz', coord.url));
-    assert.equal(health.status, 200);
-    const [r] = await runRounds(1);
-    assert.equal(r.status, 'completed', r.reason ?? '');
-    assert.equal(r.sites.filter((s) => s.phase === 'fit' && s.status === 'done').length, 2);
   });
 });
 

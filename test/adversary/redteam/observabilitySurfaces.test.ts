@@ -297,7 +297,7 @@ describe('red team: observability surfaces (events, whoami, metrics, dashboard) 
       await waitFor('released', () => c.events.listenerCount === baseListeners(), 3000, 20);
     });
 
-    it('1,000 connects that hang up at every stage (mid-request, right after it, on the first byte, with RST, pipelined) leak no subscriber or slot', async () => {
+    it('400 connects that hang up at every stage (mid-request, right after it, on the first byte, with RST, pipelined) leak no subscriber or slot', async () => {
       const before = process.memoryUsage().rss;
       const request = `GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens.researcher.token}\r\n\r\n`;
       const stages = [
@@ -312,7 +312,7 @@ describe('red team: observability surfaces (events, whoami, metrics, dashboard) 
         (s: Socket) => (s.write(request + request + request), s.once('data', () => s.resetAndDestroy())),
         (s: Socket) => (s.write(`GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n${request}`), s.once('data', () => void setTimeout(() => s.destroy(), 20))),
       ];
-      for (let round = 0; round < 100; round++) {
+      for (let round = 0; round < 40; round++) {
         await Promise.all(
           stages.map(
             (stage) =>
@@ -326,14 +326,14 @@ describe('red team: observability surfaces (events, whoami, metrics, dashboard) 
           ),
         );
       }
-      await waitFor(`the streams of 1,000 hung-up clients to be released (listeners ${c.events.listenerCount}, base ${baseListeners()})`, () => c.events.listenerCount === baseListeners(), 10_000, 50);
+      await waitFor(`the streams of 400 hung-up clients to be released (listeners ${c.events.listenerCount}, base ${baseListeners()})`, () => c.events.listenerCount === baseListeners(), 10_000, 50);
       const streams = [];
       for (let i = 0; i < 32; i++) streams.push(await openEvents(c.url, auth(tokens.researcher.token)));
       assert.deepEqual(streams.map((s) => s.status), Array(32).fill(200), 'HOLE: hung-up clients left stream slots taken');
       for (const s of streams) s.close();
       await waitFor('released', () => c.events.listenerCount === baseListeners(), 5000, 20);
       const grew = (process.memoryUsage().rss - before) / 2 ** 20;
-      assert.ok(grew < 100, `RSS grew ${grew.toFixed(0)} MiB over 1,000 hung-up streams`);
+      assert.ok(grew < 100, `RSS grew ${grew.toFixed(0)} MiB over 400 hung-up streams`);
     });
 
     it('a reader that never reads (socket paused) while a hostile site floods events is cut at ~1 MiB; RSS stays bounded; other readers keep up', async () => {
