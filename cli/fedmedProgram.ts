@@ -19,6 +19,7 @@ import { modelCommand } from './modelCommand.js';
 import { simulateCommand } from './simulateCommand.js';
 import { federationCommand } from './federationCommand.js';
 import { demoCommand } from './demoCommand.js';
+import { auditCommand } from './auditCommand.js';
 
 const program = new Command('fedmed')
   .description('fedmed: federated learning for hospital edge nodes')
@@ -43,6 +44,7 @@ program.addCommand(modelCommand());
 program.addCommand(simulateCommand());
 program.addCommand(federationCommand());
 program.addCommand(demoCommand());
+program.addCommand(auditCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -31,6 +31,10 @@ import { FederationEvents } from './events/federationEvents.js';
 import { connectEventSources } from './events/eventSources.js';
 import { CoordinatorMetrics } from './observability/coordinatorMetrics.js';
 import { registerEventRoutes, type EventRouteOptions } from './api/eventRoutes.js';
+import { AuditLog } from './audit/auditLog.js';
+import { connectAuditSources } from './audit/auditSources.js';
+import { registerAuditRoutes } from './audit/auditRoutes.js';
+import { recordCoordinatorStart } from './audit/auditStart.js';
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -62,6 +66,8 @@ export interface RunningCoordinator {
   ota: OtaPublisher;
   /** The event feed (GET /v1/events) and the metrics (GET /metrics). */
   events: FederationEvents;
+  /** The hash-chained audit log (DATA_DIR/audit.jsonl, GET /v1/audit). */
+  audit: AuditLog;
   metrics: CoordinatorMetrics;
   close(reason?: string): Promise<void>;
 }
@@ -96,6 +102,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   await app.register(swagger, { openapi: { info: { title: 'fedmed coordinator API', version: '1' }, components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } } });
   const sites = new SiteRegistry(store, () => federation.adminFingerprint);
   const tokens = new ApiTokens(store);
+  const tokensBefore = new Set(store.data.apiTokens.map((t) => t.id));
   const adminToken = await tokens.ensureAdminToken();
   const heartbeatMs = o.heartbeatMs ?? 5000;
   const channel = { maxHeaderBytes: limits.maxHeaderBytes, maxPayloadBytes: limits.maxPayloadBytes, chunkBytes: limits.chunkBytes, maxTransferBytes: limits.maxTransferBytes };
@@ -105,7 +112,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   gateway.onCkksMessage = (site, m) => ckks.onMessage(site, m);
   federation.onRevocations = (list, revoked) => announceRevocations(gateway, list, revoked);
   const rounds = new RoundEngine(store, gateway, federation, app.log);
-  await rounds.recover();
+  const aborted = await rounds.recover();
   // Deployment changes are offered to the affected sites (the callback runs only after setup).
   const deployment = new Deployment(store, (changed) => publisher.offer(changed));
   const publisher = new OtaPublisher(store, gateway, federation, deployment, app.log, o.otaChunkBytes);
@@ -116,7 +123,12 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const events = new FederationEvents(app.log);
   const metrics = new CoordinatorMetrics(events, { sitesOnline: () => gateway.readySites().length, gatewayTraffic: () => gateway.traffic(), otaBytes: () => [...publisher.bytesSent.values()].reduce((a, b) => a + b, 0) });
   connectEventSources(events, { app, store, gateway, rounds, deployment, ota: publisher, federation, metrics });
+  // The audit log: fed from the event bus and the API's responses (coordinator/audit/).
+  const audit = AuditLog.open(o.dataDir, app.log);
+  connectAuditSources(audit, { app, store, events, federation, log: app.log });
+  recordCoordinatorStart(audit, { store, federation, tokensCreated: store.data.apiTokens.filter((t) => !tokensBefore.has(t.id)), roundsAborted: aborted });
   registerEventRoutes(app, { tokens, store, events, metrics }, o.eventStreams);
+  registerAuditRoutes(app, { tokens, audit });
   registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, federation });
   registerDashboardRoutes(app); // the dashboard's page and files at / (dist/dashboard)
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
@@ -140,11 +152,14 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
     ota: publisher,
     events,
     metrics,
+    audit,
     close(reason = 'coordinator shutting down') {
       closing ??= (async () => {
         for (const e of store.data.experiments) rounds.stop(e.id, reason);
         await gateway.close(reason);
         await app.close();
+        void audit.append({ actor: { kind: 'coordinator' }, action: 'coordinator.stopped', subject: 'coordinator', details: { reason: reason.slice(0, 300) } });
+        await audit.close();
         await store.write();
         releaseDataDirLock(o.dataDir);
       })();

@@ -52,12 +52,17 @@ export function bearerToken(req: FastifyRequest): string | undefined {
   return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
 }
 
-/** A preHandler admitting active API tokens of the given roles: 401 without a valid token, 403 for another role. */
+/**
+ * A preHandler admitting active API tokens of the given roles: 401 without a valid token, 403 for
+ * another role. It returns the reply it sent: an async hook that sends without returning it lets
+ * fastify go on to the route's handler once other async hooks are registered.
+ */
 export function roleGuard(tokens: Pick<ApiTokens, 'roleOf'>, roles: readonly Role[]) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const role = tokens.roleOf(bearerToken(req));
-    if (!role) return void reply.code(401).send({ error: 'unauthorized', message: 'send "Authorization: Bearer <API token>" (see DATA_DIR/admin.token)' });
-    if (!roles.includes(role)) return void reply.code(403).send({ error: 'forbidden', message: `this needs the ${roles.join(' or ')} role; your token is ${role}` });
+    if (!role) return reply.code(401).send({ error: 'unauthorized', message: 'send "Authorization: Bearer <API token>" (see DATA_DIR/admin.token)' });
+    if (!roles.includes(role)) return reply.code(403).send({ error: 'forbidden', message: `this needs the ${roles.join(' or ')} role; your token is ${role}` });
+    return undefined;
   };
 }
 

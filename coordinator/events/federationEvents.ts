@@ -23,6 +23,7 @@
  *   deployment  the deployment changed (`change`: publish, canary, promote, rollback, held,
  *               gate, report); GET /v1/deployment has the state
  *   token       an API token was created or revoked
+ *   audit       entries were appended to the audit log (at most ~2 a second; GET /v1/audit has them)
  */
 
 /** A round's per-site phases, in the order each site starts them (SecAgg+ stages only under SecAgg+). */
@@ -42,7 +43,8 @@ export type FederationEvent =
   | { type: 'privacy'; at: number; experiment: string; epsilon: number | null }
   | { type: 'deployment'; at: number; change: DeploymentChange; version?: string | null; site?: string }
   | { type: 'token'; at: number; id: string; change: 'created' | 'revoked' }
-  | { type: 'experiment'; at: number; experiment: string; change: 'created' | 'stopped' };
+  | { type: 'experiment'; at: number; experiment: string; change: 'created' | 'stopped' }
+  | { type: 'audit'; at: number };
 
 type WithoutAt<T> = T extends unknown ? Omit<T, 'at'> : never;
 /** An event as emitted (the bus stamps `at`). */
