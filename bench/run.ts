@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: fedmed's benchmarks, printed as one JSON object (and written to --out FILE).
- *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ckks|ota|infer-service|simulate]
+ *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ckks|ota|infer-service|simulate|history]
  * Medians over repeated runs; the machine and Node version are recorded with the numbers.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { benchOta } from './otaBenchmark.js';
 import { benchInferService } from './inferServiceBenchmark.js';
 import { benchSimulate } from './simulateBenchmark.js';
 import { benchCkks } from './ckksBenchmark.js';
+import { benchHistory } from './historyBenchmark.js';
 import { benchRawTransferFloorRuns } from './rawTransferFloor.js';
 import { DEFAULT_CHANNEL_LIMITS } from '../shared/protocol/messageChannel.js';
 
@@ -89,6 +90,12 @@ if (!only || only === 'simulate') {
   // FEDMED_BENCH_SIMULATE=a,b picks scenarios (a: 100 sites ws, b: 1,000 sites memory, c: cnn-28 secagg).
   const pick = process.env.FEDMED_BENCH_SIMULATE?.split(',').map((s) => `${s.trim()}_`);
   result.simulate = benchSimulate({ repeats: quick ? 1 : 3, only: pick });
+}
+if (only === 'history') {
+  // Long: 4,000 rounds (about 11 min on 2 cores); not part of the default run. FEDMED_BENCH_HISTORY_ROUNDS overrides.
+  const rounds = Number(process.env.FEDMED_BENCH_HISTORY_ROUNDS ?? (quick ? 400 : 4000));
+  result.history = benchHistory({ rounds });
+  if (process.env.FEDMED_BENCH_DATABASE) result.historyPostgres = benchHistory({ rounds, database: process.env.FEDMED_BENCH_DATABASE });
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

@@ -29,6 +29,7 @@ export function coordinatorCommand(): Command {
     .requiredOption('--data-dir <dir>', 'where the store, model blobs, keys and admin token live')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (0 = any free port)', intOption('--port', 0), 8700)
+    .option('--database <url>', 'PostgreSQL URL (postgres://USER@HOST/DB) for the records, instead of SQLite in --data-dir; or set FEDMED_DATABASE_URL (keeps a password out of the process list)')
     .option('--tls-cert <file>', 'PEM certificate: serve https/wss')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug)', 'info')
@@ -45,7 +46,7 @@ export function coordinatorCommand(): Command {
     .option('--enroll-rate-limit <n>', 'POST /v1/enroll requests per window, per address and per join token', intOption('--enroll-rate-limit', 1), L.enrollRate.max)
     .option('--token-rate-limit <n>', 'POST /v1/tokens and /v1/sites requests per window, per address and per bearer token', intOption('--token-rate-limit', 1), L.tokenRate.max)
     .option('--rate-limit-window-ms <ms>', 'window of the rate limits', intOption('--rate-limit-window-ms', 100), L.enrollRate.windowMs)
-    .action(async (flags: { dataDir: string; host: string; port: number; tlsCert?: string; tlsKey?: string; logLevel: string } & LimitFlags) => {
+    .action(async (flags: { dataDir: string; database?: string; host: string; port: number; tlsCert?: string; tlsKey?: string; logLevel: string } & LimitFlags) => {
       reexecWithCoordinatorHeap(); // returns only once the heap is set up for a coordinator
       const { startCoordinator } = await import('../coordinator/coordinatorServer.js');
       const { enrollRateLimit, tokenRateLimit, rateLimitWindowMs, authTimeoutMs, maxUnauthenticated, maxUnauthenticatedPerAddress, preAuthFrameBytes, preAuthBytes, maxTransferBytes, requestTimeoutMs, connectionTimeoutMs, keepAliveTimeoutMs, maxConnections } = flags;
@@ -54,7 +55,8 @@ export function coordinatorCommand(): Command {
         enrollRate: { max: enrollRateLimit, windowMs: rateLimitWindowMs },
         tokenRate: { max: tokenRateLimit, windowMs: rateLimitWindowMs },
       };
-      const c = await startCoordinator({ dataDir: flags.dataDir, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel, limits });
+      const database = flags.database ?? (process.env.FEDMED_DATABASE_URL || undefined);
+      const c = await startCoordinator({ dataDir: flags.dataDir, database, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel, limits });
       // One machine-readable line for scripts and tests: where it listens and where the admin token is.
       process.stdout.write(`${JSON.stringify({ event: 'listening', url: c.url, adminTokenFile: `${flags.dataDir}/admin.token` })}\n`);
       const shutdown = (signal: string): void => {

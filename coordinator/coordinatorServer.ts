@@ -5,7 +5,7 @@
  * reason, pending writes finished).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -31,13 +31,16 @@ import { FederationEvents } from './events/federationEvents.js';
 import { connectEventSources } from './events/eventSources.js';
 import { CoordinatorMetrics } from './observability/coordinatorMetrics.js';
 import { registerEventRoutes, type EventRouteOptions } from './api/eventRoutes.js';
-import { AuditLog } from './audit/auditLog.js';
+import { AuditLog } from '../shared/audit/auditLog.js';
 import { connectAuditSources } from './audit/auditSources.js';
 import { registerAuditRoutes } from './audit/auditRoutes.js';
 import { recordCoordinatorStart } from './audit/auditStart.js';
+import { AuditAnchoring, type AnchoringOptions } from './audit/auditAnchoring.js';
 
 export interface CoordinatorOptions {
   dataDir: string;
+  /** PostgreSQL URL for the records (default: SQLite in DATA_DIR; store/coordinatorStore.ts). */
+  database?: string;
   host?: string;
   port?: number;
   tlsCert?: string;
@@ -51,6 +54,8 @@ export interface CoordinatorOptions {
   otaChunkBytes?: number;
   /** Limits of the event feed, GET /v1/events (api/eventRoutes.ts). */
   eventStreams?: EventRouteOptions;
+  /** How often the signed audit chain head is re-sent to the sites (coordinator/audit/auditAnchoring.ts). */
+  auditAnchoring?: AnchoringOptions;
 }
 
 export interface RunningCoordinator {
@@ -74,8 +79,16 @@ export interface RunningCoordinator {
 
 export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('give both --tls-cert and --tls-key, or neither');
-  const store = await CoordinatorStore.open(o.dataDir);
+  // The lock first: a second coordinator on the same data dir must not even migrate the store.
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   acquireDataDirLock(o.dataDir);
+  let store: CoordinatorStore;
+  try {
+    store = await CoordinatorStore.open(o.dataDir, { database: o.database });
+  } catch (err) {
+    releaseDataDirLock(o.dataDir);
+    throw err;
+  }
   const federation = new CoordinatorFederation(store, new CoordinatorKeys(o.dataDir));
   // TLS 1.3 only: the handshake's channel binding (RFC 9266 tls-exporter) is sound under TLS 1.3.
   const limits: CoordinatorLimits = coordinatorLimits(o.limits);
@@ -126,6 +139,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   // The audit log: fed from the event bus and the API's responses (coordinator/audit/).
   const audit = AuditLog.open(o.dataDir, app.log);
   connectAuditSources(audit, { app, store, events, federation, log: app.log });
+  // Cross-site anchoring: the signed chain head to the sites, theirs recorded here.
+  const anchoring = new AuditAnchoring({ audit, gateway, federation, sites, events, log: app.log }, o.auditAnchoring);
   recordCoordinatorStart(audit, { store, federation, tokensCreated: store.data.apiTokens.filter((t) => !tokensBefore.has(t.id)), roundsAborted: aborted });
   registerEventRoutes(app, { tokens, store, events, metrics }, o.eventStreams);
   registerAuditRoutes(app, { tokens, audit });
@@ -158,9 +173,11 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
         for (const e of store.data.experiments) rounds.stop(e.id, reason);
         await gateway.close(reason);
         await app.close();
+        await anchoring.close();
         void audit.append({ actor: { kind: 'coordinator' }, action: 'coordinator.stopped', subject: 'coordinator', details: { reason: reason.slice(0, 300) } });
         await audit.close();
         await store.write();
+        await store.close();
         releaseDataDirLock(o.dataDir);
       })();
       return closing;

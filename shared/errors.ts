@@ -54,6 +54,13 @@ export class UsageError extends FedmedError {
   }
 }
 
+/** A coordinator store that cannot be opened or migrated (wrong format, newer schema, unreachable database). */
+export class StoreFormatError extends FedmedError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORE_INVALID', message, options);
+  }
+}
+
 /** Render any thrown value as a one-line message. */
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

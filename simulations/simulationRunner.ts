@@ -48,6 +48,8 @@ export interface SimulationProgress {
 
 export interface SimulationOptions {
   outDir: string;
+  /** PostgreSQL URL for the coordinator's records (default: SQLite in its data dir). */
+  database?: string;
   onProgress?: (p: SimulationProgress) => void;
   onLog?: (message: string) => void;
 }
@@ -130,7 +132,7 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
   log(`${data.description}; model ${spec.name} (${layoutOf(spec).size} parameters)`);
   await initTrainingBackend(config.backend, { log: () => {} });
 
-  let coordinator: RunningCoordinator = await startCoordinator({ dataDir: coordinatorDir, port: 0, logLevel: 'silent' });
+  let coordinator: RunningCoordinator = await startCoordinator({ dataDir: coordinatorDir, database: o.database, port: 0, logLevel: 'silent' });
   const port = Number(new URL(coordinator.url).port);
   const stateDir = (site: string) => join(sitesDir, site);
   // The admin's steps, through the real API with a federation admin key that lives only in this
@@ -162,7 +164,7 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
     log('restarting the coordinator');
     hosts.hub.gateway = null;
     await coordinator.close('simulated coordinator restart');
-    coordinator = await startCoordinator({ dataDir: coordinatorDir, port, logLevel: 'silent' });
+    coordinator = await startCoordinator({ dataDir: coordinatorDir, database: o.database, port, logLevel: 'silent' });
     hosts.hub.gateway = coordinator.gateway;
   };
 
@@ -204,11 +206,11 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
         // One round at a time, each after every site is back (sites dropped by a fault reconnect
         // within the backoff), so that sampling sees the same sites in every replay.
         await allOnline(15_000);
-        const round = coordinator.store.data.rounds.filter((r) => r.experiment === experiment).length + 1;
-        coordinator.rounds.start(experiment, 1);
+        const round = (await coordinator.store.lastRoundNumber(experiment)) + 1;
+        await coordinator.rounds.start(experiment, 1);
         if (config.faults.coordinatorRestartAtRound === round) {
           // Restart while the round's fit phase is open: the round is aborted, and redone.
-          while (coordinator.rounds.isRunning(experiment) && !coordinator.store.data.rounds.some((r) => r.experiment === experiment && r.round === round && r.sites.length > 0)) await sleep(5);
+          while (coordinator.rounds.isRunning(experiment) && !((await coordinator.store.round(experiment, round))?.sites.length ?? 0)) await sleep(5);
           await restart();
           restarts++;
           i--;
@@ -217,11 +219,11 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
           continue;
         }
         while (coordinator.rounds.isRunning(experiment)) await sleep(10);
-        const record = coordinator.store.data.rounds.find((r) => r.experiment === experiment && r.round === round);
+        const record = await coordinator.store.round(experiment, round);
         o.onProgress?.({ run: label, runIndex, runs: config.strategies.length, round: i + 1, rounds: config.rounds, status: record?.status ?? 'unknown', accuracy: record?.evalMetrics?.accuracy ?? null });
       }
       const exp = coordinator.store.data.experiments.find((e) => e.id === experiment)!;
-      const rounds = coordinator.store.data.rounds.filter((r) => r.experiment === experiment).map(roundReport);
+      const rounds = (await coordinator.store.rounds(experiment)).map(roundReport);
       const final = exp.roundsCompleted > 0 ? scoreModel(spec, coordinator.store.loadParams(exp.currentVersion, exp.spec), data) : null;
       runs.push({ label, strategy: s.name, options: s.options ?? {}, experiment, rounds, final, coordinatorRestarts: restarts, wallSeconds: (performance.now() - tr) / 1000 });
       log(`${label}: ${exp.roundsCompleted} of ${config.rounds} rounds completed${final ? `, final mean site accuracy ${final.meanAccuracy.toFixed(3)}` : ''}`);

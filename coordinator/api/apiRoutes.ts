@@ -211,9 +211,8 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     const { id: versionId, paramsSha256 } = versionHashes(spec, params);
     d.store.saveParams(versionId, spec, params, paramsSha256);
     const id = `exp-${randomUUID().slice(0, 8)}`;
-    await d.store.update((data) => {
-      data.experiments.push({ id, name: config.name, createdAt: new Date().toISOString(), config, spec, currentVersion: versionId, roundsCompleted: 0 });
-      data.versions.push({ id: versionId, experiment: id, round: 0, parent: null, specHash: specHash(spec), paramsSha256, createdAt: new Date().toISOString() });
+    await d.store.update((data) => void data.experiments.push({ id, name: config.name, createdAt: new Date().toISOString(), config, spec, currentVersion: versionId, roundsCompleted: 0 }), {
+      versions: [{ id: versionId, experiment: id, round: 0, parent: null, specHash: specHash(spec), paramsSha256, createdAt: new Date().toISOString() }],
     });
     app.log.info({ experiment: id, name: config.name }, 'experiment created');
     return experimentView(id);
@@ -229,20 +228,23 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     async (req) => d.rounds.start(req.params.id, req.body.rounds),
   );
   app.post<{ Params: { id: string } }>('/v1/experiments/:id/stop', researcher, async (req) => ({ stopped: d.rounds.stop(req.params.id) }));
-  app.get<{ Params: { id: string } }>('/v1/experiments/:id/rounds', reader, async (req) => d.store.data.rounds.filter((r) => r.experiment === req.params.id));
-  app.get<{ Params: { id: string } }>('/v1/experiments/:id/metrics', reader, async (req) =>
-    d.store.data.rounds
-      .filter((r) => r.experiment === req.params.id)
+  // ?last=N: only the latest N rounds (an experiment of thousands of rounds need not be read whole).
+  // (a query string is text: the API's validator does not coerce types)
+  const roundsQuery = { type: 'object', additionalProperties: false, properties: { last: { type: 'string', pattern: '^[1-9][0-9]{0,5}$' } } };
+  const lastRounds = (q: { last?: string }) => ({ limit: q.last === undefined ? undefined : Number(q.last) });
+  app.get<{ Params: { id: string }; Querystring: { last?: string } }>('/v1/experiments/:id/rounds', { ...reader, schema: { querystring: roundsQuery } }, async (req) => d.store.rounds(req.params.id, lastRounds(req.query)));
+  app.get<{ Params: { id: string }; Querystring: { last?: string } }>('/v1/experiments/:id/metrics', { ...reader, schema: { querystring: roundsQuery } }, async (req) =>
+    (await d.store.rounds(req.params.id, lastRounds(req.query)))
       .map((r) => ({ round: r.round, status: r.status, fit: r.fitMetrics, evaluate: r.evalMetrics, sites: r.sites.filter((s) => s.phase === 'evaluate' && s.metrics).map((s) => ({ site: s.site, numExamples: s.numExamples, ...s.metrics })) })),
   );
   app.get<{ Params: { id: string } }>('/v1/experiments/:id/privacy', reader, async (req, reply) => {
     const e = d.store.data.experiments.find((x) => x.id === req.params.id);
     if (!e) return reply.code(404).send({ error: 'not found', message: `no experiment ${req.params.id}` });
-    return experimentPrivacy(e, d.store.data.rounds);
+    return experimentPrivacy(e, await d.store.chargedRounds(e.id));
   });
-  app.get<{ Params: { id: string } }>('/v1/experiments/:id/versions', reader, async (req) => d.store.data.versions.filter((v) => v.experiment === req.params.id));
+  app.get<{ Params: { id: string } }>('/v1/experiments/:id/versions', reader, async (req) => d.store.versions(req.params.id));
   app.get<{ Params: { id: string } }>('/v1/versions/:id/params', reader, async (req, reply) => {
-    const v = d.store.data.versions.find((x) => x.id === req.params.id);
+    const v = await d.store.version(req.params.id);
     const e = v && d.store.data.experiments.find((x) => x.id === v.experiment);
     if (!v || !e) return reply.code(404).send({ error: 'not found', message: `no model version ${req.params.id}` });
     if (v.encrypted) return reply.code(409).send({ error: 'encrypted', message: `version ${v.id} was aggregated under CKKS: the coordinator holds only its encrypted aggregate (GET /v1/versions/${v.id}/ciphertext); a key holder decrypts it with "fedmed federation keys decrypt"` });
@@ -252,7 +254,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
 
   // The encrypted aggregate of a CKKS version (applied to its parent; useless without the key).
   app.get<{ Params: { id: string } }>('/v1/versions/:id/ciphertext', reader, async (req, reply) => {
-    const v = d.store.data.versions.find((x) => x.id === req.params.id);
+    const v = await d.store.version(req.params.id);
     if (!v?.encrypted) return reply.code(404).send({ error: 'not found', message: `no CKKS version ${req.params.id}` });
     return reply.type('application/octet-stream').send(d.store.loadEncryptedVersion(v.id));
   });
@@ -282,7 +284,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
 
   // Rollout control: which version each site's inference service runs (see coordinator/ota/).
   const versionRef = { type: 'string', pattern: '^[0-9a-f]{8,64}$' };
-  app.get('/v1/deployment', reader, async () => ({ ...d.deployment.view(), otaBytesSent: Object.fromEntries(d.ota.bytesSent) }));
+  app.get('/v1/deployment', reader, async () => ({ ...(await d.deployment.view()), otaBytesSent: Object.fromEntries(d.ota.bytesSent) }));
   app.post<{ Body: { version: string; sites?: string[] } }>(
     '/v1/deployment/publish',
     { ...deployer, schema: { body: { type: 'object', additionalProperties: false, required: ['version'], properties: { version: versionRef, sites: { type: 'array', maxItems: 10000, items: { type: 'string', minLength: 1, maxLength: 128 } } } } } },
@@ -295,17 +297,16 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     async (req) => d.deployment.rollback(req.body?.to),
   );
   app.get<{ Params: { id: string } }>('/v1/versions/:id/manifest', reader, async (req, reply) => {
-    const v = d.store.data.versions.find((x) => x.id === d.deployment.resolve(req.params.id));
+    const v = await d.store.version(await d.deployment.resolve(req.params.id));
     if (!v?.signed) return reply.code(404).send({ error: 'not found', message: `version ${req.params.id} has not been deployed: it has no signed manifest yet` });
     return v.signed;
   });
 
   app.get('/v1/status', reader, async () => ({
     sites: d.sites.list().map((s) => siteView(s.name)),
-    experiments: d.store.data.experiments.map((e) => {
-      const rounds = d.store.data.rounds.filter((r) => r.experiment === e.id);
-      const last = rounds[rounds.length - 1];
-      return { ...experimentView(e.id), privacy: experimentPrivacy(e, d.store.data.rounds), lastRound: last ? { round: last.round, status: last.status, reason: last.reason, evaluate: last.evalMetrics } : null };
-    }),
+    experiments: await Promise.all(d.store.data.experiments.map(async (e) => {
+      const [last] = await d.store.rounds(e.id, { limit: 1 });
+      return { ...experimentView(e.id), privacy: experimentPrivacy(e, e.config.privacy ? await d.store.chargedRounds(e.id) : []), lastRound: last ? { round: last.round, status: last.status, reason: last.reason, evaluate: last.evalMetrics } : null };
+    })),
   }));
 }

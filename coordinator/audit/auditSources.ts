@@ -25,8 +25,8 @@ import type { CoordinatorFederation } from '../federation/coordinatorFederation.
 import { sha256Hex } from '../siteRegistry.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import { siteKeysFingerprint } from '../../shared/secure/trust/fingerprint.js';
-import type { AuditActor, AuditDetails } from './auditChain.js';
-import type { AuditLog, AuditRecord } from './auditLog.js';
+import type { AuditActor, AuditDetails } from '../../shared/audit/auditChain.js';
+import type { AuditLog, AuditRecord } from '../../shared/audit/auditLog.js';
 
 export interface AuditSources {
   app: FastifyInstance;
@@ -179,10 +179,8 @@ function fromEvent(e: FederationEvent, s: AuditSources, actor: (fallback?: Audit
     }
     case 'round':
       return { actor: COORDINATOR, action: `round.${e.status}`, subject: e.experiment, details: { round: e.round, ...(e.reason ? { reason: e.reason.slice(0, 300) } : {}) } };
-    case 'version': {
-      const v = data.versions.find((x) => x.id === e.version);
-      return { actor: COORDINATOR, action: 'version.published', subject: e.version, details: { experiment: e.experiment, round: e.round, parent: v?.parent ?? null, paramsSha256: v?.paramsSha256 ?? null, encrypted: !!v?.encrypted } };
-    }
+    case 'version':
+      return { actor: COORDINATOR, action: 'version.published', subject: e.version, details: { experiment: e.experiment, round: e.round, parent: e.parent, paramsSha256: e.paramsSha256, encrypted: e.encrypted } };
     case 'privacy':
       return { actor: COORDINATOR, action: 'privacy.charged', subject: e.experiment, details: { epsilon: e.epsilon } };
     case 'deployment': {

@@ -29,7 +29,7 @@ export class CkksService {
 
   onMessage(site: string, m: Message): void {
     if (m.type === 'ckks_key_req') return void this.sendKey(site, m);
-    if (m.type === 'ckks_fetch') return void this.sendChain(site, m);
+    if (m.type === 'ckks_fetch') return void this.sendChain(site, m).catch((err: Error) => this.refuse(site, 'chain', m.experiment, `could not read the chain: ${err.message}`));
     throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unexpected ${m.type} message from an edge`);
   }
 
@@ -51,17 +51,21 @@ export class CkksService {
    * The links from the version the edge has (or from the initial model) to `want`, oldest
    * first, cut after `chainReplyBytes`.
    */
-  private sendChain(site: string, m: MessageOf<'ckks_fetch'>): void {
+  private async sendChain(site: string, m: MessageOf<'ckks_fetch'>): Promise<void> {
     const exp = this.store.data.experiments.find((e) => e.id === m.experiment);
     if (!exp || (exp.config.security ?? 'plain') !== 'ckks') return this.refuse(site, 'chain', m.experiment, `no CKKS experiment ${m.experiment}`);
-    const byId = new Map<string, VersionRecord>(this.store.data.versions.filter((v) => v.experiment === exp.id).map((v) => [v.id, v]));
+    // Versions of this experiment only, looked up by id along the parent links.
+    const byId = async (id: string) => {
+      const v = await this.store.version(id);
+      return v?.experiment === exp.id ? v : undefined;
+    };
     const path: VersionRecord[] = [];
-    const wanted = byId.get(m.want);
+    const wanted = await byId(m.want);
     if (!wanted) return this.refuse(site, 'chain', m.experiment, `experiment ${exp.id} has no version ${m.want}`);
     let v: VersionRecord = wanted;
     while (v.encrypted && v.id !== m.have) {
       path.push(v);
-      const parent: VersionRecord | undefined = v.parent ? byId.get(v.parent) : undefined;
+      const parent: VersionRecord | undefined = v.parent ? await byId(v.parent) : undefined;
       if (!parent) return this.refuse(site, 'chain', m.experiment, `version ${v.id} has lost its parent ${v.parent}`);
       v = parent;
     }

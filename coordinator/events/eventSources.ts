@@ -52,10 +52,13 @@ export function connectEventSources(events: FederationEvents, s: EventSources): 
   // ε spent so far, for experiments of earlier runs (later changes arrive as privacy events).
   for (const exp of s.store.data.experiments) {
     if (!exp.config.privacy) continue;
-    safely(() => {
-      const epsilon = experimentPrivacy(exp, s.store.data.rounds).epsilon;
-      if (epsilon !== null) metrics.epsilon.set({ experiment: exp.id }, epsilon);
-    });
+    void s.store.chargedRounds(exp.id).then((charged) =>
+      safely(() => {
+        const epsilon = experimentPrivacy(exp, charged).epsilon;
+        if (epsilon !== null) metrics.epsilon.set({ experiment: exp.id }, epsilon);
+      }),
+      () => {},
+    );
   }
 
   s.app.addHook('onSend', async (req, reply, payload) => {

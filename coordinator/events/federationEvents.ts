@@ -38,7 +38,7 @@ export type FederationEvent =
   | { type: 'site'; at: number; site: string; online: boolean; change?: SiteChange }
   | { type: 'round'; at: number; experiment: string; round: number; status: RoundEventStatus; reason?: string }
   | { type: 'phase'; at: number; experiment: string; round: number; site: string; phase: SitePhase; status: PhaseStatus; reason?: string; refused?: string; seconds?: number; bytes?: number }
-  | { type: 'version'; at: number; experiment: string; version: string; round: number }
+  | { type: 'version'; at: number; experiment: string; version: string; round: number; parent: string | null; paramsSha256: string | null; encrypted: boolean }
   | { type: 'metrics'; at: number; experiment: string; round: number }
   | { type: 'privacy'; at: number; experiment: string; epsilon: number | null }
   | { type: 'deployment'; at: number; change: DeploymentChange; version?: string | null; site?: string }

@@ -9,9 +9,8 @@
  */
 import type { EdgeGateway } from '../gateway/edgeGateway.js';
 import type { PhaseEntry } from '../rounds/roundPhase.js';
-import { experimentPrivacy } from '../rounds/privacyLedger.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
-import type { ExperimentRecord, RoundRecord } from '../store/storeSchema.js';
+import type { ExperimentRecord, RoundRecord, VersionRecord } from '../store/storeSchema.js';
 import { safely, type FederationEvents, type PhaseStatus, type RoundEventStatus, type SitePhase } from './federationEvents.js';
 
 /** The SecAgg+ stages a site goes through (the consistency round counts as part of unmasking). */
@@ -36,7 +35,7 @@ export interface RoundObserver {
   /** The round's record is closed and persisted (completed, failed or aborted). */
   roundEnded(exp: ExperimentRecord, record: RoundRecord): void;
   /** The new version is persisted as the experiment's current one. */
-  versionPublished(exp: ExperimentRecord, record: RoundRecord, versionId: string): void;
+  versionPublished(exp: ExperimentRecord, record: RoundRecord, version: VersionRecord): void;
   /** A site's entry of a fit or evaluate phase: just sent (status `sent`), or settled. */
   phaseSite(kind: 'fit' | 'evaluate', experiment: string, round: number, entry: PhaseEntry): void;
   /** A site's SecAgg+ stage started or ended. */
@@ -89,13 +88,14 @@ export class RoundEvents implements RoundObserver {
     this.open.delete(key);
     for (const k of this.pendingRejections.keys()) if (k.startsWith(`${key}\n`)) this.pendingRejections.delete(k);
     if (record.fitMetrics || record.evalMetrics) this.bus.emit({ type: 'metrics', experiment: exp.id, round: record.round });
-    if (exp.config.privacy && record.privacy?.charged) this.bus.emit({ type: 'privacy', experiment: exp.id, epsilon: experimentPrivacy(exp, this.store.data.rounds).epsilon });
+    // ε after this round is what the round's charge computed (privacyLayer.ts): no ledger re-read.
+    if (exp.config.privacy && record.privacy?.charged) this.bus.emit({ type: 'privacy', experiment: exp.id, epsilon: record.privacy.epsilon ?? null });
     const status = END_STATUS[record.status];
     this.bus.emit({ type: 'round', experiment: exp.id, round: record.round, status, ...(status !== 'completed' && record.reason ? { reason: record.reason } : {}) });
   }
 
-  versionPublished(exp: ExperimentRecord, record: RoundRecord, versionId: string): void {
-    this.bus.emit({ type: 'version', experiment: exp.id, version: versionId, round: record.round });
+  versionPublished(exp: ExperimentRecord, record: RoundRecord, version: VersionRecord): void {
+    this.bus.emit({ type: 'version', experiment: exp.id, version: version.id, round: record.round, parent: version.parent, paramsSha256: version.paramsSha256, encrypted: !!version.encrypted });
   }
 
   phaseSite(kind: 'fit' | 'evaluate', experiment: string, round: number, entry: PhaseEntry): void {

@@ -13,7 +13,7 @@
 import { FedmedError } from '../../shared/errors.js';
 import type { MessageOf } from '../../shared/protocol/messages.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
-import type { DeploymentRecord, ExperimentRecord, GateDecision, SiteModelRecord } from '../store/storeSchema.js';
+import type { DeploymentAction, DeploymentRecord, ExperimentRecord, GateDecision, SiteModelRecord } from '../store/storeSchema.js';
 import { gateDecision } from './deploymentGate.js';
 
 export class DeploymentError extends FedmedError {
@@ -26,8 +26,14 @@ export class DeploymentError extends FedmedError {
 }
 
 export interface DeploymentView extends DeploymentRecord {
+  /** The latest deployment actions, oldest first (`logTotal` in all; older ones are kept in the store). */
+  log: DeploymentAction[];
+  logTotal: number;
   sites: { site: string; target: string | null; active: string | null; lastReport: Omit<SiteModelRecord, 'site' | 'active' | 'lastRefusal'> | null; lastRefusal: SiteModelRecord['lastRefusal'] | null }[];
 }
+
+/** Deployment actions a view lists (the latest). */
+const VIEW_ACTIONS = 200;
 
 /** Versions remembered per site as offered (the bases its delta fetches may name). */
 const OFFERS_KEPT = 64;
@@ -46,7 +52,7 @@ export class Deployment {
   ) {}
 
   private get record(): DeploymentRecord {
-    return (this.store.data.deployment ??= { current: null, canary: null, previous: [], log: [] });
+    return (this.store.data.deployment ??= { current: null, canary: null, previous: [] });
   }
 
   /** The next release number (call inside the store update that uses it). */
@@ -81,14 +87,15 @@ export class Deployment {
       return null;
     }
     const d = this.record;
-    const decision = gateDecision(this.store.data, exp, versionId, d.current);
-    await this.store.update(() => {
-      d.lastGate = decision;
-      if (decision.decision === 'held') {
-        d.held = decision;
-        d.log.push({ at: decision.at, action: 'held', version: versionId, reason: decision.reason });
-      }
-    });
+    const decision = await gateDecision(this.store, exp, versionId, d.current);
+    const held = decision.decision === 'held';
+    await this.store.update(
+      () => {
+        d.lastGate = decision;
+        if (held) d.held = decision;
+      },
+      held ? { deploymentActions: [{ at: decision.at, action: 'held', version: versionId, reason: decision.reason }] } : {},
+    );
     this.observe(decision.decision === 'held' ? 'held' : 'gate', { version: versionId });
     if (decision.decision === 'deployed') await this.publish(versionId);
     return decision;
@@ -96,17 +103,15 @@ export class Deployment {
 
   /** Publishes a version to every site, or with `sites` to those sites only (a canary). */
   async publish(idOrPrefix: string, sites?: string[]): Promise<DeploymentView> {
-    const version = this.resolve(idOrPrefix);
+    const version = await this.resolve(idOrPrefix);
     const d = this.record;
     const now = new Date().toISOString();
     if (sites && sites.length > 0) {
       const unknown = sites.filter((s) => !this.store.data.sites.some((r) => r.name === s));
       if (unknown.length > 0) throw new DeploymentError(`unknown site(s): ${unknown.join(', ')}`, 404);
       const before = d.canary?.sites ?? [];
-      await this.store.update(() => {
-        d.canary = { version, sites: [...new Set(sites)], release: this.nextRelease() };
-        d.log.push({ at: now, action: 'canary', version, sites: d.canary.sites });
-      });
+      const canary = [...new Set(sites)];
+      await this.store.update(() => void (d.canary = { version, sites: canary, release: this.nextRelease() }), { deploymentActions: [{ at: now, action: 'canary', version, sites: canary }] });
       this.onChange([...new Set([...before, ...sites])]);
       this.observe('canary', { version });
     } else {
@@ -118,8 +123,7 @@ export class Deployment {
         if (d.canary?.version === version) d.canary = null;
         // A later (or the held) version deployed: nothing is held back any more.
         d.held = null;
-        d.log.push({ at: now, action: 'publish', version });
-      });
+      }, { deploymentActions: [{ at: now, action: 'publish', version }] });
       this.onChange(this.allSites());
       this.observe('publish', { version });
     }
@@ -136,8 +140,7 @@ export class Deployment {
       d.current = version;
       d.currentRelease = this.nextRelease();
       d.canary = null;
-      d.log.push({ at: new Date().toISOString(), action: 'promote', version });
-    });
+    }, { deploymentActions: [{ at: new Date().toISOString(), action: 'promote', version }] });
     this.onChange(this.allSites());
     this.observe('promote', { version });
     return this.view();
@@ -149,15 +152,17 @@ export class Deployment {
    */
   async rollback(toIdOrPrefix?: string): Promise<DeploymentView> {
     const d = this.record;
-    const to = toIdOrPrefix ? this.resolve(toIdOrPrefix) : undefined;
+    const to = toIdOrPrefix ? await this.resolve(toIdOrPrefix) : undefined;
     if (d.canary && !to) {
       const sites = d.canary.sites;
-      await this.store.update(() => {
-        d.log.push({ at: new Date().toISOString(), action: 'rollback', version: d.current, sites });
-        d.canary = null;
-        // The canary's sites run a newer release than current's: current is released again.
-        d.currentRelease = this.nextRelease();
-      });
+      await this.store.update(
+        () => {
+          d.canary = null;
+          // The canary's sites run a newer release than current's: current is released again.
+          d.currentRelease = this.nextRelease();
+        },
+        { deploymentActions: [{ at: new Date().toISOString(), action: 'rollback', version: d.current, sites }] },
+      );
       this.onChange(sites);
       this.observe('rollback', { version: d.current });
       return this.view();
@@ -169,8 +174,7 @@ export class Deployment {
       else if (d.current && d.current !== to) d.previous.push(d.current);
       d.current = target;
       d.currentRelease = this.nextRelease();
-      d.log.push({ at: new Date().toISOString(), action: 'rollback', version: target });
-    });
+    }, { deploymentActions: [{ at: new Date().toISOString(), action: 'rollback', version: target }] });
     this.onChange(this.allSites());
     this.observe('rollback', { version: target });
     return this.view();
@@ -210,11 +214,14 @@ export class Deployment {
     this.observe('report', { version: m.version, site });
   }
 
-  view(): DeploymentView {
+  async view(): Promise<DeploymentView> {
     const d = this.record;
     const reports = this.store.data.siteModels ?? [];
+    const { actions, total } = await this.store.deploymentActions(VIEW_ACTIONS);
     return {
       ...d,
+      log: actions,
+      logTotal: total,
       sites: this.allSites().map((site) => {
         const r = reports.find((x) => x.site === site);
         return { site, target: this.targetFor(site), active: r?.active ?? null, lastReport: r ? { version: r.version, status: r.status, reason: r.reason, at: r.at } : null, lastRefusal: r?.lastRefusal ?? null };
@@ -227,11 +234,11 @@ export class Deployment {
   }
 
   /** A version id from the id or an unambiguous prefix of at least 8 hex digits. */
-  resolve(idOrPrefix: string): string {
+  async resolve(idOrPrefix: string): Promise<string> {
     if (!/^[0-9a-f]{8,64}$/.test(idOrPrefix)) throw new DeploymentError(`"${idOrPrefix}" is not a version id (64 hex digits, or a unique prefix of at least 8)`, 400);
-    const matches = this.store.data.versions.filter((v) => v.id.startsWith(idOrPrefix));
+    const matches = await this.store.versionsWithPrefix(idOrPrefix, 2);
     if (matches.length === 0) throw new DeploymentError(`unknown model version ${idOrPrefix}`, 404);
-    if (matches.length > 1) throw new DeploymentError(`version prefix ${idOrPrefix} is ambiguous (${matches.length} versions)`, 400);
+    if (matches.length > 1) throw new DeploymentError(`version prefix ${idOrPrefix} is ambiguous (more than one version)`, 400);
     if (matches[0].encrypted) throw new DeploymentError(`version ${matches[0].id} was aggregated under CKKS: the coordinator cannot read or sign it; each site decrypts it itself`, 409);
     return matches[0].id;
   }

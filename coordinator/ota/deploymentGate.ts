@@ -12,10 +12,11 @@
  */
 import { numClassesOf } from '../../shared/model/modelSpec.js';
 import { exampleWeight, gateSettings, type ExperimentConfig } from '../experimentConfig.js';
-import type { ExperimentRecord, GateDecision, RoundRecord, StoreData } from '../store/storeSchema.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
+import type { ExperimentRecord, GateDecision, RoundRecord } from '../store/storeSchema.js';
 
 /** The example-weighted accuracy of a round's evaluation and how many sites reported one. */
-export function federatedAccuracy(round: RoundRecord | undefined, config: ExperimentConfig): { accuracy: number | null; sites: number } {
+export function federatedAccuracy(round: RoundRecord | null | undefined, config: ExperimentConfig): { accuracy: number | null; sites: number } {
   let sites = 0;
   let n = 0;
   let sum = 0;
@@ -31,15 +32,15 @@ export function federatedAccuracy(round: RoundRecord | undefined, config: Experi
 }
 
 /** The gate's decision about `versionId` of `exp`, against the currently deployed version. */
-export function gateDecision(data: StoreData, exp: ExperimentRecord, versionId: string, deployed: string | null): GateDecision {
+export async function gateDecision(store: CoordinatorStore, exp: ExperimentRecord, versionId: string, deployed: string | null): Promise<GateDecision> {
   const { minSites, tolerance } = gateSettings(exp.config);
-  const round = data.rounds.find((r) => r.experiment === exp.id && r.versionId === versionId);
+  const round = await roundOf(store, exp.id, versionId);
   const { accuracy, sites } = federatedAccuracy(round, exp.config);
   const base = { version: versionId, experiment: exp.id, round: round?.round ?? 0, accuracy, sites, at: new Date().toISOString() };
   if (accuracy === null || sites < minSites) {
     return { ...base, decision: 'held', baseline: null, reason: `its federated evaluation has accuracy from ${sites} site(s); the deployment gate needs at least ${minSites} (gate.minSites)` };
   }
-  const baseline = baselineOf(data, exp, deployed);
+  const baseline = await baselineOf(store, exp, deployed);
   const threshold = baseline.version ? baseline.accuracy - tolerance : baseline.accuracy + tolerance;
   const against = baseline.version ? `deployed version ${baseline.version.slice(0, 12)}'s ${baseline.accuracy.toFixed(4)} − tolerance ${tolerance}` : `chance (${baseline.accuracy.toFixed(4)}, nothing deployed with a federated evaluation) + tolerance ${tolerance}`;
   const measured = `accuracy ${accuracy.toFixed(4)} over ${sites} site(s)`;
@@ -49,12 +50,18 @@ export function gateDecision(data: StoreData, exp: ExperimentRecord, versionId: 
 }
 
 /** The deployed version's federated accuracy, or chance when there is none to compare with. */
-function baselineOf(data: StoreData, exp: ExperimentRecord, deployed: string | null): { version: string | null; accuracy: number } {
+async function baselineOf(store: CoordinatorStore, exp: ExperimentRecord, deployed: string | null): Promise<{ version: string | null; accuracy: number }> {
   if (deployed) {
-    const v = data.versions.find((x) => x.id === deployed);
-    const owner = data.experiments.find((e) => e.id === v?.experiment);
-    const evaluated = federatedAccuracy(data.rounds.find((r) => r.experiment === v?.experiment && r.versionId === deployed), owner?.config ?? exp.config);
+    const v = await store.version(deployed);
+    const owner = store.data.experiments.find((e) => e.id === v?.experiment);
+    const evaluated = federatedAccuracy(v ? await roundOf(store, v.experiment, deployed) : null, owner?.config ?? exp.config);
     if (evaluated.accuracy !== null) return { version: deployed, accuracy: evaluated.accuracy };
   }
   return { version: null, accuracy: 1 / Math.max(2, numClassesOf(exp.spec)) };
+}
+
+/** The round of `experiment` that published `versionId`. */
+async function roundOf(store: CoordinatorStore, experiment: string, versionId: string): Promise<RoundRecord | null> {
+  const r = await store.roundOfVersion(versionId);
+  return r?.experiment === experiment ? r : null;
 }

@@ -37,6 +37,7 @@ interface EncodedUpdate {
 
 export class OtaPublisher {
   private readonly cache = new Map<string, EncodedUpdate>();
+  private readonly signing = new Map<string, Promise<SignedManifest>>();
   /** The fetch each site is being served (a newer fetch or offer supersedes it). */
   private readonly serving = new Map<string, { version: string; cancelled: boolean }>();
   /** OTA bytes sent per site since start (payload bytes of model_chunk frames). */
@@ -57,19 +58,32 @@ export class OtaPublisher {
    * The version's manifest signed for `release`, made (and persisted) when first needed; made
    * again with the current key after a key rotation.
    */
-  async signedManifest(versionId: string, release: number): Promise<SignedManifest> {
-    const v = this.version(versionId);
+  signedManifest(versionId: string, release: number): Promise<SignedManifest> {
+    // Offers to many sites at once share one signing (and one manifest, one releasedAt).
+    const key = `${versionId}:${release}:${this.federation.certificate?.body.serial ?? '-'}`;
+    let signing = this.signing.get(key);
+    if (!signing) {
+      signing = this.sign(versionId, release).finally(() => this.signing.delete(key));
+      this.signing.set(key, signing);
+    }
+    return signing;
+  }
+
+  private async sign(versionId: string, release: number): Promise<SignedManifest> {
+    const v = await this.version(versionId);
     const certificate = this.federation.certificate;
     if (!certificate) throw new Error('this coordinator is not certified by the federation admin: it signs no manifests');
     if (v.signed && v.signed.manifest.release === release && v.signed.certificate?.body.serial === certificate.body.serial) return v.signed;
     if (v.paramsSha256 === null) throw new Error(`version ${v.id} is encrypted (CKKS) and cannot be signed by the coordinator`);
-    const round = this.store.data.rounds.find((r) => r.experiment === v.experiment && r.versionId === v.id);
+    const published = await this.store.roundOfVersion(v.id);
+    const round = published?.experiment === v.experiment ? published : null;
     const m = round?.evalMetrics ?? round?.fitMetrics;
     const metrics: Record<string, number> = {};
     if (m) for (const [k, x] of Object.entries(m)) if (typeof x === 'number' && Number.isFinite(x)) metrics[k] = x;
     const releasedAt = v.signed?.manifest.release === release ? v.signed.manifest.releasedAt : new Date().toISOString();
     const signed = signManifest(this.federation.signingKey, certificate, { id: v.id, parent: v.parent, experiment: v.experiment, round: v.round, specHash: v.specHash, paramsSha256: v.paramsSha256, metrics, createdAt: v.createdAt, release, releasedAt });
-    await this.store.update(() => (v.signed = signed));
+    v.signed = signed;
+    await this.store.writeHistory({ versions: [v] });
     return signed;
   }
 
@@ -81,7 +95,7 @@ export class OtaPublisher {
       void this.signedManifest(target.version, target.release)
         .then(async (signed) => {
           await this.deployment.noteOffered(site, target.version);
-          await this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(this.version(target.version)) });
+          await this.gateway.send(site, { type: 'model_offer', ...signed, spec: this.specOf(await this.version(target.version)) });
         })
         .catch((err: Error) => this.log.warn({ site, version: target.version, err: err.message }, 'model offer failed'));
     }
@@ -107,7 +121,7 @@ export class OtaPublisher {
   }
 
   /** The update from `base` to `version` (cached; deterministic, so a resumed fetch gets the same bytes). */
-  update(version: string, base: string | null): EncodedUpdate {
+  async update(version: string, base: string | null): Promise<EncodedUpdate> {
     // (signed with the current key: after a rotation the cached signatures are stale)
     const key = `${this.federation.certificate?.body.serial ?? '-'}:${base ?? '-'}>${version}`;
     const hit = this.cache.get(key);
@@ -116,9 +130,9 @@ export class OtaPublisher {
       this.cache.set(key, hit); // most recently used last
       return hit;
     }
-    const target = this.version(version);
+    const target = await this.version(version);
     const targetParams = this.store.loadParams(version, this.specOf(target));
-    const b = base ? this.store.data.versions.find((v) => v.id === base) : undefined;
+    const b = base ? await this.store.version(base) : null;
     // A delta only against a version of the same model (and one the coordinator still has).
     const baseParams = b && b.specHash === target.specHash ? this.store.loadParams(b.id, this.specOf(b)) : null;
     const bytes = encodeModelUpdate(targetParams, baseParams, { codec: 'deflate', targetSha256: target.paramsSha256 ?? undefined, baseSha256: b?.paramsSha256 ?? undefined });
@@ -146,7 +160,7 @@ export class OtaPublisher {
     // would let it reconstruct a model it was never sent (target − delta). Otherwise the full model.
     const base = m.base !== null && this.deployment.wasOffered(site, m.base) ? m.base : null;
     if (m.base !== null && base === null) this.log.warn({ site, version: m.version, base: m.base }, 'model fetch against a version never offered to this site: sending the full model');
-    const u = this.update(m.version, base);
+    const u = await this.update(m.version, base);
     if (m.offset > u.bytes.length) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `model_fetch offset ${m.offset} beyond the update's ${u.bytes.length} bytes`);
     this.log.info({ site, version: m.version, base: u.base, offset: m.offset, totalBytes: u.bytes.length }, m.offset > 0 ? 'model update resumed' : 'model update sending');
     for (let offset = m.offset; offset < u.bytes.length && !job.cancelled; offset += this.chunkBytes) {
@@ -158,8 +172,8 @@ export class OtaPublisher {
     if (!job.cancelled) this.onDelivered(site, m.version, u.bytes.length - m.offset);
   }
 
-  private version(id: string): VersionRecord {
-    const v = this.store.data.versions.find((x) => x.id === id);
+  private async version(id: string): Promise<VersionRecord> {
+    const v = await this.store.version(id);
     if (!v) throw new Error(`unknown model version ${id}`);
     return v;
   }

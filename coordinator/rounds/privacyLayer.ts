@@ -18,6 +18,7 @@ import { DEFAULT_ROUNDING_BETA } from '../../shared/secure/secagg/fixedPoint.js'
 import { SECAGG_DEFAULTS } from '../../shared/secure/secagg/secaggParams.js';
 import { exampleWeight } from '../experimentConfig.js';
 import type { ExperimentRecord, RoundRecord } from '../store/storeSchema.js';
+import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import { experimentPrivacy } from './privacyLedger.js';
 
 export class PrivacyLayer {
@@ -117,11 +118,14 @@ export class PrivacyLayer {
    * Updates (or their secure sum) were released to the coordinator: the round counts against the
    * experiment's budget, whether or not it goes on to publish. Charging twice is charging once.
    */
-  charge(allRounds: RoundRecord[]): void {
+  async charge(store: Pick<CoordinatorStore, 'chargedRounds' | 'writeHistory'>): Promise<void> {
     const p = this.record.privacy;
     if (!p || p.charged) return;
     p.charged = true;
-    p.epsilon = experimentPrivacy(this.exp, allRounds).epsilon ?? undefined;
+    const earlier = (await store.chargedRounds(this.exp.id)).filter((r) => r.round !== this.record.round);
+    p.epsilon = experimentPrivacy(this.exp, [...earlier, this.record]).epsilon ?? undefined;
+    // Durable now: a coordinator killed later in the round still counts it (recovery aborts it, charged).
+    await store.writeHistory({ rounds: [this.record] });
   }
 
   /** Adaptive clipping: records the noised fraction of unclipped updates and the next round's clip. */

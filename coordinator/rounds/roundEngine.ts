@@ -78,15 +78,24 @@ export class RoundEngine {
 
   /** After a restart: rounds left running are marked aborted (nothing was published for them). */
   async recover(): Promise<RoundRecord[]> {
-    const open = this.store.data.rounds.filter((r) => r.status === 'running');
+    // Each experiment's last round counts as just ended: an edge that reconnects with its result
+    // for it (the round it was working on when the coordinator went down) is told nothing and
+    // keeps its connection — an honest site after a crash, not a protocol violation.
+    for (const e of this.store.data.experiments) {
+      const last = await this.store.lastRoundNumber(e.id);
+      if (last > 0) this.recentlyEnded.set(e.id, last);
+    }
+    const open = await this.store.runningRounds();
     if (open.length === 0) return [];
-    await this.store.update(() => {
-      for (const r of open) {
-        r.status = 'aborted';
-        r.reason = 'coordinator restarted during the round; nothing was published for it';
-        r.endedAt = new Date().toISOString();
-      }
-    });
+    for (const r of open) {
+      r.status = 'aborted';
+      // A round killed after publishing keeps its version (the publish was one transaction).
+      r.reason = r.versionId
+        ? `coordinator restarted during the round, after it published version ${r.versionId} (its evaluation was cut short)`
+        : 'coordinator restarted during the round; nothing was published for it';
+      r.endedAt = new Date().toISOString();
+    }
+    await this.store.writeHistory({ rounds: open });
     for (const r of open) this.log.warn({ experiment: r.experiment, round: r.round }, 'round aborted: coordinator restarted during it');
     return open;
   }
@@ -101,13 +110,19 @@ export class RoundEngine {
   }
 
   /** Starts `count` rounds in the background; rejects if rounds of this experiment are running. */
-  start(experimentId: string, count: number): { experiment: string; firstRound: number; rounds: number } {
+  async start(experimentId: string, count: number): Promise<{ experiment: string; firstRound: number; rounds: number }> {
     const exp = this.experiment(experimentId);
     if (this.runs.has(exp.id)) throw new RoundError(`rounds of experiment ${exp.id} are already running`);
     if (this.runs.size > 0) throw new RoundError(`another experiment's rounds are running (${[...this.runs.keys()].join(', ')}); one experiment at a time`);
     const run: Run = { stop: false, reason: '' };
-    this.runs.set(exp.id, run);
-    const firstRound = this.nextRound(exp.id);
+    this.runs.set(exp.id, run); // before any await: a second start is refused
+    let firstRound: number;
+    try {
+      firstRound = await this.nextRound(exp.id);
+    } catch (err) {
+      this.runs.delete(exp.id);
+      throw err;
+    }
     void (async () => {
       try {
         for (let i = 0; i < count && !run.stop; i++) {
@@ -149,8 +164,8 @@ export class RoundEngine {
     return exp;
   }
 
-  private nextRound(experiment: string): number {
-    return 1 + Math.max(0, ...this.store.data.rounds.filter((r) => r.experiment === experiment).map((r) => r.round));
+  private async nextRound(experiment: string): Promise<number> {
+    return 1 + (await this.store.lastRoundNumber(experiment));
   }
 
   private findSite(name: string) {
@@ -163,7 +178,7 @@ export class RoundEngine {
     const cpu0 = process.cpuUsage();
     const strategy = this.strategies.of(exp);
     const protection = this.protections[exp.config.security ?? 'plain'];
-    const round = this.nextRound(exp.id);
+    const round = await this.nextRound(exp.id);
 
     // Sample: only sites the federation admin certified, and of those the ones the protection
     // admits (under CKKS, those holding the experiment's key).
@@ -207,7 +222,7 @@ export class RoundEngine {
       fit = await this.collect('fit', exp, record, sites, fitIns, run);
       const received = fit.delivered();
       // Updates seen one by one were released, whatever happens to the round now.
-      if (aggregation.revealsUpdates && received > 0) privacy.charge(this.store.data.rounds);
+      if (aggregation.revealsUpdates && received > 0) await privacy.charge(this.store);
       record.timings.fitMs = performance.now() - t0 - record.timings.configureMs;
       if (run.stop) return finish('aborted', run.reason);
       const aborted = aggregation.failure();
@@ -227,7 +242,7 @@ export class RoundEngine {
           privacy.recordSecureSum(described);
         }
       }
-      if (!aggregation.revealsUpdates) privacy.charge(this.store.data.rounds); // their secure sum was released
+      if (!aggregation.revealsUpdates) await privacy.charge(this.store); // their secure sum was released
     } finally {
       this.aggregation = null;
       aggregation.dispose?.();
@@ -245,7 +260,9 @@ export class RoundEngine {
       throw err;
     }
     record.timings.aggregateMs = performance.now() - t1;
+    const tp = performance.now();
     const versionId = await this.publish(exp, record, privacy, next);
+    record.timings.publishMs = performance.now() - tp;
     record.timings.persistedMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     // CPU the coordinator process spent on the round so far (all its threads), to tell its own
@@ -283,7 +300,7 @@ export class RoundEngine {
       bytesSent: 0,
       bytesReceived: 0,
     };
-    await this.store.update((d) => void d.rounds.push(record));
+    await this.store.writeHistory({ rounds: [record] });
     this.notify((o) => o.roundStarted(record));
     return record;
   }
@@ -295,7 +312,7 @@ export class RoundEngine {
     record.endedAt = new Date().toISOString();
     record.timings.totalMs = performance.now() - t0;
     this.recentlyEnded.set(exp.id, record.round);
-    await this.store.write();
+    await this.store.writeHistory({ rounds: [record] });
     this.notify((o) => o.roundEnded(exp, record));
     const log = status === 'completed' ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ experiment: exp.id, round: record.round, status, reason, ms: Math.round(record.timings.totalMs) }, `round ${record.round} ${status}`);
@@ -305,16 +322,20 @@ export class RoundEngine {
   /** Records the new version as the experiment's current one (the model blob is already stored). */
   private async publish(exp: ExperimentRecord, record: RoundRecord, privacy: PrivacyLayer, next: NextVersion): Promise<string> {
     const { version } = next;
-    await this.store.update((d) => {
-      d.versions.push({ ...version, experiment: exp.id, round: record.round, parent: exp.currentVersion, specHash: specHash(exp.spec), createdAt: new Date().toISOString() });
-      exp.currentVersion = version.id;
-      exp.roundsCompleted++;
-      privacy.published();
-      record.versionId = version.id;
-      for (const s of record.sites) if (s.phase === 'fit' && s.status === 'done') this.findSite(s.site)!.roundsJoined++;
-    });
+    // One transaction: the version, the round that made it, and the experiment now pointing at it.
+    const published = { ...version, experiment: exp.id, round: record.round, parent: exp.currentVersion, specHash: specHash(exp.spec), createdAt: new Date().toISOString() };
+    await this.store.update(
+      () => {
+        exp.currentVersion = version.id;
+        exp.roundsCompleted++;
+        privacy.published();
+        record.versionId = version.id;
+        for (const s of record.sites) if (s.phase === 'fit' && s.status === 'done') this.findSite(s.site)!.roundsJoined++;
+      },
+      { versions: [published], rounds: [record] },
+    );
     if (next.params) this.params.set(exp.id, next.params);
-    this.notify((o) => o.versionPublished(exp, record, version.id));
+    this.notify((o) => o.versionPublished(exp, record, published));
     return version.id;
   }
 
@@ -354,6 +375,8 @@ export class RoundEngine {
       observe: (entry) => this.notify((o) => o.phaseSite(kind, exp.id, record.round, entry)),
     });
     this.phase = phase;
+    // Which sites were asked is on disk before anything is sent (a crash leaves that record).
+    await this.store.writeHistory({ rounds: [record] });
     const before = sites.map((s) => this.gateway.bytes(s));
     const t0 = performance.now();
     for (const f of frames) markReleasable(f);

@@ -1,4 +1,11 @@
-/** The records the coordinator persists (lowdb JSON document). */
+/**
+ * The records the coordinator persists. Two kinds, by how they grow:
+ *   the document (StoreDocument): sites, tokens, experiments, the deployment's current state,
+ *     the federation's certificates — bounded by the federation's size, read and written whole;
+ *   history (RoundRecord, VersionRecord, DeploymentAction): one row per round, version and
+ *     deployment action, appended or updated by key and read by index (storeBackend.ts), so a
+ *     round's cost does not grow with the rounds before it.
+ */
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import type { WeightedMetrics } from '../../shared/aggregation/strategy.js';
 import type { ModelStatus, SiteMetrics } from '../../shared/protocol/messages.js';
@@ -167,6 +174,14 @@ export interface VersionRecord {
  * Which version each site's inference service should run: `current` for every site, except
  * the sites of a canary, which run the canary's version until it is promoted or rolled back.
  */
+export interface DeploymentAction {
+  at: string;
+  action: 'publish' | 'canary' | 'promote' | 'rollback' | 'held';
+  version: string | null;
+  sites?: string[];
+  reason?: string;
+}
+
 export interface DeploymentRecord {
   current: string | null;
   /**
@@ -180,8 +195,6 @@ export interface DeploymentRecord {
   canary: { version: string; sites: string[]; release?: number } | null;
   /** Earlier `current` versions, most recent last (for rollback). */
   previous: string[];
-  /** Every deployment action, oldest first. */
-  log: { at: string; action: 'publish' | 'canary' | 'promote' | 'rollback' | 'held'; version: string | null; sites?: string[]; reason?: string }[];
   /** The last version the deployment gate held back (cleared when a later version is deployed). */
   held?: GateDecision | null;
   /** The gate's last decision (deploy "gated"). */
@@ -217,13 +230,12 @@ export interface SiteModelRecord {
   lastRefusal?: { version: string; status: ModelStatus; reason?: string; at: string };
 }
 
-export interface StoreData {
-  format: 'fedmed.coordinator-store/1';
+/** The document: everything but history (see the header). */
+export interface StoreDocument {
+  format: 'fedmed.coordinator-store/2';
   sites: SiteRecord[];
   apiTokens: ApiTokenRecord[];
   experiments: ExperimentRecord[];
-  rounds: RoundRecord[];
-  versions: VersionRecord[];
   deployment?: DeploymentRecord;
   siteModels?: SiteModelRecord[];
   /** The versions offered to each site (model_offer), the latest last: the only bases its fetches may name. */
@@ -232,6 +244,13 @@ export interface StoreData {
   federation?: FederationRecord;
 }
 
-export function emptyStore(): StoreData {
-  return { format: 'fedmed.coordinator-store/1', sites: [], apiTokens: [], experiments: [], rounds: [], versions: [] };
+export function emptyDocument(): StoreDocument {
+  return { format: 'fedmed.coordinator-store/2', sites: [], apiTokens: [], experiments: [] };
+}
+
+/** History written with a document (in one transaction): rounds and versions upserted by key, actions appended. */
+export interface HistoryWrites {
+  rounds?: RoundRecord[];
+  versions?: VersionRecord[];
+  deploymentActions?: DeploymentAction[];
 }

@@ -82,7 +82,7 @@ describe('adversary: state files 0600 and dirs 0700 after a real round (coordina
     const edgeDir = join(t.dir, 'site-a');
     const c = count(dataDir);
     const e = count(edgeDir);
-    for (const f of ['fedmed.json', 'admin.token', 'coordinator-key.pem', 'coordinator.lock', `blobs/${version}.fmp`]) assert.ok(c.files.includes(f), `${f} in the data dir: ${c.files.join(', ')}`);
+    for (const f of ['fedmed.db', 'fedmed.db-wal', 'admin.token', 'coordinator-key.pem', 'coordinator.lock', `blobs/${version}.fmp`]) assert.ok(c.files.includes(f), `${f} in the data dir: ${c.files.join(', ')}`);
     for (const f of ['policy.json', `versions/${version}.fmp`, 'versions/active.json']) assert.ok(e.files.includes(f), `${f} in the state dir: ${e.files.join(', ')}`);
     assert.ok(e.files.some((f) => f.startsWith('models/')), `the model cache in the state dir: ${e.files.join(', ')}`);
     assert.deepEqual(loose(dataDir), [], `coordinator data dir (${c.files.length} files, ${c.dirs} dirs)`);

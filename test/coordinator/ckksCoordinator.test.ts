@@ -102,7 +102,7 @@ describe('coordinator under CKKS (in-process, instrumented)', function () {
     const exp = (res.json() as { id: string }).id;
     await c.rounds.start(exp, 2);
     await waitFor('2 rounds', () => !c.rounds.isRunning(exp), 180_000, 100);
-    const rounds = c.store.data.rounds.filter((r) => r.experiment === exp);
+    const rounds = (await c.store.rounds(exp));
     assert.deepEqual(rounds.map((r) => r.status), ['completed', 'completed'], JSON.stringify(rounds.map((r) => r.reason)));
     const m = rounds[0].sites.find((s) => s.site === 'mallory' && s.phase === 'fit')!;
     assert.equal(m.status, 'failed');
@@ -128,7 +128,7 @@ describe('coordinator under CKKS (in-process, instrumented)', function () {
       key.dispose();
     }
     // The store holds the encrypted aggregates and no plaintext version after round 0.
-    const versions = c.store.data.versions.filter((v) => v.experiment === exp);
+    const versions = (await c.store.versions(exp));
     assert.deepEqual(versions.map((v) => v.paramsSha256 === null), [false, true, true]);
     assert.ok(readFileSync(join(t.dir, 'coordinator', 'ckks-versions', `${versions[2].id}.fmck`)).byteLength > 0);
   });
