@@ -67,7 +67,12 @@ export class EdgeNode {
         onBytes: (n) => this.metrics.otaBytes.inc(n),
       },
     });
-    this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.client.site, event, ...detail })));
+    const log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.client.site, event, ...detail })));
+    // (a model swapped in the inference service is an audit entry too: edge-client/audit/)
+    this.log = (event, detail) => {
+      log(event, detail);
+      this.client.auditSources.observe(event, detail);
+    };
     this.model.onSwap = (from, to) => {
       if (from) this.metrics.swaps.inc();
       const m = this.model.current!;

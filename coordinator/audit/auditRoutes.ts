@@ -9,7 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiTokens } from '../apiTokens.js';
 import { roleGuard } from '../api/apiRoutes.js';
-import { AUDIT_TAIL, type AuditLog } from './auditLog.js';
+import { AUDIT_TAIL, type AuditLog } from '../../shared/audit/auditLog.js';
 
 export const AUDIT_DEFAULT_LIMIT = 100;
 

@@ -7,7 +7,7 @@ import type { CoordinatorFederation } from '../federation/coordinatorFederation.
 import { sha256Hex } from '../siteRegistry.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import type { ApiTokenRecord, RoundRecord } from '../store/storeSchema.js';
-import type { AuditLog } from './auditLog.js';
+import type { AuditLog } from '../../shared/audit/auditLog.js';
 
 const COORDINATOR = { kind: 'coordinator' } as const;
 

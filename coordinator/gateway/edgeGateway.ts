@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { NO_CHANNEL_BINDING, tlsChannelBinding } from '../../shared/protocol/channelBinding.js';
 import { DEFAULT_CHANNEL_LIMITS, type ChannelLimits, type FrameSocket } from '../../shared/protocol/messageChannel.js';
-import type { Message } from '../../shared/protocol/messages.js';
+import type { Message, MessageOf } from '../../shared/protocol/messages.js';
 import { CloseCode } from '../../shared/protocol/protocolError.js';
 import type { SiteRegistry } from '../siteRegistry.js';
 import type { CoordinatorFederation } from '../federation/coordinatorFederation.js';
@@ -60,6 +60,8 @@ export class EdgeGateway {
   modelEvents: GatewayEvents = { onMessage: () => {}, onDisconnect: () => {}, onConnect: () => {} };
   /** CKKS keys and encrypted model chains: `ckks_*` messages. */
   onCkksMessage: (site: string, message: Message, payload: Buffer) => void = () => {};
+  /** Audit anchoring: a site's signed audit chain head (`audit_head`; coordinator/audit/auditAnchoring.ts). */
+  onAuditHead: (site: string, message: MessageOf<'audit_head'>) => void = () => {};
   /** Told when a site's authenticated session opens (true) or closes (false): the event feed. Must not throw. */
   onSiteSession: (site: string, online: boolean) => void = () => {};
   /** Bytes of connections already closed (traffic() adds the open ones). */
@@ -240,6 +242,7 @@ export class EdgeGateway {
           this.onSiteSession(s.site!, true);
         },
         onMessage: (s, m, p) => {
+          if (m.type === 'audit_head') return this.onAuditHead(s.site!, m);
           if (m.type.startsWith('ckks_')) return this.onCkksMessage(s.site!, m, p);
           (m.type.startsWith('model_') ? this.modelEvents : this.events).onMessage(s.site!, m, p);
         },

@@ -4,7 +4,9 @@
  * bound to this connection; then the site proves its own identity), then trains on `fit_ins`
  * (in a worker thread, so heartbeats keep flowing) and answers `eval_ins` with metrics on its
  * local validation data. Only the delta `local - global`, the example count and aggregate
- * metrics leave the site, and only under the protection the site requires. Reconnects with
+ * metrics leave the site, and only under the protection the site requires. Its state changes go
+ * into the site's hash-chained audit log (STATE_DIR/audit.jsonl, edge-client/audit/), and the
+ * coordinator's signed audit chain heads are kept there (edgeAnchoring.ts). Reconnects with
  * exponential backoff and jitter; a revoked site or a coordinator that cannot prove itself
  * stops instead of retrying.
  */
@@ -40,6 +42,9 @@ import type { PrivacyMechanism } from '../../shared/privacy/privacyMechanism.js'
 import { EdgeSecAggSession } from './secAggSession.js';
 import { OtaApplier } from '../ota/otaApplier.js';
 import { VersionStore, type StoredVersion } from '../ota/versionStore.js';
+import { AuditLog, EDGE_OWNER } from '../../shared/audit/auditLog.js';
+import { EdgeAuditSources } from '../audit/edgeAuditSources.js';
+import { EdgeAnchoring } from '../audit/edgeAnchoring.js';
 
 export class EdgeStopped extends FedmedError {
   constructor(message: string) {
@@ -158,6 +163,12 @@ export class EdgeClient extends EventEmitter {
   private readonly transportWarning: string | null;
   /** Since when the coordinator link is up (null while disconnected). */
   connectedSince: string | null = null;
+  /** The site's hash-chained audit log (STATE_DIR/audit.jsonl). */
+  readonly audit: AuditLog;
+  /** Turns the events this client (and the edge node) log into audit entries. */
+  readonly auditSources: EdgeAuditSources;
+  private readonly anchoring: EdgeAnchoring;
+  private started = false;
 
   constructor(private readonly o: EdgeClientOptions) {
     super();
@@ -185,12 +196,28 @@ export class EdgeClient extends EventEmitter {
     });
     this.ckks = new EdgeCkks(this.state.ckksDir, this.site, this.trust, () => this.siteEncryptionKey(), (m) => (this.channel && !this.channel.isClosed ? this.channel.send(m) : Promise.reject(new Error('not connected'))));
     this.trainer = o.trainer ?? new DataParallelTrainer({ workers: o.workers ?? 1, backend: o.backend ?? 'wasm' });
-    this.log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
+    const log = o.log ?? ((event, detail) => console.log(JSON.stringify({ time: new Date().toISOString(), site: this.site, event, ...detail })));
+    this.audit = AuditLog.open(o.stateDir, { warn: (d, message) => log('audit_warning', { ...d, message }), error: (d, message) => log('audit_error', { ...d, message }) }, EDGE_OWNER);
+    this.auditSources = new EdgeAuditSources(this.audit);
+    // Every event logged is also offered to the audit layer (which keeps the state changes).
+    this.log = (event, detail) => {
+      log(event, detail);
+      this.auditSources.observe(event, detail);
+    };
+    this.anchoring = new EdgeAnchoring({
+      audit: this.audit,
+      site: this.site,
+      identity: this.state.load().identity.privateKey,
+      send: (m) => (this.channel && !this.channel.isClosed && this.session ? this.channel.send(m) : Promise.reject(new Error('not connected'))),
+      log: (event, detail) => this.log(event, detail),
+    });
     this.rules = new SiteRules(o.stateDir, o.policy ?? defaultPolicy(), (event, detail) => this.log(event, detail));
   }
 
   start(): void {
     this.stopped = false;
+    if (!this.started) this.auditSources.started(this.site, this.audit.integrity());
+    this.started = true;
     if (this.transportWarning) this.log('insecure_transport', { warning: this.transportWarning });
     this.connect();
   }
@@ -208,6 +235,9 @@ export class EdgeClient extends EventEmitter {
     this.socket?.terminate();
     this.ckks.close();
     await this.trainer.close();
+    this.anchoring.flush();
+    if (this.started) this.auditSources.stopping(this.site);
+    await this.audit.close();
   }
 
   private connect(): void {
@@ -356,6 +386,8 @@ export class EdgeClient extends EventEmitter {
         return this.ota.onOffer(m);
       case 'model_chunk':
         return this.ota.onChunk(m, payload);
+      case 'audit_head':
+        return this.anchoring.onCoordinatorHead(m, this.session ? { key: this.session.coordinatorKey, publicKeyB64: this.session.coordinator.publicKey } : null);
       case 'secagg_roster':
       case 'secagg_relay':
       case 'secagg_consistency':
@@ -534,7 +566,7 @@ export class EdgeClient extends EventEmitter {
 
   private deliver(reply: { message: Message; payload?: Uint8Array }): void {
     if (this.channel && !this.channel.isClosed) {
-      this.channel.send(reply.message, reply.payload).catch((err: Error) => {
+      this.channel.send(reply.message, reply.payload).then(() => this.resultSent(reply.message), (err: Error) => {
         if (err instanceof ProtocolError && err.closeCode === CloseCode.PROTOCOL_ERROR) {
           // Our own message failed validation (e.g. a NaN loss): report the failure instead.
           const m = reply.message as { experiment?: string; round?: number };
@@ -545,6 +577,12 @@ export class EdgeClient extends EventEmitter {
     } else {
       this.pending = reply; // rejoin: send after reconnecting, if the round is still open
     }
+  }
+
+  /** A result went out: the audit entry of an update, and this site's signed audit head after it. */
+  private resultSent(m: Message): void {
+    if (m.type === 'fit_res') this.log('update_sent', { experiment: m.experiment, round: m.round, numExamples: m.numExamples, masked: m.signature !== undefined });
+    if (m.type === 'fit_res' || m.type === 'fit_failed' || m.type === 'eval_res' || m.type === 'eval_failed') void this.anchoring.sendOwnHead();
   }
 
   private flushPending(): void {

@@ -5,9 +5,11 @@
  * certificate against the key (and that it names the URL being enrolled with), and only then
  * sends the token. It registers its new Ed25519 identity key and X25519 encryption key and
  * checks the coordinator's signed receipt. The admin then certifies the
- * keys (`fedmed site certify`), comparing the fingerprint printed here out of band.
+ * keys (`fedmed site certify`), comparing the fingerprint printed here out of band. The
+ * enrolment is the first entry of the site's audit log (STATE_DIR/audit.jsonl).
  */
 import { mkdirSync } from 'node:fs';
+import { AuditLog, EDGE_OWNER } from '../../shared/audit/auditLog.js';
 import { FedmedError } from '../../shared/errors.js';
 import { generateIdentity, publicKeyFromB64, saveIdentity } from '../../shared/secure/identity.js';
 import { generateEncryptionKey, saveEncryptionKey } from '../../shared/secure/ckks/siteEncryptionKey.js';
@@ -102,5 +104,9 @@ export async function enrollSite(coordinator: string, token: string, stateDir: s
   saveEncryptionKey(state.encryptionKeyPath, encryption);
   if (fed.body.revocations) new EdgeTrust(stateDir, adminPublicKey).acceptRevocations(fed.body.revocations as RevocationList);
   state.saveConfig({ format: SITE_CONFIG_FORMAT, site, coordinator, adminPublicKey, ...(o.insecureTransport ? { insecureTransport: true } : {}), enrolledAt: new Date().toISOString() });
+  // The first entry of the site's audit log (identifiers and fingerprints only: no key, no token).
+  const audit = AuditLog.open(stateDir, { warn: () => {}, error: (_d, msg) => process.stderr.write(`fedmed: warning: ${msg}\n`) }, EDGE_OWNER);
+  await audit.append({ actor: { kind: 'operator' }, action: 'site.enrolled', subject: site, details: { coordinator, coordinatorCertificate: serial, federation: join.adminFingerprint, fingerprint: siteKeysFingerprint(identity.publicKeyB64, encryption.publicB64) } });
+  await audit.close();
   return { site, adminFingerprint: join.adminFingerprint, coordinatorCertificateSerial: serial, identityKey: identity.publicKeyB64, encryptionKey: encryption.publicB64, siteFingerprint: siteKeysFingerprint(identity.publicKeyB64, encryption.publicB64), warning };
 }

@@ -72,6 +72,7 @@ export class OtaApplier {
   onOffer(m: MessageOf<'model_offer'>): void {
     const id = m.manifest.id;
     const signed: SignedManifest = { manifest: m.manifest, signature: m.signature, certificate: m.certificate };
+    this.o.log('ota_offered', { version: id, release: m.manifest.release });
     let spec: ModelSpec;
     try {
       verifyManifestSignature(this.o.trust, signed);

@@ -174,6 +174,7 @@ export class SiteRules {
   /** Charges the ledger (on disk, synced) — call right before the release leaves. */
   charge(m: MessageOf<'fit_ins'>, plan: FitPlan, mechanisms: PrivacyMechanism[]): void {
     this.ledger.charge(m.experiment, m.round, mechanisms);
+    this.log('privacy_charged', { experiment: m.experiment, round: m.round, mechanisms: mechanisms.length, spent: this.ledger.spent(), experimentSpent: this.ledger.spent(m.experiment), delta: this.ledger.budget.delta });
     // The round's evaluation was paid with it (releaseCosts): one evaluation of this round may leave.
     if (plan.policy.release.dp.metrics === 'noised') this.security.recordEvaluationPaid(m.experiment, m.round, m.privacy!.noiseMultiplier);
   }

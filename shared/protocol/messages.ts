@@ -34,6 +34,12 @@
  * `model_fetch` (from byte `offset` of the update against the version the edge holds, so a cut
  * download resumes) -> `model_chunk`s (+ bytes of the update; each names the update's signed
  * length and hash) -> `model_status` (active, refused with the reason, rolled back).
+ *
+ * Audit anchoring (shared/audit/auditHead.ts): `audit_head` in either direction carries the
+ * sender's signed audit chain head — from the coordinator (its certified key) at each site's
+ * connection, at each round's start and end and periodically; from a site (its enrolled key)
+ * after it recorded a coordinator head and after each result it sends. Each side checks the
+ * signature and records the head in its own audit log.
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CloseCode, ProtocolError } from './protocolError.js';
@@ -119,7 +125,9 @@ export type Message =
   | { type: 'model_fetch'; version: string; base: string | null; offset: number }
   /** signature: the coordinator's over (version, base, totalBytes, sha256) — the update's exact length and hash. */
   | { type: 'model_chunk'; version: string; base: string | null; offset: number; totalBytes: number; sha256: string; signature: string }
-  | { type: 'model_status'; version: string; status: ModelStatus; reason?: string };
+  | { type: 'model_status'; version: string; status: ModelStatus; reason?: string }
+  /** The sender's signed audit chain head: the seq and hash of its log's last entry, when it was signed. */
+  | { type: 'audit_head'; seq: number; hash: string; at: string; signature: string };
 
 /** What an edge reports about a version it was offered. */
 /** held: stored and verified, not serving: the site's policy deploys only by its operator's hand. */
@@ -172,6 +180,7 @@ const siteList = { type: 'array', maxItems: 255, uniqueItems: true, items: id };
 const shareList = { type: 'array', maxItems: 255, items: { type: 'object', additionalProperties: false, required: ['of', 'share'], properties: { of: id, share: { type: 'string', pattern: '^[A-Za-z0-9_-]{44}$' } } } };
 const box = { type: 'string', pattern: '^[A-Za-z0-9_-]{126}$' };
 const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' };
+const isoTime = { type: 'string', maxLength: 40, pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$' };
 const signedDocument = SIGNED_DOCUMENT_SCHEMA;
 const signatures = { type: 'array', maxItems: 255, items: { type: 'object', additionalProperties: false, required: ['site', 'signature'], properties: { site: id, signature } } };
 
@@ -266,6 +275,7 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
   model_offer: schema('model_offer', { manifest: MANIFEST_SCHEMA, signature, certificate: signedDocument, spec: { type: 'object' } }, ['manifest', 'signature', 'certificate', 'spec']),
   model_fetch: schema('model_fetch', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 } }, ['version', 'base', 'offset']),
   model_chunk: schema('model_chunk', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 }, totalBytes: { type: 'integer', minimum: 1, maximum: 2 ** 31 }, sha256: hex64, signature }, ['version', 'base', 'offset', 'totalBytes', 'sha256', 'signature']),
+  audit_head: schema('audit_head', { seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }, hash: hex64, at: isoTime, signature }, ['seq', 'hash', 'at', 'signature']),
   model_status: schema('model_status', { version: hex64, status: { enum: ['downloading', 'active', 'held', 'refused', 'rolled_back'] }, reason: { type: 'string', maxLength: 2000 } }, ['version', 'status']),
 };
 

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson, GENESIS, sha256, verifyChain, type AuditEntry } from '../../../coordinator/audit/auditChain.js';
-import { AuditLog } from '../../../coordinator/audit/auditLog.js';
+import { canonicalJson, GENESIS, sha256, verifyChain, type AuditEntry } from '../../../shared/audit/auditChain.js';
+import { AuditLog } from '../../../shared/audit/auditLog.js';
 import { makeTempDir } from '../../helpers/paths.js';
 
 const quiet = { warn: () => {}, error: () => {} };
