@@ -95,7 +95,19 @@ if (only === 'history') {
   // Long: 4,000 rounds (about 11 min on 2 cores); not part of the default run. FEDMED_BENCH_HISTORY_ROUNDS overrides.
   const rounds = Number(process.env.FEDMED_BENCH_HISTORY_ROUNDS ?? (quick ? 400 : 4000));
   result.history = benchHistory({ rounds });
-  if (process.env.FEDMED_BENCH_DATABASE) result.historyPostgres = benchHistory({ rounds, database: process.env.FEDMED_BENCH_DATABASE });
+  // FEDMED_BENCH_DATABASE=postgres://… (an empty database), or "local": a throwaway server (Debian's binaries).
+  const database = process.env.FEDMED_BENCH_DATABASE;
+  if (database === 'local') {
+    const { postgresBinDir, startPostgres } = await import('../test/helpers/postgresServer.js');
+    const bin = postgresBinDir();
+    if (!bin) throw new Error('FEDMED_BENCH_DATABASE=local needs PostgreSQL binaries (Debian: apt install postgresql)');
+    const server = await startPostgres(bin);
+    try {
+      result.historyPostgres = benchHistory({ rounds, database: await server.createDatabase('fedmed_history') });
+    } finally {
+      await server.stop();
+    }
+  } else if (database) result.historyPostgres = benchHistory({ rounds, database });
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

@@ -125,6 +125,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   gateway.onCkksMessage = (site, m) => ckks.onMessage(site, m);
   federation.onRevocations = (list, revoked) => announceRevocations(gateway, list, revoked);
   const rounds = new RoundEngine(store, gateway, federation, app.log);
+  app.log.info({ store: store.location }, 'store opened'); // (a database URL without its password)
   const aborted = await rounds.recover();
   // Deployment changes are offered to the affected sites (the callback runs only after setup).
   const deployment = new Deployment(store, (changed) => publisher.offer(changed));
@@ -153,6 +154,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const url = `${https ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
   app.log.info({ url, dataDir: o.dataDir, coordinatorKey: federation.keys.current.publicKeyB64, federation: federation.adminFingerprint, summation: rounds.summation }, 'coordinator listening');
   if (!federation.certificate) app.log.warn({ coordinatorKey: federation.keys.current.publicKeyB64 }, 'this coordinator has no certificate from a federation admin: no site can enrol or connect until the admin runs "fedmed federation certify-coordinator"');
+  // A run a crash (or a shutdown) cut short goes on once its sites are back (rounds/roundEngine.ts).
+  await rounds.resumeInterruptedRuns(() => gateway.readySites().length);
   let closing: Promise<void> | null = null;
   return {
     app,
@@ -170,8 +173,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
     audit,
     close(reason = 'coordinator shutting down') {
       closing ??= (async () => {
-        for (const e of store.data.experiments) rounds.stop(e.id, reason);
+        for (const e of store.data.experiments) rounds.stop(e.id, reason, { shutdown: true });
         await gateway.close(reason);
+        await rounds.settled(); // the open round's record is written before the store closes
         await app.close();
         await anchoring.close();
         void audit.append({ actor: { kind: 'coordinator' }, action: 'coordinator.stopped', subject: 'coordinator', details: { reason: reason.slice(0, 300) } });

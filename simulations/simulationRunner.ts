@@ -206,17 +206,16 @@ export async function runSimulation(config: SimulationConfig, o: SimulationOptio
         // One round at a time, each after every site is back (sites dropped by a fault reconnect
         // within the backoff), so that sampling sees the same sites in every replay.
         await allOnline(15_000);
-        const round = (await coordinator.store.lastRoundNumber(experiment)) + 1;
+        let round = (await coordinator.store.lastRoundNumber(experiment)) + 1;
         await coordinator.rounds.start(experiment, 1);
         if (config.faults.coordinatorRestartAtRound === round) {
           // Restart while the round's fit phase is open: the round is aborted, and redone.
           while (coordinator.rounds.isRunning(experiment) && !((await coordinator.store.round(experiment, round))?.sites.length ?? 0)) await sleep(5);
           await restart();
           restarts++;
-          i--;
-          await allOnline(30_000);
           o.onProgress?.({ run: label, runIndex, runs: config.strategies.length, round, rounds: config.rounds, status: 'aborted', accuracy: null });
-          continue;
+          // The restarted coordinator resumes the run: it redoes the round as the next one.
+          round++;
         }
         while (coordinator.rounds.isRunning(experiment)) await sleep(10);
         const record = await coordinator.store.round(experiment, round);

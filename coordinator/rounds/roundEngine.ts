@@ -39,7 +39,10 @@ import { siteText } from './siteText.js';
 
 export { RoundError, strategyFor };
 
-type Run = { stop: boolean; reason: string };
+type Run = { stop: boolean; reason: string; shutdown?: boolean };
+
+/** A run is resumed after at most this many restarts during it. */
+const MAX_RESUMES = 3;
 type Log = { info(o: object, msg: string): void; warn(o: object, msg: string): void; error(o: object, msg: string): void };
 
 export class RoundEngine {
@@ -50,6 +53,8 @@ export class RoundEngine {
   private phase: RoundPhase | null = null;
   /** Rounds recently finished per experiment, to recognise late (not malicious) results. */
   private readonly recentlyEnded = new Map<string, number>();
+  /** The runs' background loops (settled() waits for them). */
+  private readonly running = new Set<Promise<void>>();
   private readonly params = new Map<string, Float32Array>();
   private readonly strategies: ExperimentStrategies;
   /** Called when a round has published (and evaluated) a new version. */
@@ -112,38 +117,102 @@ export class RoundEngine {
   /** Starts `count` rounds in the background; rejects if rounds of this experiment are running. */
   async start(experimentId: string, count: number): Promise<{ experiment: string; firstRound: number; rounds: number }> {
     const exp = this.experiment(experimentId);
-    if (this.runs.has(exp.id)) throw new RoundError(`rounds of experiment ${exp.id} are already running`);
-    if (this.runs.size > 0) throw new RoundError(`another experiment's rounds are running (${[...this.runs.keys()].join(', ')}); one experiment at a time`);
-    const run: Run = { stop: false, reason: '' };
-    this.runs.set(exp.id, run); // before any await: a second start is refused
+    this.claimRun(exp);
     let firstRound: number;
     try {
       firstRound = await this.nextRound(exp.id);
+      await this.store.update(() => void (exp.run = { rounds: count, firstRound, requestedAt: new Date().toISOString(), resumes: 0 }));
     } catch (err) {
       this.runs.delete(exp.id);
       throw err;
     }
-    void (async () => {
+    this.runInBackground(exp, count, null);
+    return { experiment: exp.id, firstRound, rounds: count };
+  }
+
+  /**
+   * After a restart (or a standby's takeover): an experiment whose run a crash cut short goes on
+   * — the aborted round is redone, then the rounds left — once enough sites are back (waiting up
+   * to the experiment's deadline for them). A run resumed MAX_RESUMES times is not resumed again
+   * (something in it keeps stopping the coordinator); that is logged and the run ends. Returns
+   * the experiments whose run resumes (already running when this returns).
+   */
+  async resumeInterruptedRuns(readySites: () => number): Promise<string[]> {
+    const resumed: string[] = [];
+    for (const exp of this.store.data.experiments) {
+      const run = exp.run;
+      if (!run || this.runs.size > 0) continue;
+      // The run's rounds (by index: the latest ones, from its first).
+      const last = await this.store.lastRoundNumber(exp.id);
+      const ours = (await this.store.rounds(exp.id, { limit: Math.max(1, last - run.firstRound + 1) })).filter((r) => r.round >= run.firstRound);
+      const completed = ours.filter((r) => r.status === 'completed').length;
+      // A failed round ended the run (as it would have without the crash).
+      if (completed >= run.rounds || ours.some((r) => r.status === 'failed') || run.resumes >= MAX_RESUMES) {
+        if (run.resumes >= MAX_RESUMES) this.log.error({ experiment: exp.id, resumes: run.resumes }, `run not resumed: the coordinator restarted ${run.resumes} times during it`);
+        await this.store.update(() => delete exp.run);
+        continue;
+      }
+      const cut = ours[ours.length - 1]?.status === 'aborted' ? ours[ours.length - 1].round : null;
+      this.claimRun(exp);
+      await this.store.update(() => void (run.resumes += 1));
+      resumed.push(exp.id);
+      this.log.warn({ experiment: exp.id, redoes: cut, rounds: run.rounds - completed }, 'run resumed after a restart');
+      const until = Date.now() + exp.config.deadlineSeconds * 1000;
+      const sitesBack = async (r: Run) => {
+        while (readySites() < exp.config.minFitClients && Date.now() < until && !r.stop) await new Promise((f) => setTimeout(f, 200));
+      };
+      this.runInBackground(exp, run.rounds - completed, cut, sitesBack);
+    }
+    return resumed;
+  }
+
+  /** Registers the experiment's run (before any await: a second start is refused). */
+  private claimRun(exp: ExperimentRecord): Run {
+    if (this.runs.has(exp.id)) throw new RoundError(`rounds of experiment ${exp.id} are already running`);
+    if (this.runs.size > 0) throw new RoundError(`another experiment's rounds are running (${[...this.runs.keys()].join(', ')}); one experiment at a time`);
+    const run: Run = { stop: false, reason: '' };
+    this.runs.set(exp.id, run);
+    return run;
+  }
+
+  /** Resolves when every run has ended (after stop(): the coordinator's shutdown waits for it before closing the store). */
+  async settled(): Promise<void> {
+    await Promise.all(this.running);
+  }
+
+  private runInBackground(exp: ExperimentRecord, count: number, redoes: number | null, before?: (run: Run) => Promise<void>): void {
+    const run = this.runs.get(exp.id)!;
+    const done = (async () => {
       try {
+        await before?.(run);
         for (let i = 0; i < count && !run.stop; i++) {
-          const record = await this.runRound(exp, run);
+          const record = await this.runRound(exp, run, i === 0 ? redoes : null);
           if (record.status !== 'completed') break;
         }
+        // Ended (all rounds, a failed round, or stopped): nothing to resume. A coordinator
+        // shutting down leaves it, so that its next start goes on.
+        if (!run.shutdown) await this.store.update(() => delete exp.run);
       } catch (err) {
         this.log.error({ experiment: exp.id, err: (err as Error).message }, 'round run failed');
       } finally {
         this.runs.delete(exp.id);
       }
     })();
-    return { experiment: exp.id, firstRound, rounds: count };
+    this.running.add(done);
+    void done.finally(() => this.running.delete(done));
   }
 
-  /** Stops an experiment's rounds: the open round is aborted (nothing published), no new round starts. */
-  stop(experimentId: string, reason = 'stopped by the researcher'): boolean {
+  /**
+   * Stops an experiment's rounds: the open round is aborted (nothing published), no new round
+   * starts. `shutdown`: the coordinator is stopping — the run stays recorded and its next start
+   * resumes it; otherwise (a researcher's stop) the run ends.
+   */
+  stop(experimentId: string, reason = 'stopped by the researcher', o: { shutdown?: boolean } = {}): boolean {
     const run = this.runs.get(experimentId);
     if (!run) return false;
     run.stop = true;
     run.reason = reason;
+    run.shutdown = o.shutdown === true;
     if (this.phase?.experiment === experimentId) this.phase.done();
     return true;
   }
@@ -173,7 +242,7 @@ export class RoundEngine {
   }
 
   /** One round: sample → configure → collect (fit) → aggregate → publish → evaluate. */
-  private async runRound(exp: ExperimentRecord, run: Run): Promise<RoundRecord> {
+  private async runRound(exp: ExperimentRecord, run: Run, redoes: number | null = null): Promise<RoundRecord> {
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const strategy = this.strategies.of(exp);
@@ -185,7 +254,7 @@ export class RoundEngine {
     const certified = this.certifiedSites(exp, this.gateway.readySites());
     const available = protection.eligible(exp, certified);
     const { sites, config } = strategy.configureFit(round, available);
-    const record = await this.openRecord(exp.id, round);
+    const record = await this.openRecord(exp.id, round, redoes);
     const finish = (status: RoundRecord['status'], reason: string | null) => this.finish(exp, record, t0, status, reason);
     if (sites.length < exp.config.minFitClients) {
       const uncertified = this.gateway.readySites().length - certified.length;
@@ -284,7 +353,7 @@ export class RoundEngine {
   }
 
   /** The record of a round that starts now (persisted before anything is sent). */
-  private async openRecord(experiment: string, round: number): Promise<RoundRecord> {
+  private async openRecord(experiment: string, round: number, redoes: number | null): Promise<RoundRecord> {
     const record: RoundRecord = {
       experiment,
       round,
@@ -299,6 +368,7 @@ export class RoundEngine {
       timings: {},
       bytesSent: 0,
       bytesReceived: 0,
+      ...(redoes !== null ? { redoes } : {}),
     };
     await this.store.writeHistory({ rounds: [record] });
     this.notify((o) => o.roundStarted(record));

@@ -85,6 +85,20 @@ export interface ExperimentRecord {
   roundsCompleted: number;
   /** Adaptive clipping: the clip norm for the next round (absent: the configured clip). */
   clip?: number;
+  /**
+   * The run of rounds a researcher started and that has not ended (persisted, so a coordinator
+   * that crashed — or a standby taking over — redoes the round cut short and goes on).
+   */
+  run?: RunRecord;
+}
+
+export interface RunRecord {
+  /** Rounds asked for, and the number of the first. */
+  rounds: number;
+  firstRound: number;
+  requestedAt: string;
+  /** How many times a restart resumed it (a run that keeps crashing the coordinator is not resumed again). */
+  resumes: number;
 }
 
 export type RoundStatus = 'running' | 'completed' | 'failed' | 'aborted';
@@ -149,6 +163,8 @@ export interface RoundRecord {
       beta: number;
     };
   };
+  /** This round redoes round N, which a coordinator restart cut short. */
+  redoes?: number;
   /** Secure aggregation of the round (absent = plain): threshold, contributors, phase timings. */
   security?: { mode: string } & Record<string, unknown>;
   bytesSent: number;

@@ -5,8 +5,9 @@
  * published (deployment and OTA to the edges) — and restarted on the same data dir each time.
  * After every restart: the store opens; every version seen before the kill is there with
  * byte-identical parameters; every version has its blob and every round's version is a known
- * version; no round is left running, and the one the kill interrupted says it was aborted by
- * the restart; the audit log verifies; and the next round runs (the next trial's, and a last one).
+ * version; the run goes on by itself — the round the kill interrupted says it was aborted by the
+ * restart and a later round redid it, and the run's 2 rounds complete; nothing is left running;
+ * the audit log verifies; and a last round runs after the 20th restart.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -25,6 +26,7 @@ interface RoundView {
   status: string;
   reason: string | null;
   versionId: string | null;
+  redoes?: number;
 }
 
 /** A seeded generator (mulberry32): the trials' kill points are the same in every run. */
@@ -112,7 +114,7 @@ describe('crash safety: the coordinator SIGKILLed at 20 random points mid-round,
       edges.push(spawnCli(['edge', 'start', '--state-dir', stateDir, '--data', data, '--serve-port', String(await freePort()), '--serve-no-auth']));
     }
     await waitFor('2 edges online', async () => (await onlineSites(coord)).length === 2);
-    experiment = await createExperiment(coord, { name: 'crash', model: { zoo: 'logreg', numFeatures: 8, numClasses: 2 }, deploy: 'auto', fit: { epochs: 40, batchSize: 8, learningRate: 0.05, optimizer: 'sgd' } });
+    experiment = await createExperiment(coord, { name: 'crash', model: { zoo: 'logreg', numFeatures: 8, numClasses: 2 }, deploy: 'auto', fit: { epochs: 20, batchSize: 8, learningRate: 0.05, optimizer: 'sgd' } });
   });
   after(async () => {
     for (const p of edges) await stopProc(p);
@@ -136,7 +138,7 @@ describe('crash safety: the coordinator SIGKILLed at 20 random points mid-round,
         assert.equal(p.status, 200);
         hashes.set(v.id, sha256(p.bytes));
       }
-      const started = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 3 });
+      const started = await call<{ firstRound: number }>(coord, 'POST', `/v1/experiments/${experiment}/rounds`, { rounds: 2 });
       assert.equal(started.status, 200, JSON.stringify(started.body));
       const round = started.body.firstRound;
       // The kill: after the point's event, plus a seeded delay.
@@ -155,7 +157,7 @@ describe('crash safety: the coordinator SIGKILLed at 20 random points mid-round,
         await events.next((e) => isRound(e) && e.type === 'phase' && e.phase === 'training' && e.status === 'done' && ++done === 2);
       } else await events.next((e) => isRound(e) && e.type === 'version');
       }
-      const delayMs = Math.floor(rand() * (point === 'fit' ? 100 : point === 'aggregate' ? 20 : 200));
+      const delayMs = Math.floor(rand() * (point === 'fit' ? 50 : point === 'aggregate' ? 20 : 200));
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       coord.child.kill('SIGKILL');
       await coord.exited;
@@ -169,6 +171,8 @@ describe('crash safety: the coordinator SIGKILLed at 20 random points mid-round,
         assert.equal(p.status, 200, `trial ${trial}: version ${v} lost`);
         assert.equal(sha256(p.bytes), h, `trial ${trial}: version ${v} changed`);
       }
+      // The run goes on by itself once the edges are back: the cut round is redone, then the rest.
+      await waitFor('the resumed run to end', async () => !(await call<{ running: boolean }>(coord, 'GET', `/v1/experiments/${experiment}`)).body.running, 60_000, 100);
       // Every version has its blob; every round's version and the experiment's current version are versions.
       const versions = new Set((await call<{ id: string }[]>(coord, 'GET', `/v1/experiments/${experiment}/versions`)).body.map((v) => v.id));
       for (const v of versions) assert.ok(existsSync(join(dataDir, 'blobs', `${v}.fmp`)), `trial ${trial}: version ${v} without its blob`);
@@ -176,14 +180,16 @@ describe('crash safety: the coordinator SIGKILLed at 20 random points mid-round,
       for (const r of rounds) if (r.versionId) assert.ok(versions.has(r.versionId), `trial ${trial}: round ${r.round} names a missing version`);
       const exp = (await call<{ currentVersion: string }>(coord, 'GET', `/v1/experiments/${experiment}`)).body;
       assert.ok(versions.has(exp.currentVersion), `trial ${trial}: the current version is missing`);
-      // Nothing left running; the round the kill cut short says why.
+      // Nothing left running; the round the kill cut short says why, and a completed round redid it.
       assert.deepEqual(rounds.filter((r) => r.status === 'running'), [], `trial ${trial}`);
-      const cut = rounds.filter((r) => r.round >= round && r.status !== 'completed');
-      for (const r of cut) {
+      const run = rounds.filter((r) => r.round >= round);
+      for (const r of run.filter((x) => x.status !== 'completed')) {
         assert.equal(r.status, 'aborted', `trial ${trial}: round ${r.round} ${r.status}: ${r.reason}`);
         assert.match(r.reason ?? '', /coordinator restarted during the round/);
+        assert.equal(run.find((x) => x.redoes === r.round)?.status, 'completed', `trial ${trial}: round ${r.round} was not redone`);
         interrupted.push(`${point}:${r.round}`);
       }
+      assert.equal(run.filter((r) => r.status === 'completed').length, 2, `trial ${trial}: the run of 2 rounds completed despite the kill: ${JSON.stringify(run)}`);
       const audit = await runCli(['audit', 'verify', '--data-dir', dataDir]);
       assert.equal(audit.code, 0, `trial ${trial}: audit log: ${audit.stdout}${audit.stderr}`);
     }
