@@ -85,6 +85,9 @@ export class EdgeNode {
 
   async start(): Promise<void> {
     this.logHoldoutRules();
+    // What a crash mid-write left behind (temporary files, half-stored versions): never state, removed before anything is read or written.
+    const leftovers = [...new EdgeState(this.o.stateDir, this.o.modelCacheDir).removeStaleTempFiles(), ...this.store.removeCrashLeftovers().map((f) => join('versions', f))];
+    if (leftovers.length > 0) this.log('crash_leftovers_removed', { files: leftovers });
     await this.loadLastGood();
     if (this.o.serve) {
       this.service = await startInferenceService({

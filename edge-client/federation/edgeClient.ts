@@ -9,6 +9,15 @@
  * coordinator's signed audit chain heads are kept there (edgeAnchoring.ts). Reconnects with
  * exponential backoff and jitter; a revoked site or a coordinator that cannot prove itself
  * stops instead of retrying.
+ *
+ * Failover (a standby coordinator, README "Standby coordinator"): the edge knows several
+ * coordinator URLs — those given at start (`fedmed edge start --coordinator URL,URL`, else the
+ * one pinned at enrolment) and those the admin-signed coordinator certificate lists, learned at
+ * each handshake — and when a connection cannot be made or authenticated it tries the next one.
+ * Every URL passes the same checks as the enrolled one (TLS unless loopback or the site allowed
+ * plain transport) and every connection the same handshake (the certificate, verified against
+ * the pinned admin key, must name the URL dialled; channel binding): an unsigned URL is never
+ * trusted, it is only dialled.
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
@@ -49,6 +58,14 @@ import { EdgeAnchoring } from '../audit/edgeAnchoring.js';
 export class EdgeStopped extends FedmedError {
   constructor(message: string) {
     super('EDGE_STOPPED', message);
+  }
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return a === b;
   }
 }
 
@@ -102,6 +119,11 @@ export interface EdgeClientOptions {
    * one that trains on the calling thread, since its sites already run in worker threads.
    */
   trainer?: EdgeTrainer;
+  /**
+   * Coordinator URLs to use, in order of preference (default: the one pinned at enrolment); the
+   * URLs the coordinator's certificate lists are added as they are learned.
+   */
+  coordinatorUrls?: string[];
   /** Opens the connection to the coordinator (default: a WebSocket; the simulator: in-memory). */
   connect?: (url: URL) => ClientSocket;
   /** Simulated faults: asked before each protocol step; may delay it or drop the connection. */
@@ -147,8 +169,11 @@ export class EdgeClient extends EventEmitter {
   /** Training workers kept across rounds (starting one costs about a second). */
   private readonly trainer: EdgeTrainer;
   readonly site: string;
-  /** The coordinator URL pinned at enrolment. */
-  readonly coordinatorUrl: string;
+  /** The coordinator URLs this edge dials, in order (failover); `urlIndex` is the current one. */
+  private readonly urls: string[];
+  private urlIndex = 0;
+  /** The site allowed plain http/ws to a coordinator off this machine (at enrolment). */
+  private readonly insecureTransport: boolean;
   /** Applies the coordinator's signed model updates. */
   readonly ota: OtaApplier;
   /** CKKS keys and this site's decrypted copies of encrypted models. */
@@ -175,9 +200,11 @@ export class EdgeClient extends EventEmitter {
     this.state = new EdgeState(o.stateDir, o.modelCacheDir);
     const { config } = this.state.load();
     this.site = config.site;
-    this.coordinatorUrl = config.coordinator;
+    this.insecureTransport = config.insecureTransport === true;
+    this.urls = [...new Set(o.coordinatorUrls && o.coordinatorUrls.length > 0 ? o.coordinatorUrls : [config.coordinator])];
     // Refused here, before anything starts: plain http/ws to a remote coordinator without --insecure-transport.
-    this.transportWarning = checkCoordinatorUrl(config.coordinator, config.insecureTransport).warning;
+    const warnings = this.urls.map((u) => checkCoordinatorUrl(u, this.insecureTransport).warning).filter((w): w is string => w !== null);
+    this.transportWarning = warnings.length > 0 ? warnings.join('; ') : null;
     this.trust = o.trust ?? this.state.trust();
     this.ota = new OtaApplier({
       store: o.ota?.store ?? new VersionStore(o.stateDir),
@@ -214,6 +241,16 @@ export class EdgeClient extends EventEmitter {
     this.rules = new SiteRules(o.stateDir, o.policy ?? defaultPolicy(), (event, detail) => this.log(event, detail));
   }
 
+  /** The coordinator URL in use (or tried next). */
+  get coordinatorUrl(): string {
+    return this.urls[this.urlIndex];
+  }
+
+  /** Every coordinator URL this edge may fail over to, in order. */
+  get coordinatorUrls(): readonly string[] {
+    return this.urls;
+  }
+
   start(): void {
     this.stopped = false;
     if (!this.started) this.auditSources.started(this.site, this.audit.integrity());
@@ -242,7 +279,8 @@ export class EdgeClient extends EventEmitter {
 
   private connect(): void {
     const { config, identity } = this.state.load();
-    const url = new URL('/v1/edge', config.coordinator);
+    const coordinatorUrl = this.coordinatorUrl;
+    const url = new URL('/v1/edge', coordinatorUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket: ClientSocket = this.o.connect
       ? this.o.connect(url)
@@ -251,7 +289,7 @@ export class EdgeClient extends EventEmitter {
     const channel = new MessageChannel(socket);
     this.channel = channel;
     let binding: () => string = () => NO_CHANNEL_BINDING;
-    const handshake = new EdgeHandshake({ site: config.site, identity: identity.privateKey, trust: this.trust, coordinatorUrl: config.coordinator, channelBinding: () => binding(), log: (e, d) => this.log(e, d) });
+    const handshake = new EdgeHandshake({ site: config.site, identity: identity.privateKey, trust: this.trust, coordinatorUrl, channelBinding: () => binding(), log: (e, d) => this.log(e, d) });
     let lastHeard = Date.now();
     // The TLS socket the WebSocket runs on: its exporter value binds the handshake to this connection.
     socket.on('upgrade', (res) => {
@@ -287,7 +325,8 @@ export class EdgeClient extends EventEmitter {
         this.session = step.ready;
         this.attempt = 0;
         this.connectedSince = new Date().toISOString();
-        this.log('connected', { coordinator: config.coordinator, certificate: step.ready.coordinator.serial });
+        this.learnUrls(step.ready.coordinator.urls);
+        this.log('connected', { coordinator: coordinatorUrl, certificate: step.ready.coordinator.serial });
         const heartbeatMs = step.ready.heartbeatMs;
         this.heartbeat = setInterval(() => {
           // A coordinator that went silent (crash, network partition) is given up on, so that
@@ -317,9 +356,35 @@ export class EdgeClient extends EventEmitter {
       if (code === CloseCode.REVOKED) return this.fatal(`the coordinator revoked this site: ${reason}`);
       if (code === CloseCode.AUTH_FAILED && !wasReady && /unknown or not enrolled/.test(reason)) return this.fatal(`the coordinator does not know this site: ${reason}`);
       const base = this.o.backoffMs ?? { initial: 500, max: 30_000 };
-      const delay = Math.min(base.max, base.initial * 2 ** this.attempt++) * (0.5 + Math.random() * 0.5);
+      // Not authenticated on this URL: the next one (a standby that took over); the backoff grows
+      // once per pass over the list. A session that was up retries its URL first.
+      let exponent: number;
+      if (!wasReady && this.urls.length > 1) {
+        this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+        if (this.urlIndex === 0) this.attempt++;
+        exponent = this.attempt;
+      } else exponent = this.attempt++;
+      const delay = Math.min(base.max, base.initial * 2 ** exponent) * (0.5 + Math.random() * 0.5);
       this.retryTimer = setTimeout(() => this.connect(), delay);
     });
+  }
+
+  /**
+   * The URLs an authenticated coordinator's certificate lists (signed by the federation admin):
+   * added to those this edge fails over to, if this edge may use them (transportSecurity.ts).
+   */
+  private learnUrls(urls: readonly string[]): void {
+    for (const u of urls) {
+      if (this.urls.some((known) => sameOrigin(known, u))) continue;
+      try {
+        checkCoordinatorUrl(u, this.insecureTransport);
+      } catch (err) {
+        this.log('coordinator_url_skipped', { url: u, reason: (err as Error).message });
+        continue;
+      }
+      this.urls.push(u);
+      this.log('coordinator_url_learned', { url: u, urls: [...this.urls] });
+    }
   }
 
   private fatal(message: string): void {

@@ -11,6 +11,7 @@ import { UsageError } from '../../shared/errors.js';
 import type { ModelSpec } from '../../shared/model/modelSpec.js';
 import { loadParamsFile, saveParamsFile } from '../../shared/model/paramsFile.js';
 import { loadIdentity, publicKeyFromB64, type Identity } from '../../shared/secure/identity.js';
+import { isStaleTempFile } from '../ota/versionStore.js';
 import { EdgeTrust } from './edgeTrust.js';
 
 export const SITE_CONFIG_FORMAT = 'fedmed.site/2';
@@ -79,6 +80,23 @@ export class EdgeState {
     mkdirSync(this.modelDir, { recursive: true, mode: 0o700 });
     saveParamsFile(join(this.modelDir, `${versionId}.fmp`), spec, params);
     for (const f of readdirSync(this.modelDir)) if (f.endsWith('.fmp') && f !== `${versionId}.fmp`) rmSync(join(this.modelDir, f), { force: true });
+  }
+
+  /**
+   * At the edge's start: removes the temporary files of atomic writes a crash cut short (in the
+   * state dir and the model cache; never read as state, see shared/atomicFile.ts). Returns their names.
+   */
+  removeStaleTempFiles(): string[] {
+    const removed: string[] = [];
+    for (const dir of [this.dir, this.modelDir]) {
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir)) {
+        if (!isStaleTempFile(f)) continue;
+        rmSync(join(dir, f), { force: true });
+        removed.push(dir === this.dir ? f : join('models', f));
+      }
+    }
+    return removed;
   }
 
   /** The latest global model on disk, if any. */

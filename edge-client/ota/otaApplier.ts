@@ -114,7 +114,19 @@ export class OtaApplier {
     const base = this.pickBase(spec);
     this.download = { offer: { ...signed, spec }, base };
     const partial = store.partial();
-    const resume = partial && partial.version === id && partial.base === (base?.id ?? null) ? partial.bytes : 0;
+    let resume = partial && partial.version === id && partial.base === (base?.id ?? null) ? partial.bytes : 0;
+    if (resume && resume >= partial!.totalBytes) {
+      // Every byte arrived before a crash stopped the edge short of finishing the download: there
+      // is nothing left to fetch (a fetch from the end would get no chunk, and the download would
+      // hang). Finished from disk if the bytes hash as the signed update does; else fetched anew.
+      const bytes = resume === partial!.totalBytes ? store.readPartial() : null;
+      if (bytes && createHash('sha256').update(bytes).digest('hex') === partial!.sha256) {
+        this.o.log('ota_resumed_complete', { version: id, bytes: bytes.length });
+        this.report(id, 'downloading');
+        return this.complete(this.download, id, bytes, partial!.sha256, base?.id ?? null);
+      }
+      resume = 0;
+    }
     if (!resume) store.dropPartial();
     this.o.log('ota_fetch', { version: id, base: base?.id ?? null, offset: resume });
     this.report(id, 'downloading');
@@ -151,12 +163,17 @@ export class OtaApplier {
     store.appendPartial(payload);
     this.o.onBytes?.(payload.length);
     if (m.offset + payload.length < m.totalBytes) return;
-    const bytes = store.readPartial();
-    store.dropPartial();
+    this.complete(d, m.version, store.readPartial(), m.sha256, m.base);
+  }
+
+  /** A download's bytes are all there: checked against the signed hash, then rebuilt, verified, stored and installed. */
+  private complete(d: Download, version: string, bytes: Buffer, sha256: string, base: string | null): void {
+    this.o.store.dropPartial();
     this.download = null;
     const sha = createHash('sha256').update(bytes).digest('hex');
-    if (sha !== m.sha256) return this.failDownload(m.version, `update bytes hash ${sha.slice(0, 12)}… differ from the announced ${m.sha256.slice(0, 12)}… (corrupted or truncated chunks)`);
-    this.enqueueInstall(m.version, () => this.rebuild(d, bytes, m.base));
+    if (sha !== sha256) return this.failDownload(version, `update bytes hash ${sha.slice(0, 12)}… differ from the announced ${sha256.slice(0, 12)}… (corrupted or truncated chunks)`);
+    this.o.log('ota_downloaded', { version, base, bytes: bytes.length });
+    this.enqueueInstall(version, () => this.rebuild(d, bytes, base));
   }
 
   /**

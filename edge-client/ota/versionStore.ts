@@ -46,6 +46,12 @@ export interface PartialDownload {
 
 const ID = /^[0-9a-f]{64}$/;
 
+/** A temporary file writeFileAtomic (shared/atomicFile.ts) left behind when its process died mid-write (not one this process is writing). */
+export function isStaleTempFile(name: string): boolean {
+  const m = /\.(\d+)\.\d+\.tmp$/.exec(name);
+  return m !== null && Number(m[1]) !== process.pid;
+}
+
 export class VersionStore {
   readonly dir: string;
 
@@ -179,6 +185,29 @@ export class VersionStore {
     return readdirSync(this.dir)
       .filter((f) => /^[0-9a-f]{64}\.manifest\.json$/.test(f))
       .map((f) => f.slice(0, 64));
+  }
+
+  /**
+   * At the edge's start, before anything of this store is written: removes what a crash in the
+   * middle of a write left behind — the temporary file of an atomic write (`NAME.<pid>.<ms>.tmp`,
+   * see shared/atomicFile.ts: never read as state, but a model's worth of disk each), params
+   * without their manifest (a `put` or a prune cut short: not a stored version, see `has`), and
+   * half of a partial download (its bytes without their record, or the record without bytes).
+   * Returns the names removed.
+   */
+  removeCrashLeftovers(): string[] {
+    if (!existsSync(this.dir)) return [];
+    const files = readdirSync(this.dir);
+    const names = new Set(files);
+    const removed: string[] = [];
+    for (const f of files) {
+      const orphanParams = /^[0-9a-f]{64}\.fmp$/.test(f) && !names.has(`${f.slice(0, 64)}.manifest.json`);
+      const halfPartial = (f === 'partial.bin' && !names.has('partial.json')) || (f === 'partial.json' && !names.has('partial.bin'));
+      if (!isStaleTempFile(f) && !orphanParams && !halfPartial) continue;
+      rmSync(join(this.dir, f), { force: true });
+      removed.push(f);
+    }
+    return removed;
   }
 
   // --- the partial download (one at a time) ---

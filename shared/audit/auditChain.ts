@@ -92,8 +92,12 @@ export interface ChainReport {
   /** The last valid entry's hash (GENESIS for an empty log): the head of the verified chain. */
   head: string;
   break?: ChainBreak;
-  /** Where to continue: the last line's bytes' hash, the next seq, whether the file lacks its final `\n`. */
-  tail: { prev: string; nextSeq: number; lastLine: string | null; unterminated: boolean; bytes: number };
+  /**
+   * Where to continue: the last line's bytes' hash, the next seq, whether the file lacks its
+   * final `\n`; the last line's length in bytes, and, for a last line without its `\n`, whether
+   * it is nevertheless a whole entry that continues the verified chain (only the `\n` is missing).
+   */
+  tail: { prev: string; nextSeq: number; lastLine: string | null; unterminated: boolean; bytes: number; lastLineBytes: number; lastLineWhole: boolean };
 }
 
 const ENTRY_KEYS = ['seq', 'at', 'actor', 'action', 'subject', 'details', 'prev', 'hash'];
@@ -153,6 +157,15 @@ export function* fileLines(path: string, chunkBytes = 1 << 20): Generator<{ text
   }
 }
 
+/** Why a well-formed entry on line text `text` does not continue a chain at `expectSeq` after a line hashing to `prevHash`, or null. */
+function chainProblem(entry: AuditEntry, text: string, expectSeq: number, prevHash: string): { kind: BreakKind; reason: string } | null {
+  if (entry.seq !== expectSeq) return { kind: 'seq_gap', reason: `seq ${entry.seq} where ${expectSeq} was expected (an entry was deleted, inserted or moved)` };
+  if (entry.prev !== prevHash) return { kind: 'prev_mismatch', reason: `prev ${entry.prev.slice(0, 16)}… is not the hash of the previous line (${prevHash.slice(0, 16)}…): the previous line was changed, or lines were deleted, inserted or reordered` };
+  if (entryHash(entry) !== entry.hash) return { kind: 'hash_mismatch', reason: 'the entry does not match its hash: a field of this line was changed' };
+  if (serializeEntry(entry) !== text) return { kind: 'not_canonical', reason: 'the line is not in the form the audit log writes (its bytes were edited)' };
+  return null;
+}
+
 /**
  * Verifies a whole log. `onEntry` sees every line in order (the parsed entry, or null for a line
  * that does not parse), e.g. to keep the last ones.
@@ -166,12 +179,15 @@ export function verifyChain(path: string, onEntry?: (entry: AuditEntry | null, l
   let maxSeq = 0;
   let bytes = 0;
   let lastLine: string | null = null;
+  let lastLineBytes = 0;
+  let lastLineWhole = false;
   let unterminated = false;
   let brk: ChainBreak | undefined;
   for (const l of fileLines(path)) {
     lines++;
     bytes += l.bytes.length + (l.terminated ? 1 : 0);
     lastLine = l.text;
+    lastLineBytes = l.bytes.length;
     unterminated = !l.terminated;
     let parsed: unknown;
     let entry: AuditEntry | null = null;
@@ -185,13 +201,12 @@ export function verifyChain(path: string, onEntry?: (entry: AuditEntry | null, l
       bad = { kind: l.terminated ? 'bad_json' : 'truncated', reason: l.terminated ? 'not valid JSON' : 'the last line is cut short (not valid JSON, no final newline): a write was interrupted or the file was truncated' };
     }
     if (entry) maxSeq = Math.max(maxSeq, entry.seq);
-    if (!bad && !l.terminated) bad = { kind: 'truncated', reason: 'the last line has no final newline: a write was interrupted or the file was truncated' };
-    if (!bad && entry) {
-      if (entry.seq !== expectSeq) bad = { kind: 'seq_gap', reason: `seq ${entry.seq} where ${expectSeq} was expected (an entry was deleted, inserted or moved)` };
-      else if (entry.prev !== prevHash) bad = { kind: 'prev_mismatch', reason: `prev ${entry.prev.slice(0, 16)}… is not the hash of the previous line (${prevHash.slice(0, 16)}…): the previous line was changed, or lines were deleted, inserted or reordered` };
-      else if (entryHash(entry) !== entry.hash) bad = { kind: 'hash_mismatch', reason: 'the entry does not match its hash: a field of this line was changed' };
-      else if (serializeEntry(entry) !== l.text) bad = { kind: 'not_canonical', reason: 'the line is not in the form the audit log writes (its bytes were edited)' };
+    if (!bad && !l.terminated) {
+      bad = { kind: 'truncated', reason: 'the last line has no final newline: a write was interrupted or the file was truncated' };
+      // (a whole entry that only lacks its newline: the writer may complete it, see auditLog.ts)
+      lastLineWhole = !brk && entry !== null && chainProblem(entry, l.text, expectSeq, prevHash) === null;
     }
+    if (!bad && entry) bad = chainProblem(entry, l.text, expectSeq, prevHash);
     if (!brk) {
       if (bad) brk = { line: lines, seq: expectSeq, ...bad };
       else {
@@ -203,5 +218,5 @@ export function verifyChain(path: string, onEntry?: (entry: AuditEntry | null, l
     prevHash = sha256(l.bytes);
     onEntry?.(entry, lines, l.text);
   }
-  return { ok: !brk, lines, verified, head, ...(brk ? { break: brk } : {}), tail: { prev: prevHash, nextSeq: Math.max(maxSeq, lines, expectSeq - 1) + 1, lastLine, unterminated, bytes } };
+  return { ok: !brk, lines, verified, head, ...(brk ? { break: brk } : {}), tail: { prev: prevHash, nextSeq: Math.max(maxSeq, lines, expectSeq - 1) + 1, lastLine, unterminated, bytes, lastLineBytes, lastLineWhole } };
 }

@@ -14,10 +14,16 @@
  * terminated), so nothing already in the file is dropped and everything after the break still
  * chains.
  *
+ * One flaw is repaired instead, at open: a crash in the middle of a write (SIGKILL, power loss)
+ * can leave the last line cut short, without its `\n` — entries whose append never resolved.
+ * When everything before it verifies, the torn tail is cut off (or, if it is a whole entry that
+ * only lacks its `\n`, completed), durably, and an `audit.recovered` entry records the line, how
+ * many bytes were dropped and their SHA-256. Complete lines are never rewritten.
+ *
  * `recheck()` re-verifies the file when its size or modification time is not what this process
  * last wrote (someone else touched it while the owner ran).
  */
-import { chmodSync, close, closeSync, existsSync, fstatSync, fsync, fsyncSync, mkdirSync, openSync, statSync, write } from 'node:fs';
+import { chmodSync, close, closeSync, existsSync, fstatSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, write, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { GENESIS, makeEntry, serializeEntry, sha256, verifyChain, type AuditActor, type AuditDetails, type AuditEntry, type ChainReport } from './auditChain.js';
@@ -91,15 +97,61 @@ export class AuditLog {
   ) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.report = this.verify();
-    this.prev = this.report.tail.prev;
-    this.nextSeq = this.report.tail.nextSeq;
-    this.lines = this.report.lines;
-    this.needsNewline = this.report.tail.unterminated;
     const created = !existsSync(path);
     this.fd = openSync(path, 'a', 0o600);
     chmodSync(path, 0o600);
     if (created) fsyncDirectory(dirname(path));
+    const recovered = this.recoverTornTail();
+    this.prev = this.report.tail.prev;
+    this.nextSeq = this.report.tail.nextSeq;
+    this.lines = this.report.lines;
+    this.needsNewline = this.report.tail.unterminated;
+    if (recovered) this.appendNow(recovered);
     this.noteWritten();
+  }
+
+  /**
+   * A crash in the middle of a write (a kill or a power loss before the fsync) can leave the
+   * log's last line cut short, with no final `\n`: entries nobody was told were written (their
+   * append had not resolved). When that is the only flaw — every line before it verifies — the
+   * log is repaired at open, durably, before anything else is written: a last line that is a
+   * whole entry missing only its `\n` gets the `\n`; a torn one is cut off (the file truncated
+   * to the end of the last whole line). Returns the `audit.recovered` entry to record (how many
+   * bytes were dropped, and their SHA-256), or null. Complete lines are never rewritten, and a
+   * log broken anywhere else is left exactly as it is (reported, as the header says).
+   */
+  private recoverTornTail(): AuditRecord | null {
+    const r = this.report;
+    const t = r.tail;
+    if (!t.unterminated || r.break?.kind !== 'truncated' || r.break.line !== r.lines || r.verified !== r.lines - 1) return null;
+    const start = t.bytes - t.lastLineBytes;
+    let details: AuditDetails;
+    if (t.lastLineWhole) {
+      writeAllSync(this.fd, Buffer.from('\n'));
+      details = { line: r.lines, droppedBytes: 0, completed: true };
+    } else {
+      const torn = readRange(this.path, start, t.lastLineBytes);
+      ftruncateSync(this.fd, start);
+      details = { line: r.lines, droppedBytes: torn.length, droppedSha256: sha256(torn), completed: false };
+    }
+    fsyncSync(this.fd);
+    this.tail.length = 0;
+    this.report = this.verify();
+    const what = details.completed ? 'its last entry lacked the final newline, which was added' : `its last line was cut short (a write interrupted by a crash): ${details.droppedBytes} bytes dropped`;
+    this.log.warn({ auditLog: this.path, ...details }, `audit log recovered at open: ${what}; the chain verifies (${this.report.lines} entries)`);
+    return { actor: this.owner.name === 'coordinator' ? { kind: 'coordinator' } : { kind: 'edge' }, action: 'audit.recovered', subject: AUDIT_FILE, details };
+  }
+
+  /** Writes one entry at once and fsyncs it (the constructor's: nothing is queued yet). */
+  private appendNow(r: AuditRecord): void {
+    const e = makeEntry(this.nextSeq, this.prev, { at: new Date().toISOString(), actor: r.actor, action: r.action, subject: r.subject, details: r.details ?? {} });
+    const line = serializeEntry(e);
+    writeAllSync(this.fd, Buffer.from(`${line}\n`, 'utf8'));
+    fsyncSync(this.fd);
+    this.prev = sha256(line);
+    this.nextSeq++;
+    this.lines++;
+    this.tail.push(e);
   }
 
   /** Opens (or creates) DIR/audit.jsonl and verifies it; a broken chain is logged, not thrown. */
@@ -232,6 +284,27 @@ export class AuditLog {
     }
     this.writing = null;
     this.onAppended();
+  }
+}
+
+function writeAllSync(fd: number, bytes: Buffer): void {
+  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+}
+
+/** `length` bytes of a file from `position`. */
+function readRange(path: string, position: number, length: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const out = Buffer.alloc(length);
+    let n = 0;
+    while (n < length) {
+      const got = readSync(fd, out, n, length - n, position + n);
+      if (got === 0) break;
+      n += got;
+    }
+    return out.subarray(0, n);
+  } finally {
+    closeSync(fd);
   }
 }
 

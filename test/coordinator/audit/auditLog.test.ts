@@ -1,6 +1,7 @@
 /**
  * The audit log in process: concurrent appends form one gap-free chain; a reopened log continues
- * it; a cut-short last line (a crash mid-write) is reported and the chain goes on after it; a file
+ * it; a cut-short last line in a log broken elsewhere is reported and the chain goes on after it
+ * (a crash's torn tail on an intact log is repaired: test/shared/audit/auditRecovery.test.ts); a file
  * changed behind the log's back is caught at the next check.
  */
 import assert from 'node:assert/strict';
@@ -46,25 +47,26 @@ describe('audit log (coordinator/audit)', () => {
     assert.deepEqual({ ok: r.ok, lines: r.lines, head: r.head }, { ok: true, lines: 201, head: next!.hash });
   });
 
-  it('reports a cut-short last line and appends after it on a line of its own', async () => {
+  it('a cut-short last line in a log already broken elsewhere is reported, kept, and appended after on a line of its own', async () => {
     const dir = join(t.dir, 'b');
     let log = AuditLog.open(dir, quiet);
     for (let i = 0; i < 3; i++) await log.append({ actor: coordinator, action: 'test.appended', subject: `s${i}` });
     await log.close();
     const file = join(dir, 'audit.jsonl');
-    appendFileSync(file, '{"seq":4,"at":"2026-'); // (a crash mid-write)
+    writeFileSync(file, readFileSync(file, 'utf8').replace('"subject":"s1"', '"subject":"s9"')); // (an edit: line 2 breaks)
+    appendFileSync(file, '{"seq":4,"at":"2026-'); // (and a crash mid-write)
     const warned: string[] = [];
     log = AuditLog.open(dir, { warn: (_o, msg) => warned.push(msg), error: () => {} });
-    assert.match(warned.join('\n'), /INTEGRITY BROKEN at seq 4 \(line 4\)/);
-    assert.deepEqual([log.integrity().ok, log.integrity().brokenAt], [false, 4]);
+    assert.match(warned.join('\n'), /INTEGRITY BROKEN at seq 2 \(line 2\)/);
+    assert.deepEqual([log.integrity().ok, log.integrity().brokenAt], [false, 2]);
     const e = await log.append({ actor: coordinator, action: 'test.after', subject: 'z' });
     await log.close();
     const lines = readFileSync(file, 'utf8').split('\n');
-    assert.equal(lines[3], '{"seq":4,"at":"2026-');
+    assert.equal(lines[3], '{"seq":4,"at":"2026-'); // (nothing of a broken log is dropped)
     assert.equal(JSON.parse(lines[4]).seq, e!.seq);
     assert.equal(e!.prev, sha256(lines[3]));
     const r = verifyChain(file);
-    assert.deepEqual([r.ok, r.break?.line, r.break?.kind], [false, 4, 'bad_json']);
+    assert.deepEqual([r.ok, r.break?.line, r.break?.kind], [false, 2, 'hash_mismatch']);
   });
 
   it('notices a change made behind its back', async () => {

@@ -191,4 +191,32 @@ describe('edge OTA: signed incremental updates from a (scripted) coordinator ove
     await waitFor('re-offer answered', () => statuses(from).filter((s) => s.status === 'rolled_back').length === 2, 10_000, 20);
     assert.equal(node.model.current!.versionId, m2.manifest.id);
   });
+
+  it('a download whose every byte is on disk (a crash before it was processed) is finished from disk at the next offer, with no fetch', async () => {
+    const active = node.store.active!;
+    const base = node.store.load(active).params;
+    const v6 = nudged(base, 2e-3);
+    const m6 = manifestFor(v6, active, 5);
+    const bytes = encodeModelUpdate(v6, base);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    // What a kill right after the last chunk was appended leaves in versions/.
+    node.store.startPartial({ version: m6.manifest.id, base: active, sha256, totalBytes: bytes.length });
+    node.store.appendPartial(bytes);
+    await offer(m6);
+    const r = await lastStatus(m6.manifest.id);
+    assert.equal(r.status, 'active', r.reason);
+    assert.equal(fake.of('model_fetch').filter((f) => f.version === m6.manifest.id).length, 0, 'nothing left to fetch');
+    assert.ok(bitsEqual(node.store.load(m6.manifest.id).params, v6));
+    assert.equal(node.store.partial(), null);
+    // The same with bytes that do not hash as announced (a torn write): fetched anew from 0, not taken for complete.
+    const v7 = nudged(v6, 2e-3);
+    const m7 = manifestFor(v7, m6.manifest.id, 6);
+    const bytes7 = encodeModelUpdate(v7, v6);
+    node.store.startPartial({ version: m7.manifest.id, base: m6.manifest.id, sha256: createHash('sha256').update(bytes7).digest('hex'), totalBytes: bytes7.length });
+    node.store.appendPartial(Buffer.alloc(bytes7.length));
+    await offer(m7);
+    assert.equal((await lastStatus(m7.manifest.id)).status, 'active');
+    assert.deepEqual(fake.of('model_fetch').filter((f) => f.version === m7.manifest.id).map((f) => f.offset), [0]);
+    assert.ok(bitsEqual(node.store.load(m7.manifest.id).params, v7));
+  });
 });
