@@ -1,5 +1,6 @@
-/** `fedmed coordinator start`: runs the coordinator until SIGTERM/SIGINT. */
+/** `fedmed coordinator start`: runs the coordinator until SIGTERM/SIGINT (or, with PostgreSQL, until it loses the active lease). */
 import { Command } from 'commander';
+import type { StandbyLease } from '../coordinator/store/standbyLease.js';
 import { reexecWithCoordinatorHeap } from './coordinatorHeap.js';
 import { intOption } from './parseNumber.js';
 import { DEFAULT_COORDINATOR_LIMITS as L } from '../coordinator/limits.js';
@@ -56,16 +57,51 @@ export function coordinatorCommand(): Command {
         tokenRate: { max: tokenRateLimit, windowMs: rateLimitWindowMs },
       };
       const database = flags.database ?? (process.env.FEDMED_DATABASE_URL || undefined);
-      const c = await startCoordinator({ dataDir: flags.dataDir, database, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel, limits });
+      // With PostgreSQL: the active coordinator's lease first (README, Standby coordinator); a
+      // second coordinator on the same database waits here as standby until it is free.
+      const lease = database ? await takeLease(database, flags.dataDir) : null;
+      let c: Awaited<ReturnType<typeof startCoordinator>>;
+      try {
+        c = await startCoordinator({ dataDir: flags.dataDir, database, host: flags.host, port: flags.port, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, logLevel: flags.logLevel, limits });
+      } catch (err) {
+        await lease?.release(); // (a coordinator that could not start must not keep the standbys waiting)
+        throw err;
+      }
       // One machine-readable line for scripts and tests: where it listens and where the admin token is.
-      process.stdout.write(`${JSON.stringify({ event: 'listening', url: c.url, adminTokenFile: `${flags.dataDir}/admin.token` })}\n`);
+      process.stdout.write(`${JSON.stringify({ event: 'listening', url: c.url, adminTokenFile: `${flags.dataDir}/admin.token`, ...(lease ? { lease: { session: lease.sessionPid, waitedMs: lease.waitedMs } } : {}) })}\n`);
       const shutdown = (signal: string): void => {
         c.app.log.info({ signal }, 'shutting down');
-        void c.close(`coordinator shutting down (${signal})`).then(() => process.exit(0));
+        void c.close(`coordinator shutting down (${signal})`).then(() => lease?.release()).then(() => process.exit(0));
       };
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
       await new Promise(() => {}); // run until a signal arrives
     });
   return cmd;
+}
+
+/** Exit status of a coordinator that lost the active lease (EX_TEMPFAIL: a supervisor may start it again, as standby). */
+export const LEASE_LOST_EXIT = 75;
+
+/**
+ * Takes the active lease in PostgreSQL, waiting as standby (one `{"event":"standby"}` line) while
+ * another coordinator holds it. Once held, losing it ends this process at once, before anything
+ * more is served or written (a standby is taking over); the data dir lock of the previous active
+ * is taken over.
+ */
+async function takeLease(database: string, dataDir: string): Promise<StandbyLease> {
+  const { StandbyLease } = await import('../coordinator/store/standbyLease.js');
+  const { takeOverDataDirLockWithLease } = await import('../coordinator/store/dataDirLock.js');
+  const line = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...o })}\n`);
+  const lease = await StandbyLease.acquire(database, {
+    onStandby: (holder) => line({ event: 'standby', message: 'another coordinator holds the active lease in PostgreSQL: waiting to take over', dataDir, holder }),
+    log: (event, detail) => line({ event, ...detail }),
+  });
+  lease.onLost((reason) => {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event: 'lease_lost', reason, message: 'this coordinator no longer holds the active lease: it stops now (a standby takes over)' })}\n`);
+    process.exit(LEASE_LOST_EXIT);
+  });
+  if (lease.waitedMs > 0) line({ event: 'lease_taken', waitedMs: lease.waitedMs, session: lease.sessionPid });
+  await takeOverDataDirLockWithLease(dataDir);
+  return lease;
 }

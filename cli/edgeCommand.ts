@@ -42,6 +42,7 @@ export function edgeCommand(): Command {
       .requiredOption('--state-dir <dir>', 'state dir from "fedmed edge enroll"')
       .requiredOption('--data <path>', 'local data: .npz, .csv or a PNG class folder (never leaves this machine)')
       .option('--model-cache <dir>', 'where the last global model is kept (default STATE_DIR/models)')
+      .option('--coordinator <urls>', 'coordinator URL(s) to use, comma-separated, in order (default: the one pinned at enrolment); with a standby coordinator, give both: the edge fails over (the URLs in the coordinator\'s certificate are tried too)')
       .option('--workers <n>', 'training worker threads', intOption('--workers', 1), 1)
       .addOption(new Option('--backend <name>', 'tfjs training backend').choices([...TRAINING_BACKENDS]).default('wasm'))
       .option('--seed <n>', 'seed of the local train/val/test split (CSV and PNG data)', intOption('--seed'), 1)
@@ -56,7 +57,7 @@ export function edgeCommand(): Command {
       .option('--max-wait-ms <ms>', 'dynamic batching: longest a request waits for a batch to fill', floatOption('--max-wait-ms', 0), 2)
       .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
       .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu'),
-  ).action(async function (this: Command, flags: { stateDir: string; data: string; modelCache?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; servePort?: number; serveHost: string; serveTlsCert?: string; serveTlsKey?: string; serveInsecure?: boolean; serveNoAuth?: boolean; maxBatch: number; maxWaitMs: number; keepVersions: number; providers: string }) {
+  ).action(async function (this: Command, flags: { stateDir: string; data: string; modelCache?: string; coordinator?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; servePort?: number; serveHost: string; serveTlsCert?: string; serveTlsKey?: string; serveInsecure?: boolean; serveNoAuth?: boolean; maxBatch: number; maxWaitMs: number; keepVersions: number; providers: string }) {
     // One source of rules: a policy file, or the options — not both.
     const given = givenPolicyFlags(this);
     const file = loadSitePolicy(flags.stateDir); // refuses to start on a file that does not validate, naming the field
@@ -72,6 +73,7 @@ export function edgeCommand(): Command {
     const node = new EdgeNode({
       stateDir: flags.stateDir,
       modelCacheDir: flags.modelCache,
+      ...(flags.coordinator !== undefined ? { coordinatorUrls: coordinatorUrls(flags.coordinator) } : {}),
       data,
       workers: flags.workers,
       backend: flags.backend,
@@ -133,4 +135,14 @@ async function serveOptions(f: { stateDir: string; serveHost: string; serveTlsCe
   const tokens = ServiceTokens.forStateDir(f.stateDir);
   if (tokens.live() === 0) process.stderr.write(`fedmed: warning: no live inference tokens in ${serviceTokensPath(f.stateDir)}; every request gets 401 until you run "fedmed edge token create --state-dir ${f.stateDir} --role clinician"\n`);
   return { host: f.serveHost, auth: 'tokens' as const, tokens, tls, insecure: f.serveInsecure };
+}
+
+/** `--coordinator URL[,URL…]`: the URLs, each checked as a URL here (and for TLS by the edge client). */
+function coordinatorUrls(list: string): string[] {
+  const urls = list.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  if (urls.length === 0) throw new UsageError('--coordinator needs at least one URL (comma-separated)');
+  for (const u of urls) {
+    if (!URL.canParse(u)) throw new UsageError(`--coordinator: "${u}" is not a URL (e.g. https://fl.example.org:8700)`);
+  }
+  return urls;
 }

@@ -148,7 +148,15 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, federation });
   registerDashboardRoutes(app); // the dashboard's page and files at / (dist/dashboard)
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
-  await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
+  try {
+    await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8700 });
+  } catch (err) {
+    // (e.g. the port is in use): nothing keeps the process alive — no open pool, no lock.
+    await app.close().catch(() => {});
+    await store.close().catch(() => {});
+    releaseDataDirLock(o.dataDir);
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   const url = `${https ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;

@@ -15,11 +15,17 @@
  * Connections: a small pool (4) for reads and commits. Migrations take a transaction-scoped
  * advisory lock, so coordinators starting together migrate once. `dedicatedClient()` gives a
  * connection outside the pool, for session state such as a session-level advisory lock.
+ *
+ * Write fence: while a standby lease (standbyLease.ts) is held for this URL, every commit first
+ * takes the write barrier (ADVISORY_LOCK_WRITES) shared and checks, in its transaction, that the
+ * lease's session still holds the lease lock, and is rolled back (LeaseLostError) if not; the
+ * next holder passes the barrier exclusively before it reads anything. So a coordinator that lost
+ * its lease never writes after its successor started, even in the moment before it notices and exits.
  */
 import pg from 'pg';
 import type { RoundQuery, StoreBackend } from './storeBackend.js';
 import type { DeploymentAction, HistoryWrites, RoundRecord, StoreDocument, VersionRecord } from './storeSchema.js';
-import { StoreFormatError, errorMessage } from '../../shared/errors.js';
+import { FedmedError, StoreFormatError, errorMessage } from '../../shared/errors.js';
 
 /** Schema migrations, applied in order in one transaction; the database records the last one it has. */
 const MIGRATIONS: string[] = [
@@ -41,6 +47,30 @@ const MIGRATIONS: string[] = [
  */
 export const ADVISORY_LOCK_CLASS = 0x66656430;
 export const ADVISORY_LOCK_MIGRATIONS = 1;
+/** Key of the active coordinator's lease (a session-level lock; standbyLease.ts). */
+export const ADVISORY_LOCK_LEASE = 2;
+/**
+ * Key of the write barrier: a fenced commit holds it shared for its transaction; a coordinator
+ * that has just taken the lease takes it exclusively once, so it waits out the commits the
+ * previous holder had already begun (and checked) before it reads the store.
+ */
+export const ADVISORY_LOCK_WRITES = 3;
+
+/** A commit refused because this process no longer holds the lease: another coordinator is (or may be) active. */
+export class LeaseLostError extends FedmedError {
+  constructor(message: string) {
+    super('LEASE_LOST', message);
+  }
+}
+
+/** The backend pid of the session holding this process's lease, by database URL (set by standbyLease.ts). */
+const leaseSessions = new Map<string, number>();
+
+/** Fences the commits of stores opened on `url` with the lease held by backend `pid` (null: no fence). */
+export function fenceWritesWithLease(url: string, pid: number | null): void {
+  if (pid === null) leaseSessions.delete(url);
+  else leaseSessions.set(url, pid);
+}
 
 const POOL_SIZE = 4;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -57,23 +87,19 @@ export class PostgresBackend implements StoreBackend {
     private readonly pool: pg.Pool,
     private readonly config: pg.ClientConfig,
     location: string,
+    private readonly url: string,
   ) {
     this.description = { kind: 'postgres', location };
   }
 
   static async open(url: string): Promise<PostgresBackend> {
     const { location, password, target } = describeUrl(url);
-    const config: pg.ClientConfig = {
-      connectionString: url,
-      application_name: 'fedmed-coordinator',
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      keepAlive: true,
-    };
+    const config = clientConfig(url);
     const pool = new pg.Pool({ ...config, max: POOL_SIZE, idleTimeoutMillis: 30_000 });
     // An idle client whose connection drops (a server restart) is dropped from the pool; the
     // next query connects anew. Without a listener the error would end the process.
     pool.on('error', () => {});
-    const backend = new PostgresBackend(pool, config, location);
+    const backend = new PostgresBackend(pool, config, location, url);
     try {
       await backend.withClient(async (client) => {
         await backend.migrate(client);
@@ -86,6 +112,24 @@ export class PostgresBackend implements StoreBackend {
       throw new StoreFormatError(`PostgreSQL store at ${target}: ${scrub(errorMessage(err), password)}`);
     }
     return backend;
+  }
+
+  /**
+   * One connection to `url` outside any pool (the caller ends it), with `extra` settings (keepalives,
+   * application_name): for session state such as the standby lease. Connection errors name the
+   * server without the password. Its 'error' events are caught (the caller listens for them too).
+   */
+  static async connectSession(url: string, extra: Partial<pg.ClientConfig> = {}): Promise<{ client: pg.Client; location: string }> {
+    const { location, password, target } = describeUrl(url);
+    const client = new pg.Client({ ...clientConfig(url), ...extra });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw new StoreFormatError(`cannot connect to PostgreSQL at ${target}: ${scrub(errorMessage(err), password)}`);
+    }
+    return { client, location };
   }
 
   /**
@@ -108,7 +152,7 @@ export class PostgresBackend implements StoreBackend {
     try {
       return await body(client);
     } catch (err) {
-      if (isConnectionError(err)) broken ??= err as Error;
+      if (isConnectionError(err) && !(err instanceof LeaseLostError)) broken ??= err as Error;
       throw err;
     } finally {
       client.removeListener('error', onError);
@@ -144,6 +188,16 @@ export class PostgresBackend implements StoreBackend {
     await this.withClient((client) =>
       inTransaction(client, async () => {
         if (this.forceSynchronousCommit) await client.query('SET LOCAL synchronous_commit = on');
+        const leaseSession = leaseSessions.get(this.url);
+        if (leaseSession !== undefined) {
+          await client.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [ADVISORY_LOCK_CLASS, ADVISORY_LOCK_WRITES]);
+          const held = await client.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2 AND pid = $3 AND granted`,
+            [ADVISORY_LOCK_CLASS, ADVISORY_LOCK_LEASE, leaseSession],
+          );
+          if (held.rowCount === 0) throw new LeaseLostError('this coordinator no longer holds the active lease in PostgreSQL (its lease connection ended): nothing more is written');
+        }
         if (doc !== null) await client.query('INSERT INTO document (id, body) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET body = excluded.body', [doc]);
         for (const r of rounds) {
           await client.query(
@@ -244,6 +298,10 @@ export class PostgresBackend implements StoreBackend {
   private async query(text: string, params?: unknown[]): Promise<Row[]> {
     return (await this.pool.query(text, params)).rows as Row[];
   }
+}
+
+function clientConfig(url: string): pg.ClientConfig {
+  return { connectionString: url, application_name: 'fedmed-coordinator', connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true };
 }
 
 async function inTransaction(client: pg.PoolClient, body: () => Promise<void>): Promise<void> {
