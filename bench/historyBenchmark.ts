@@ -19,7 +19,7 @@ const CHILD = fileURLToPath(new URL('./historyChild.js', import.meta.url));
 
 interface ChildResult {
   timings: { round: number; status: string; configureMs: number; persistMs: number; totalMs: number }[];
-  rss: { round: number; rssMb: number; heapMb: number }[];
+  rss: { round: number; rssMb: number; heapMb: number; externalMb: number }[];
   storeLocation: { kind: string; location: string };
 }
 

@@ -25,14 +25,14 @@ const config = parseSimulationConfig({
   baselines: { local: false, pooled: false },
 });
 // RSS after each 100th round (the whole process: coordinator and the sites' worker threads).
-const rss: { round: number; rssMb: number; heapMb: number }[] = [];
+const rss: { round: number; rssMb: number; heapMb: number; externalMb: number }[] = [];
 await runSimulation(config, {
   outDir,
   ...(database ? { database } : {}),
   onProgress: (p) => {
     if (p.status !== 'aborted' && p.round % 100 === 0) {
       const m = process.memoryUsage();
-      rss.push({ round: p.round, rssMb: Math.round(m.rss / 2 ** 20), heapMb: Math.round(m.heapUsed / 2 ** 20) });
+      rss.push({ round: p.round, rssMb: Math.round(m.rss / 2 ** 20), heapMb: Math.round(m.heapUsed / 2 ** 20), externalMb: Math.round(m.external / 2 ** 20) });
     }
   },
 });
