@@ -25,7 +25,7 @@ import type { CoordinatorFederation } from '../federation/coordinatorFederation.
 import { sha256Hex } from '../siteRegistry.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import { siteKeysFingerprint } from '../../shared/secure/trust/fingerprint.js';
-import type { AuditActor, AuditDetails } from '../../shared/audit/auditChain.js';
+import { cappedDetails, type AuditActor, type AuditDetails } from '../../shared/audit/auditChain.js';
 import type { AuditLog, AuditRecord } from '../../shared/audit/auditLog.js';
 
 export interface AuditSources {
@@ -93,7 +93,7 @@ export function connectAuditSources(audit: AuditLog, s: AuditSources): void {
       if (ctx.seen.has(key)) return;
       ctx.seen.add(key);
     }
-    void audit.append({ ...r, details: small(r.details ?? {}) });
+    void audit.append({ ...r, details: cappedDetails(r.details ?? {}) });
   };
   /** The open request's token, else `fallback`. */
   const actor = (fallback: AuditActor = COORDINATOR): AuditActor => {
@@ -228,15 +228,6 @@ function tokenActor(store: CoordinatorStore, req: FastifyRequest): AuditActor | 
   return t ? { kind: 'token', id: t.id, role: t.role } : null;
 }
 
-/** Caps strings and lists (details stay small whatever a caller passes). */
-function small(d: AuditDetails): AuditDetails {
-  const out: AuditDetails = {};
-  for (const [k, v] of Object.entries(d)) {
-    if (v === undefined) continue;
-    out[k] = typeof v === 'string' ? v.slice(0, 300) : Array.isArray(v) ? v.slice(0, 100).map((x) => String(x).slice(0, 128)) : v;
-  }
-  return out;
-}
 
 function paramsOf(req: FastifyRequest): AuditDetails {
   const p = (req.params ?? {}) as Record<string, unknown>;

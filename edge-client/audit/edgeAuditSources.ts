@@ -29,7 +29,7 @@
  * anyway: never patient data, keys or tokens, and never the text of a local training error
  * (which may describe the local data).
  */
-import type { AuditActor, AuditDetails } from '../../shared/audit/auditChain.js';
+import { cappedDetails, type AuditActor, type AuditDetails } from '../../shared/audit/auditChain.js';
 import type { AuditIntegrity, AuditLog, AuditRecord } from '../../shared/audit/auditLog.js';
 
 const EDGE: AuditActor = { kind: 'edge' };
@@ -71,7 +71,7 @@ export class EdgeAuditSources {
     } catch {
       r = null;
     }
-    if (r) void this.audit.append({ ...r, details: small(r.details ?? {}) });
+    if (r) void this.audit.append({ ...r, details: cappedDetails(r.details ?? {}) });
   }
 
   private fromEvent(event: string, d: Detail): AuditRecord | null {
@@ -147,12 +147,3 @@ export class EdgeAuditSources {
 const str = (v: unknown, max = 128): string => (typeof v === 'string' ? v.slice(0, max) : v === undefined || v === null ? '' : String(v).slice(0, max));
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-/** Caps strings and lists (details stay small whatever an event carries). */
-function small(d: AuditDetails): AuditDetails {
-  const out: AuditDetails = {};
-  for (const [k, v] of Object.entries(d)) {
-    if (v === undefined) continue;
-    out[k] = typeof v === 'string' ? v.slice(0, 300) : Array.isArray(v) ? v.slice(0, 100).map((x) => String(x).slice(0, 128)) : v;
-  }
-  return out;
-}

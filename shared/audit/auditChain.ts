@@ -220,3 +220,13 @@ export function verifyChain(path: string, onEntry?: (entry: AuditEntry | null, l
   }
   return { ok: !brk, lines, verified, head, ...(brk ? { break: brk } : {}), tail: { prev: prevHash, nextSeq: Math.max(maxSeq, lines, expectSeq - 1) + 1, lastLine, unterminated, bytes, lastLineBytes, lastLineWhole } };
 }
+
+/** Caps strings and lists, so an entry's details stay small whatever its source passes. */
+export function cappedDetails(d: AuditDetails): AuditDetails {
+  const out: AuditDetails = {};
+  for (const [k, v] of Object.entries(d)) {
+    if (v === undefined) continue;
+    out[k] = typeof v === 'string' ? v.slice(0, 300) : Array.isArray(v) ? v.slice(0, 100).map((x) => String(x).slice(0, 128)) : v;
+  }
+  return out;
+}

@@ -182,6 +182,16 @@ export class AuditLog {
     while (this.writing) await this.writing;
   }
 
+  /** Re-reads the chain from disk: its verification, the tail and where the next entry goes. */
+  private reloadFromDisk(): void {
+    this.tail.length = 0;
+    this.report = this.verify();
+    this.lines = this.report.lines;
+    this.prev = this.report.tail.prev;
+    this.nextSeq = this.report.tail.nextSeq;
+    this.needsNewline = this.report.tail.unterminated;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     await this.flush();
@@ -214,12 +224,7 @@ export class AuditLog {
     }
     if (s.size === this.written.size && s.mtimeMs === this.written.mtimeMs) return;
     const was = this.report.ok;
-    this.tail.length = 0;
-    this.report = this.verify();
-    this.lines = this.report.lines;
-    this.prev = this.report.tail.prev;
-    this.nextSeq = this.report.tail.nextSeq;
-    this.needsNewline = this.report.tail.unterminated;
+    this.reloadFromDisk();
     this.noteWritten();
     const b = this.report.break;
     if (b && was) this.log.warn({ auditLog: this.path, brokenAt: b.seq, line: b.line, reason: b.reason }, `AUDIT LOG CHANGED BEHIND THE ${this.owner.name.toUpperCase()}'S BACK: integrity broken at seq ${b.seq} (line ${b.line}): ${b.reason}`);
@@ -273,12 +278,7 @@ export class AuditLog {
       } catch (err) {
         this.log.error({ err: (err as Error).message, auditLog: this.path, lost: batch.map((q) => q.entry.action) }, 'could not write to the audit log (disk full? permissions?): these entries are lost');
         // A partial write leaves a cut-short line: start again from what is on disk.
-        this.tail.length = 0;
-        this.report = this.verify();
-        this.lines = this.report.lines;
-        this.prev = this.report.tail.prev;
-        this.nextSeq = this.report.tail.nextSeq;
-        this.needsNewline = this.report.tail.unterminated;
+        this.reloadFromDisk();
         for (const q of batch) q.done(null);
       }
     }

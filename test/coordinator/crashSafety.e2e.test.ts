@@ -11,10 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { call, createExperiment, enrol, freePort, spawnCli, startCoordinator, stopProc, waitFor, onlineSites, type CoordinatorProc, type Proc } from '../helpers/federation.js';
 import { makeTempDir } from '../helpers/paths.js';
+import { seeded, writeCsv } from '../helpers/edgeCrash.js';
 import { runCli } from '../helpers/runCli.js';
 
 const TRIALS = 20;
@@ -29,28 +30,7 @@ interface RoundView {
   redoes?: number;
 }
 
-/** A seeded generator (mulberry32): the trials' kill points are the same in every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-/** A tabular site's data: 8 features, a label that depends on them. */
-function writeCsv(path: string, seed: number): void {
-  const rand = seeded(seed);
-  const rows = ['f0,f1,f2,f3,f4,f5,f6,f7,label'];
-  for (let i = 0; i < 200; i++) {
-    const x = Array.from({ length: 8 }, () => rand() * 2 - 1);
-    rows.push([...x.map((v) => v.toFixed(4)), x[0] + x[1] - x[2] > 0 ? 1 : 0].join(','));
-  }
-  writeFileSync(path, `${rows.join('\n')}\n`);
-}
 
 /** Follows the coordinator's event feed; resolves `until(event)` waits. */
 function followEvents(c: CoordinatorProc): { next: (match: (e: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>; close: () => void } {
