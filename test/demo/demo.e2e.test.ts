@@ -1,7 +1,7 @@
 /**
  * `fedmed demo` end to end, as a user runs it: the real CLI in a child process, from a clean
  * state (its own HOME and TMPDIR). The default demo completes, every model gets better on every
- * site, ε is shown, each site's inference service answers with the deployed version, and no
+ * site, ε is shown, each site's inference service answers with the version it serves (the deployed one, unless its own policy refused it), and no
  * process it started is left; SIGINT mid-run stops everything; an old Node gets one line.
  */
 import assert from 'node:assert/strict';
@@ -59,7 +59,7 @@ function startDemo(args: string[], dir: string) {
 describe('fedmed demo (coordinator + 3 edges as real processes)', function () {
   this.timeout(180_000);
 
-  it('the default demo completes: every site improves, ε shown, inference by the deployed version, no process left', async () => {
+  it('the default demo completes: every site improves, ε shown, inference by the version each site serves, no process left', async () => {
     const t = makeTempDir();
     try {
       const json = join(t.dir, 'summary.json');
@@ -75,10 +75,17 @@ describe('fedmed demo (coordinator + 3 edges as real processes)', function () {
       assert.ok(s.privacy && s.privacy.mode === 'distributed' && s.privacy.epsilon !== null && s.privacy.epsilon > 0, JSON.stringify(s.privacy));
       assert.match(demo.stdout(), /Privacy: ε = \d+\.\d+ at δ = 0\.00001/);
       assert.ok(s.deployedVersion, 'a version was deployed');
+      // Each site serves the deployed version, unless its own policy refused it (reported, with the
+      // reason, and it keeps serving an earlier version of this experiment); at least one serves it.
+      assert.ok(s.sites.some((site) => site.active === s.deployedVersion), 'some site runs the deployed version');
       for (const site of s.sites) {
-        assert.equal(site.active, s.deployedVersion, `${site.name} runs the deployed version`);
+        if (site.active !== s.deployedVersion) {
+          assert.match(site.refusedByPolicy ?? '', /site policy/, `${site.name} runs ${site.active}, not the deployed version, without a policy refusal`);
+          assert.match(demo.stdout(), new RegExp(`${site.name}: its own site policy refused version`));
+        }
+        assert.ok((site.active !== null && s.rounds.some((r) => r.versionId === site.active)) || site.active === s.initialVersion, `${site.name} serves a version of this experiment`);
         assert.equal(site.inference.length, 3);
-        for (const a of site.inference) assert.equal(a.version, s.deployedVersion, `${site.name} answered with ${a.version}`);
+        for (const a of site.inference) assert.equal(a.version, site.active, `${site.name} answered with ${a.version}`);
       }
       assert.match(demo.stdout(), new RegExp(`Dashboard: http://127\\.0\\.0\\.1:\\d+/\\n  sign in with this researcher token: fma_`));
       // Every process it started has exited: by the pids it reported and those seen under it.
