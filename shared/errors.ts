@@ -65,3 +65,17 @@ export class StoreFormatError extends FedmedError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A DICOM object that cannot be parsed, decoded or preprocessed (names the tag, syntax or field). */
+export class DicomError extends FedmedError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DICOM_INVALID', message, options);
+  }
+}
+
+/** The DICOM path is at capacity (decoder queue full, or closing): try again later (C-STORE answers "out of resources"). */
+export class DicomBusyError extends FedmedError {
+  constructor(message: string) {
+    super('DICOM_BUSY', message);
+  }
+}
