@@ -10,6 +10,8 @@ import { floatOption, intOption } from './parseNumber.js';
 import { parseProviderList } from '../edge-client/inference/executionProviders.js';
 import { edgePolicyCommands, givenPolicyFlags, withPolicyOptions } from './edgePolicyCommands.js';
 import { edgeTokenCommands } from './edgeTokenCommands.js';
+import { casesOptions, withDicomOptions, type DicomFlags } from './edgeDicomOptions.js';
+import { edgeCasesCommands } from './edgeCasesCommands.js';
 
 export function edgeCommand(): Command {
   const cmd = new Command('edge').description('run a hospital edge node');
@@ -35,12 +37,12 @@ export function edgeCommand(): Command {
         ].join('\n'),
       );
     });
-  withPolicyOptions(
+  withPolicyOptions(withDicomOptions(
     cmd
       .command('start')
       .description('connect to the coordinator and take part in rounds with the local data, under the site policy (STATE_DIR/policy.json, or the policy options below)')
       .requiredOption('--state-dir <dir>', 'state dir from "fedmed edge enroll"')
-      .requiredOption('--data <path>', 'local data: .npz, .csv or a PNG class folder (never leaves this machine)')
+      .option('--data <path>', 'local data: .npz, .csv, a PNG class folder, or "cases": the labelled cases of the case store (the default with a DICOM source); never leaves this machine')
       .option('--model-cache <dir>', 'where the last global model is kept (default STATE_DIR/models)')
       .option('--coordinator <urls>', 'coordinator URL(s) to use, comma-separated, in order (default: the one pinned at enrolment); with a standby coordinator, give both: the edge fails over (the URLs in the coordinator\'s certificate are tried too)')
       .option('--workers <n>', 'training worker threads', intOption('--workers', 1), 1)
@@ -57,24 +59,29 @@ export function edgeCommand(): Command {
       .option('--max-wait-ms <ms>', 'dynamic batching: longest a request waits for a batch to fill', floatOption('--max-wait-ms', 0), 2)
       .option('--keep-versions <k>', 'model versions kept on disk for rollback', intOption('--keep-versions', 2), 3)
       .option('--providers <list>', 'inference execution providers in order of preference', 'tensorrt,cuda,cpu'),
-  ).action(async function (this: Command, flags: { stateDir: string; data: string; modelCache?: string; coordinator?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; servePort?: number; serveHost: string; serveTlsCert?: string; serveTlsKey?: string; serveInsecure?: boolean; serveNoAuth?: boolean; maxBatch: number; maxWaitMs: number; keepVersions: number; providers: string }) {
+  )).action(async function (this: Command, flags: DicomFlags & { stateDir: string; data?: string; modelCache?: string; coordinator?: string; workers: number; backend: TrainingBackendName; seed: number; binarizeLabel?: boolean; servePort?: number; serveHost: string; serveTlsCert?: string; serveTlsKey?: string; serveInsecure?: boolean; serveNoAuth?: boolean; maxBatch: number; maxWaitMs: number; keepVersions: number; providers: string }) {
     // One source of rules: a policy file, or the options — not both.
     const given = givenPolicyFlags(this);
     const file = loadSitePolicy(flags.stateDir); // refuses to start on a file that does not validate, naming the field
     if (file && Object.keys(given).length > 0) throw new UsageError(`${policyPath(flags.stateDir)} holds this site's policy; edit it instead of passing ${Object.keys(given).map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
     const policy = file ?? policyFromFlags(given);
+    const hasDicomSource = flags.dicomPort !== undefined || flags.pacs !== undefined;
+    const dataPath = flags.data ?? (hasDicomSource ? 'cases' : undefined);
+    if (dataPath === undefined) throw new UsageError('give --data FILE (.npz, .csv, a PNG class folder), or a DICOM source (--dicom-port, --pacs) to train on labelled cases');
+    const cases = casesOptions(flags, dataPath === 'cases');
     const serve = flags.servePort !== undefined ? await serveOptions(flags) : null;
     // Loaded here: these pull in tfjs, which other commands do not need.
     const { initTrainingBackend } = await import('../edge-client/training/trainingBackend.js');
     const { loadDataset } = await import('../edge-client/data/loadDataset.js');
     const { EdgeNode } = await import('../edge-client/edgeNode.js');
     await initTrainingBackend(flags.backend);
-    const data = loadDataset(flags.data, { seed: flags.seed, csv: { binarizeLabel: flags.binarizeLabel } });
+    const data = dataPath === 'cases' ? ('cases' as const) : loadDataset(dataPath, { seed: flags.seed, csv: { binarizeLabel: flags.binarizeLabel } });
     const node = new EdgeNode({
       stateDir: flags.stateDir,
       modelCacheDir: flags.modelCache,
       ...(flags.coordinator !== undefined ? { coordinatorUrls: coordinatorUrls(flags.coordinator) } : {}),
       data,
+      ...(cases ? { cases } : {}),
       workers: flags.workers,
       backend: flags.backend,
       policy,
@@ -119,6 +126,7 @@ export function edgeCommand(): Command {
     });
   edgePolicyCommands(cmd);
   edgeTokenCommands(cmd);
+  edgeCasesCommands(cmd);
   return cmd;
 }
 

@@ -20,7 +20,8 @@ import type { CkksKeySets } from './ckks/ckksKeySets.js';
 
 export interface ExperimentConfig {
   name: string;
-  model: { zoo?: string; numClasses?: number; numFeatures?: number; hidden?: number[]; spec?: unknown };
+  /** `input`: how DICOM images become the model's input at the sites (shared/model/inputSpec.ts); part of the spec. */
+  model: { zoo?: string; numClasses?: number; numFeatures?: number; hidden?: number[]; spec?: unknown; input?: unknown };
   /** Seed of the initial parameters (Glorot init). */
   initSeed: number;
   /** The aggregation rule (see createStrategy.ts); its options in `strategyOptions`. */
@@ -137,6 +138,7 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
         numFeatures: { type: 'integer', minimum: 1, maximum: 1000000 },
         hidden: { type: 'array', items: { type: 'integer', minimum: 1 }, maxItems: 64 },
         spec: { type: 'object' },
+        input: { type: 'object' },
       },
     },
     initSeed: { type: 'integer', default: 1 },
@@ -177,9 +179,10 @@ export const EXPERIMENT_CONFIG_SCHEMA = {
 /** The model spec an experiment trains (from the zoo or given inline). */
 export function experimentSpec(config: ExperimentConfig): ModelSpec {
   const m = config.model;
-  if (m.spec !== undefined) return parseModelSpec(m.spec, `experiment "${config.name}" model.spec`);
+  if (m.spec !== undefined) return parseModelSpec(m.input === undefined ? m.spec : { ...(m.spec as object), input: m.input }, `experiment "${config.name}" model.spec`);
   if (!m.zoo) throw new ModelSpecError(`experiment "${config.name}": model needs "zoo" (e.g. "cnn-28") or "spec"`);
-  return zooModel(m.zoo, { numClasses: m.numClasses, numFeatures: m.numFeatures, hidden: m.hidden });
+  const spec = zooModel(m.zoo, { numClasses: m.numClasses, numFeatures: m.numFeatures, hidden: m.hidden });
+  return m.input === undefined ? spec : parseModelSpec({ ...spec, input: m.input }, `experiment "${config.name}" model.input`);
 }
 
 /**

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { RoundQuery, StoreBackend } from './storeBackend.js';
 import type { DeploymentAction, HistoryWrites, RoundRecord, StoreDocument, VersionRecord } from './storeSchema.js';
-import { loadNodeSqlite } from './nodeSqlite.js';
+import { loadNodeSqlite } from '../../shared/storage/nodeSqlite.js';
 import { StoreFormatError } from '../../shared/errors.js';
 
 /** Schema migrations, applied in order; the database records the last one it has. */

@@ -22,6 +22,9 @@
  *   ota_rolled_back / _activated_by_hand   ota.rolled_back / ota.activated   operator
  *   model_swapped                 model.swapped (inference service)  edge
  *   stopped (revoked, impostor)   federation.stopped                 edge
+ *   case_received (new case)      case.received (pseudonym, source kind, modality)   edge
+ *   case_labelled                 case.labelled (label, previous, labeller)   the token | operator (CLI)
+ *   cases_deleted                 cases.deleted (count, before)      operator
  * and, from the client itself, `edge.started` (with the log's integrity), `audit.integrity_broken`
  * when the log did not verify, and `edge.stopped` at shutdown.
  *
@@ -138,6 +141,12 @@ export class EdgeAuditSources {
         return { actor: EDGE, action: 'model.swapped', subject: str(d.to), details: { from: d.from ? str(d.from) : null, provider: str(d.provider) } };
       case 'stopped':
         return { actor: EDGE, action: 'federation.stopped', subject: 'coordinator', details: { reason: str(d.reason, 300) } };
+      case 'case_received':
+        return d.duplicate ? null : { actor: EDGE, action: 'case.received', subject: str(d.case), details: { source: str(d.source), modality: d.modality ? str(d.modality) : null } };
+      case 'case_labelled':
+        return { actor: d.token ? { kind: 'token', id: str(d.token), role: 'clinician' } : OPERATOR, action: 'case.labelled', subject: str(d.case), details: { label: num(d.label), previous: num(d.previous), by: str(d.by, 200), via: str(d.via), at: str(d.at) } };
+      case 'cases_deleted':
+        return { actor: OPERATOR, action: 'cases.deleted', subject: 'cases', details: { count: num(d.count), before: str(d.before), by: str(d.by, 200) } };
       default:
         return null;
     }

@@ -41,6 +41,7 @@ import { defaultPolicy, type SitePolicy } from '../policy/sitePolicy.js';
 import { clamp01, SiteRules, type Refusal } from '../policy/siteRules.js';
 import { checkCoordinatorUrl } from './transportSecurity.js';
 import type { Dataset, DatasetSplits } from '../data/dataset.js';
+import { isLocalData, type LocalData } from '../data/localData.js';
 import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
 import { evaluateModel, type LocalFitOptions, type LocalFitResult } from '../training/localTrainer.js';
 import type { TrainingBackendName } from '../training/trainingBackend.js';
@@ -94,7 +95,8 @@ class SiteRefusal extends Error {
 export interface EdgeClientOptions {
   stateDir: string;
   modelCacheDir?: string;
-  data: DatasetSplits;
+  /** A data set loaded at start, or one read afresh for each round (the case store). */
+  data: DatasetSplits | LocalData;
   /** Worker threads for local training (>= 1; training never runs on the event loop). */
   workers?: number;
   backend?: TrainingBackendName;
@@ -497,15 +499,17 @@ export class EdgeClient extends EventEmitter {
     const started = performance.now();
     let reply: { message: Message; payload?: Uint8Array };
     let decision: ReturnType<SiteRules['fit']>;
+    let data: DatasetSplits;
     try {
-      decision = this.rules.fit(m, this.o.data.train.y.length);
+      data = this.localData(m.spec);
+      decision = this.rules.fit(m, data.train.y.length);
     } catch (err) {
       // A fit_ins the rules cannot even read (a spec that does not parse, say): refused, not a crash.
       return this.refuse(m, { kind: 'policy', reason: `this site cannot check the round against its policy: ${(err as Error).message}` });
     }
     if ('refusal' in decision) return this.refuse(m, decision.refusal);
     const plan = decision.plan;
-    this.log('fit_started', { experiment: m.experiment, round: m.round, examples: this.o.data.train.y.length });
+    this.log('fit_started', { experiment: m.experiment, round: m.round, examples: data.train.y.length });
     // Pinned before anything awaits: a plaintext fit_ins slipped in while this round waits on the
     // coordinator (a CKKS chain, say) is then refused too, as is a second release of this round.
     this.rules.security.record(m);
@@ -522,8 +526,8 @@ export class EdgeClient extends EventEmitter {
       }
       this.state.saveGlobalModel(m.modelVersion, spec, params);
       onLocalData = true;
-      const startAccuracy = this.rules.releasesNoisedAccuracy(m, plan) ? localAccuracy(spec, params, this.o.data.train) : undefined;
-      const r = await this.trainer.fit(spec, params, this.o.data.train, m.config);
+      const startAccuracy = this.rules.releasesNoisedAccuracy(m, plan) ? localAccuracy(spec, params, data.train) : undefined;
+      const r = await this.trainer.fit(spec, params, data.train, m.config);
       const delta = new Float32Array(params.length);
       for (let i = 0; i < delta.length; i++) delta[i] = r.params[i] - params[i];
       const last = r.history[r.history.length - 1];
@@ -588,15 +592,30 @@ export class EdgeClient extends EventEmitter {
     this.deliver({ message: { type: fit ? 'fit_failed' : 'eval_failed', experiment: m.experiment, round: m.round, reason: r.reason.slice(0, 2000), refused: r.kind } });
   }
 
+  /** The local splits for the round's model (a case store's labelled cases match the model's input spec). */
+  private localData(specJson: unknown): DatasetSplits {
+    const d = this.o.data;
+    if (!isLocalData(d)) return d;
+    let spec: ModelSpec | null = null;
+    try {
+      spec = parseModelSpec(specJson, 'coordinator model spec');
+    } catch {
+      // the round's own parsing refuses it, with the reason
+    }
+    return d.splitsFor(spec);
+  }
+
   /** ε this site has spent (all experiments), at its budget's δ. */
   privacySpent(): number {
     return this.rules.spent();
   }
 
   private async evaluate(m: MessageOf<'eval_ins'>, global: { spec: ModelSpec; params: Float32Array } | null): Promise<void> {
-    const data = this.o.data.val ?? this.o.data.test;
+    let data: Dataset;
     let allowed: ReturnType<SiteRules['evaluation']>;
     try {
+      const splits = this.localData(m.spec);
+      data = splits.val && splits.val.y.length > 0 ? splits.val : splits.test;
       allowed = this.rules.evaluation(m, data.y.length);
     } catch (err) {
       return this.refuse(m, { kind: 'policy', reason: `this site cannot check the evaluation against its policy: ${(err as Error).message}` });

@@ -36,6 +36,8 @@ export interface ServingModel {
   loadedAt: string;
   /** Accuracy on the site's holdout split, when it has one. */
   holdoutAccuracy?: number;
+  /** The holdout it was measured on (a case store's test split grows as clinicians label). */
+  holdoutData?: Dataset;
 }
 
 export interface SwapChecks {
@@ -61,8 +63,8 @@ export class HotSwapModel {
 
   constructor(
     private readonly sessionOptions: InferenceSessionOptions = {},
-    /** The checks now in force (a function: the site policy may change between swaps). */
-    private readonly checks: SwapChecks | (() => SwapChecks) = {},
+    /** The checks now in force for a model of this spec (a function: the site policy and the local data may change between swaps). */
+    private readonly checks: SwapChecks | ((spec: ModelSpec) => SwapChecks) = {},
   ) {}
 
   get current(): ServingModel | null {
@@ -77,7 +79,7 @@ export class HotSwapModel {
   async swapTo(versionId: string, spec: ModelSpec, params: Float32Array, o: { relative?: boolean } = {}): Promise<ServingModel> {
     let model: ServingModel;
     try {
-      const checks = typeof this.checks === 'function' ? this.checks() : this.checks;
+      const checks = typeof this.checks === 'function' ? this.checks(spec) : this.checks;
       model = await loadChecked(versionId, spec, params, this.sessionOptions, checks);
       const drop = checks.maxAccuracyDrop;
       if (o.relative && drop !== null && drop !== undefined && model.holdoutAccuracy !== undefined) {
@@ -123,10 +125,11 @@ export class HotSwapModel {
   private async servingAccuracy(holdout: Dataset | undefined): Promise<number | undefined> {
     const slot = this.slot;
     if (!slot) return undefined;
-    if (slot.model.holdoutAccuracy !== undefined) return slot.model.holdoutAccuracy;
+    if (slot.model.holdoutAccuracy !== undefined && (slot.model.holdoutData === holdout || !holdout)) return slot.model.holdoutAccuracy;
     if (!holdout || holdout.y.length === 0) return undefined;
     slot.inflight++;
     try {
+      slot.model.holdoutData = holdout;
       return (slot.model.holdoutAccuracy = await holdoutAccuracy(slot.model.session, holdout, slot.model.exampleSize));
     } finally {
       if (--slot.inflight === 0 && slot.retired) void slot.model.session.release();
@@ -192,7 +195,7 @@ async function loadChecked(versionId: string, spec: ModelSpec, params: Float32Ar
       accuracy = await holdoutAccuracy(session, checks.holdout, exampleSize);
       if (checks.accuracyFloor !== undefined && accuracy < checks.accuracyFloor) throw new LocalAccuracyError(`version ${short}: holdout accuracy ${accuracy.toFixed(4)} is below the floor ${checks.accuracyFloor}`);
     }
-    return { versionId, spec, session, exampleSize, inputShape, classes: out.classes, loadedAt: new Date().toISOString(), ...(accuracy !== undefined ? { holdoutAccuracy: accuracy } : {}) };
+    return { versionId, spec, session, exampleSize, inputShape, classes: out.classes, loadedAt: new Date().toISOString(), ...(accuracy !== undefined ? { holdoutAccuracy: accuracy, holdoutData: checks.holdout } : {}) };
   } catch (err) {
     await session.release();
     throw err;

@@ -1,7 +1,10 @@
 /**
  * The edge inference service clinicians' systems call (fastify):
- *   POST /v1/infer   JSON `{"input": [...]}` or a PNG body (Content-Type: image/png) →
- *                    `{probabilities, predictedClass, version, executionProvider, batchSize}`
+ *   POST /v1/infer   JSON `{"input": [...]}`, a PNG body (Content-Type: image/png) or, with a case
+ *                    store, a DICOM file (application/dicom: it becomes a case, preprocessed by
+ *                    the serving model's input spec) →
+ *                    `{probabilities, predictedClass, version, executionProvider, batchSize[, case]}`
+ *   /v1/cases...     the case store and clinicians' labels (caseRoutes.ts), with a case store
  *   GET  /healthz    model version serving, provider, swaps, coordinator reachability
  *                    (offline autonomy: the last good model keeps serving), last refusal
  *   GET  /metrics    Prometheus text format
@@ -12,13 +15,17 @@
  * plain HTTP off loopback needs `insecure: true`.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { FedmedError, UsageError } from '../../shared/errors.js';
+import { DicomError, FedmedError, UsageError } from '../../shared/errors.js';
 import { DEFAULT_BATCHING, DynamicBatcher, ModelChangedError, QueueFullError, type BatchingOptions } from './dynamicBatcher.js';
 import { NoModelError, type HotSwapModel } from './hotSwapModel.js';
 import { exampleFromJson, exampleFromPng, InferenceRequestError } from './inferenceRequest.js';
 import { ServiceMetrics } from './serviceMetrics.js';
 import { inferenceLimits, inferenceLimitsPlugin, inferenceServerOptions, type InferenceLimits } from './inferenceLimits.js';
 import type { ServiceRole, ServiceTokens } from './serviceTokens.js';
+import { CaseLabelError, CaseNotFoundError, type CaseInference, type CaseStore } from '../cases/caseStore.js';
+import type { IngestedCase } from '../dicom/dicomIngest.js';
+import { modelInput } from '../dicom/modelInput.js';
+import { caseRoutes } from './caseRoutes.js';
 
 export interface InferenceServiceOptions {
   model: HotSwapModel;
@@ -40,6 +47,15 @@ export interface InferenceServiceOptions {
   insecure?: boolean;
   /** HTTP limits (inferenceLimits.ts); anything not given has its default. */
   limits?: Partial<InferenceLimits>;
+  /** The site's case store: DICOM inference requests become cases; the /v1/cases routes. */
+  cases?: {
+    store: CaseStore;
+    ingest: (p10: Uint8Array) => Promise<IngestedCase>;
+    /** After a clinician's label change. */
+    onLabel: () => void;
+    /** Largest DICOM body (default 64 MiB). */
+    bodyLimitBytes?: number;
+  };
 }
 
 export class ServiceConfigError extends UsageError {}
@@ -54,7 +70,15 @@ const ROUTE_ROLES: Record<string, readonly ServiceRole[]> = {
   '/v1/infer': ['clinician'],
   '/healthz': ['clinician', 'monitor'],
   '/metrics': ['clinician', 'monitor'],
+  '/v1/cases': ['clinician'],
+  '/v1/cases/:id': ['clinician'],
+  '/v1/cases/:id/label': ['clinician'],
+  '/v1/cases/:id/input.png': ['clinician'],
+  '/v1/cases/lookup': ['clinician'],
 };
+
+/** The token each request came with (its id and name), for the records it makes. */
+const callers = new WeakMap<object, { id: string; name: string }>();
 
 export interface RunningInferenceService {
   app: FastifyInstance;
@@ -72,6 +96,7 @@ const inferResponse = {
     version: { type: 'string' },
     executionProvider: { type: 'string' },
     batchSize: { type: 'integer' },
+    case: { type: 'string' },
   },
 };
 
@@ -90,9 +115,10 @@ export async function startInferenceService(o: InferenceServiceOptions): Promise
   const app = Fastify({ logger: false, bodyLimit: o.bodyLimitBytes ?? 1024 * 1024, ...server, ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' as const, ...node } } : { http: node }) }) as unknown as FastifyInstance;
   await app.register(inferenceLimitsPlugin, { limits });
   app.addContentTypeParser('image/png', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  if (o.cases) app.addContentTypeParser('application/dicom', { parseAs: 'buffer', bodyLimit: o.cases.bodyLimitBytes ?? 64 * 1024 * 1024 }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    const status = err instanceof InferenceRequestError ? err.status : err instanceof QueueFullError || err instanceof NoModelError || err instanceof ModelChangedError ? 503 : err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+    const status = err instanceof InferenceRequestError ? err.status : err instanceof CaseNotFoundError ? 404 : err instanceof CaseLabelError ? 400 : err instanceof DicomError ? 422 : err instanceof QueueFullError || err instanceof NoModelError || err instanceof ModelChangedError ? 503 : err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
     const code = err instanceof FedmedError ? err.code : status === 503 ? 'OVERLOADED' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
     void reply.code(status).send({ error: code, message: status < 500 || status === 503 ? err.message : `inference failed: ${err.message}` });
   });
@@ -103,6 +129,7 @@ export async function startInferenceService(o: InferenceServiceOptions): Promise
       if (!c.ok) return reply.code(401).header('www-authenticate', 'Bearer realm="fedmed-edge"').send({ error: 'UNAUTHORIZED', message: c.reason });
       const roles = ROUTE_ROLES[req.routeOptions.url ?? ''];
       if (roles && !roles.includes(c.role)) return reply.code(403).send({ error: 'FORBIDDEN', message: `a ${c.role} token may not call ${req.method} ${req.routeOptions.url}; it needs a ${roles.join(' or ')} token` });
+      callers.set(req, { id: c.id, name: c.name });
     });
   }
   app.addHook('onResponse', async (req, reply) => {
@@ -116,17 +143,32 @@ export async function startInferenceService(o: InferenceServiceOptions): Promise
     if (!model) throw new NoModelError();
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim();
     let example: Float32Array;
+    let dicomCase: IngestedCase | null = null;
     if (type === 'application/json') example = exampleFromJson(req.body, model.inputShape);
     else if (type === 'image/png') example = exampleFromPng(req.body as Buffer, model.inputShape);
-    else throw new InferenceRequestError(`unsupported Content-Type "${type}"; send application/json or image/png`, 415);
+    else if (type === 'application/dicom' && o.cases) {
+      dicomCase = await o.cases.ingest(req.body as Buffer);
+      // (preprocessed for the model serving when it arrived; a swap to another input spec meanwhile: ask again)
+      if (dicomCase.modelInput.hash !== modelInput(model.spec).hash) throw new ModelChangedError('the serving model changed while the DICOM was decoded; send it again');
+      example = dicomCase.input;
+    } else throw new InferenceRequestError(`unsupported Content-Type "${type}"; send application/json, image/png${o.cases ? ' or application/dicom' : ''}`, 415);
     const answer = await batcher.infer(example);
     const probabilities = Array.from(answer.probabilities);
     // Extreme inputs (finite, but far outside what the model was trained on) can overflow inside it: the request's fault, not the service's.
     if (!probabilities.every(Number.isFinite)) throw new InferenceRequestError('the model gives no finite answer for this input (values far outside its range)');
     let best = 0;
     for (let c = 1; c < probabilities.length; c++) if (probabilities[c] > probabilities[best]) best = c;
-    return { probabilities, predictedClass: best, version: answer.model.versionId, executionProvider: answer.model.session.provider, batchSize: answer.batchSize };
+    const result = { probabilities, predictedClass: best, version: answer.model.versionId, executionProvider: answer.model.session.provider, batchSize: answer.batchSize };
+    if (!dicomCase) return result;
+    const kept: CaseInference = { version: result.version, provider: result.executionProvider, probabilities, predictedClass: best, at: new Date().toISOString() };
+    o.cases!.store.setInference(dicomCase.id, kept);
+    return { ...result, case: dicomCase.id };
   });
+
+  if (o.cases) {
+    const cases = o.cases;
+    await app.register(caseRoutes, { cases: cases.store, classes: () => o.model.current?.classes, caller: (req) => callers.get(req) ?? null, onLabel: cases.onLabel });
+  }
 
   app.get('/healthz', async (_req, reply) => {
     const m = o.model.current;

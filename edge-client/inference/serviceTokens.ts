@@ -95,7 +95,7 @@ export function revokeServiceToken(stateDir: string, which: string, now = new Da
   return hits[0];
 }
 
-export type TokenCheck = { ok: true; role: ServiceRole; id: string } | { ok: false; reason: string };
+export type TokenCheck = { ok: true; role: ServiceRole; id: string; name: string } | { ok: false; reason: string };
 
 /** Checks bearer tokens against the token file, re-reading it whenever it changes. */
 export class ServiceTokens {
@@ -131,7 +131,7 @@ export class ServiceTokens {
     if (!r || !equal) return { ok: false, reason: 'invalid access token' };
     if (r.revokedAt) return { ok: false, reason: 'this access token was revoked' };
     if (r.expiresAt && Date.parse(r.expiresAt) <= now) return { ok: false, reason: 'this access token has expired' };
-    return { ok: true, role: r.role, id: r.id };
+    return { ok: true, role: r.role, id: r.id, name: r.name };
   }
 
   private refresh(): void {

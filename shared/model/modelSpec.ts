@@ -6,6 +6,7 @@
  * [inUnits, units]; the ONNX builder transposes where ONNX wants another order.
  */
 import { ModelSpecError } from '../errors.js';
+import { parseInputSpec, type InputSpec } from './inputSpec.js';
 
 export type Pair = [number, number];
 export type Padding = 'valid' | 'same';
@@ -58,6 +59,11 @@ export interface ModelSpec {
   /** Shape of one example, without the batch dimension: [h, w, c] for images, [n] for tabular. */
   inputShape: number[];
   layers: LayerSpec[];
+  /**
+   * How DICOM images become this model's input (window, inversion, size; shared/model/inputSpec.ts).
+   * Part of the spec, hence of every version's id and signature. Absent: the default for the input shape.
+   */
+  input?: InputSpec;
 }
 
 /** One parameter tensor a layer owns. */
@@ -84,13 +90,19 @@ const MAX_DIM = 1 << 20;
 /** Checks an untrusted value (e.g. parsed JSON) and returns it as a ModelSpec, or throws ModelSpecError. */
 export function parseModelSpec(value: unknown, source = 'model spec'): ModelSpec {
   if (!isObject(value)) throw new ModelSpecError(`${source}: expected a JSON object`);
-  const { name, inputShape, layers } = value;
+  const { name, inputShape, layers, input } = value;
   if (typeof name !== 'string' || name.length === 0) throw new ModelSpecError(`${source}: "name" must be a non-empty string`);
   if (!Array.isArray(inputShape) || inputShape.length === 0 || !inputShape.every(isPositiveInt)) {
     throw new ModelSpecError(`${source}: "inputShape" must be a non-empty array of positive integers`);
   }
   if (!Array.isArray(layers) || layers.length === 0) throw new ModelSpecError(`${source}: "layers" must be a non-empty array`);
   const spec: ModelSpec = { name, inputShape: [...inputShape], layers: layers.map((l, i) => parseLayer(l, `${source}: layers[${i}]`)) };
+  if (input !== undefined) {
+    spec.input = parseInputSpec(input, `${source}: input`);
+    if (inputShape.length !== 3 || spec.input.size[0] !== inputShape[0] || spec.input.size[1] !== inputShape[1] || spec.input.channels !== inputShape[2]) {
+      throw new ModelSpecError(`${source}: "input" makes [${spec.input.size.join(', ')}, ${spec.input.channels}] images, but "inputShape" is [${inputShape.join(', ')}]`);
+    }
+  }
   resolveLayers(spec); // throws on shapes that do not fit
   return spec;
 }

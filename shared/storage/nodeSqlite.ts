@@ -1,6 +1,6 @@
 /**
  * Loads node:sqlite without its one-time "SQLite is an experimental feature" warning on every
- * coordinator start (operators would read it as a problem with their installation). Only that
+ * start (operators would read it as a problem with their installation). Only that
  * warning is dropped; the module's API has been stable across Node 22's releases we support.
  */
 type NodeSqlite = typeof import('node:sqlite');

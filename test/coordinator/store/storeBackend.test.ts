@@ -9,7 +9,7 @@ import pg from 'pg';
 import type { StoreBackend } from '../../../coordinator/store/storeBackend.js';
 import { SQLITE_FILE, SqliteBackend } from '../../../coordinator/store/sqliteBackend.js';
 import { PostgresBackend } from '../../../coordinator/store/postgresBackend.js';
-import { loadNodeSqlite } from '../../../coordinator/store/nodeSqlite.js';
+import { loadNodeSqlite } from '../../../shared/storage/nodeSqlite.js';
 import { emptyDocument, type DeploymentAction, type RoundRecord, type StoreDocument, type VersionRecord } from '../../../coordinator/store/storeSchema.js';
 import { StoreFormatError } from '../../../shared/errors.js';
 import { makeTempDir } from '../../helpers/paths.js';

@@ -22,7 +22,7 @@ describe('inference service access tokens (STATE_DIR/inference-tokens.json)', ()
     const secret = c.token.split('.')[1];
     assert.equal(readFileSync(file, 'utf8').includes(secret), false);
     assert.equal(c.record.sha256, createHash('sha256').update(secret).digest('hex'));
-    assert.deepEqual(tokens.check(`Bearer ${c.token}`), { ok: true, role: 'clinician', id: c.record.id });
+    assert.deepEqual(tokens.check(`Bearer ${c.token}`), { ok: true, role: 'clinician', id: c.record.id, name: c.record.name });
     assert.equal((tokens.check(`bearer ${m.token}`) as { role: string }).role, 'monitor');
     assert.equal(tokens.check(undefined).ok, false);
     assert.equal(tokens.check(c.token).ok, false, 'without "Bearer"');
