@@ -33,7 +33,7 @@ describe('DICOM clinical loop: C-STORE → de-identified cases → labels → fe
   this.timeout(400_000);
   const t = makeTempDir();
   let coord: CoordinatorProc;
-  const edges = new Map<string, { proc: Proc; dicomPort: number; servePort: number; token: string; images: LabelledDicom[]; folder: string }>();
+  const edges = new Map<string, { proc: Proc; dicomPort: number; servePort: number; token: string; monitor: string; images: LabelledDicom[]; folder: string }>();
   const answers: string[] = []; // every API answer body, for the PHI check
 
   const api = async (site: string, method: string, path: string, body?: unknown, type = 'application/json'): Promise<{ status: number; body: Record<string, unknown> }> => {
@@ -56,6 +56,8 @@ describe('DICOM clinical loop: C-STORE → de-identified cases → labels → fe
       await enrol(coord, site, join(t.dir, site));
       const token = await runCli(['edge', 'token', 'create', '--state-dir', join(t.dir, site), '--role', 'clinician', '--name', `${site}-radiology`]);
       assert.equal(token.code, 0, token.stderr);
+      const monitor = await runCli(['edge', 'token', 'create', '--state-dir', join(t.dir, site), '--role', 'monitor']);
+      assert.equal(monitor.code, 0, monitor.stderr);
       const images = labelledDicom(PER_SITE + 1, { offset: i * 5, site });
       const folder = join(t.dir, `${site}-dicom`);
       mkdirSync(folder);
@@ -63,7 +65,7 @@ describe('DICOM clinical loop: C-STORE → de-identified cases → labels → fe
       const dicomPort = await freePort();
       const servePort = await freePort();
       const proc = spawnCli(['edge', 'start', '--state-dir', join(t.dir, site), '--dicom-port', String(dicomPort), '--dicom-aet', 'FEDMED', '--dicom-allowed-aets', 'MODALITY1,PACS', '--serve-port', String(servePort), '--max-accuracy-drop', 'off']);
-      edges.set(site, { proc, dicomPort, servePort, token: token.stdout.trim(), images, folder });
+      edges.set(site, { proc, dicomPort, servePort, token: token.stdout.trim(), monitor: monitor.stdout.trim(), images, folder });
     }
     await waitFor('2 edges online', async () => (await onlineSites(coord)).length === 2, 60_000);
     for (const e of edges.values()) await waitFor('the DICOM listener', () => e.proc.output().includes('"event":"dicom_listening"'), 30_000);
@@ -109,6 +111,10 @@ describe('DICOM clinical loop: C-STORE → de-identified cases → labels → fe
       assert.deepEqual((c.body.labelHistory as { label: number; by: string }[]).map((h) => [h.label, h.by]), [[e.images[0].label, 'dr.test'], [1 - e.images[0].label, 'dr.second'], [e.images[0].label, 'dr.second']]);
       const noToken = await fetch(`http://127.0.0.1:${e.servePort}/v1/cases/${first}/label`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label: 0, by: 'x' }) });
       assert.equal(noToken.status, 401);
+      for (const [method, path, body] of [['POST', `/v1/cases/${first}/label`, { label: 0, by: 'x' }], ['GET', '/v1/cases', undefined], ['POST', '/v1/cases/lookup', { sopInstanceUid: e.images[0].sopInstanceUid }]] as const) {
+        const asMonitor = await fetch(`http://127.0.0.1:${e.servePort}${path}`, { method, headers: { authorization: `Bearer ${e.monitor}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+        assert.equal(asMonitor.status, 403, `a monitor token may not ${method} ${path}`);
+      }
       const bad = await api(site, 'POST', `/v1/cases/${first}/label`, { label: -1, by: 'dr.test' });
       assert.equal(bad.status, 400, 'a label that is not a class index is refused');
       const stats = (await api(site, 'GET', '/v1/cases?labelled=false')).body.stats as { labelled: number };
