@@ -22,6 +22,7 @@ import { RoundEngine } from './rounds/roundEngine.js';
 import { Deployment } from './ota/deployment.js';
 import { OtaPublisher } from './ota/otaPublisher.js';
 import { SiteRegistry } from './siteRegistry.js';
+import { SiteReadiness } from './siteReadiness.js';
 import { CoordinatorStore } from './store/coordinatorStore.js';
 import { coordinatorLimits, httpServerOptions, credentialRoute, type CoordinatorLimits } from './limits.js';
 import { acquireDataDirLock, releaseDataDirLock } from './store/dataDirLock.js';
@@ -136,6 +137,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   // The event feed and metrics: connected to the parts above, their routes and hooks registered before the API's.
   const events = new FederationEvents(app.log);
   const metrics = new CoordinatorMetrics(events, { sitesOnline: () => gateway.readySites().length, gatewayTraffic: () => gateway.traffic(), otaBytes: () => [...publisher.bytesSent.values()].reduce((a, b) => a + b, 0) });
+  const readiness = new SiteReadiness(app.log);
+  gateway.onDataStatus = (site, m) => {
+    if (readiness.record(site, m)) events.emit({ type: 'site', site, online: true, change: 'data' });
+  };
   connectEventSources(events, { app, store, gateway, rounds, deployment, ota: publisher, federation, metrics });
   // The audit log: fed from the event bus and the API's responses (coordinator/audit/).
   const audit = AuditLog.open(o.dataDir, app.log);
@@ -145,7 +150,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   recordCoordinatorStart(audit, { store, federation, tokensCreated: store.data.apiTokens.filter((t) => !tokensBefore.has(t.id)), roundsAborted: aborted });
   registerEventRoutes(app, { tokens, store, events, metrics }, o.eventStreams);
   registerAuditRoutes(app, { tokens, audit });
-  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, federation });
+  registerApiRoutes(app, { store, sites, tokens, gateway, rounds, deployment, ota: publisher, keySets, federation, readiness });
   registerDashboardRoutes(app); // the dashboard's page and files at / (dist/dashboard)
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   try {

@@ -30,6 +30,16 @@ export interface Site {
   uncertifiedReason: string | null;
   refusals: SiteRefusal[];
   pendingApproval: string[];
+  /** The site's readiness as its policy releases it (null: not told yet). */
+  data: SiteData | null;
+}
+
+export interface SiteData {
+  examples: { train: number; validation: number; test: number } | null;
+  release: 'exact' | 'bucketed' | 'withheld';
+  ready: boolean;
+  minExamples: number;
+  reportedAt: string;
 }
 
 export interface Experiment {

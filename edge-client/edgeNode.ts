@@ -66,6 +66,7 @@ export class EdgeNode {
   ingest: DicomIngest | null = null;
   private pool: DecodePool | null = null;
   private caseAudit: NodeJS.Timeout | null = null;
+  private readiness: NodeJS.Timeout | null = null;
   private readonly localData: LocalData;
   private readonly log: (event: string, detail?: Record<string, unknown>) => void;
 
@@ -115,6 +116,7 @@ export class EdgeNode {
       const m = this.model.current!;
       this.metrics.setModel(to, m.session.provider);
       this.log('model_swapped', { from, to, provider: m.session.provider });
+      this.reportReadiness(); // (another input spec: other cases match it)
     };
     this.client.on('ready', () => this.metrics.coordinatorConnected.set(1));
     this.client.on('disconnected', () => this.metrics.coordinatorConnected.set(0));
@@ -149,6 +151,9 @@ export class EdgeNode {
     // A rollback or an activation by hand (both rewrite active.json) is applied within a second.
     watchFile(join(this.store.dir, 'active.json'), { interval: 500 }, () => this.client.ota.applyLocalRollback(() => this.model.current?.versionId ?? null));
     await this.dicom?.start();
+    // (re-read every 2 s: labels arrive, and the policy that shapes what is told may change)
+    this.reportReadiness();
+    this.readiness = setInterval(() => this.reportReadiness(), 2000).unref();
     this.client.start();
   }
 
@@ -156,6 +161,7 @@ export class EdgeNode {
     unwatchFile(join(this.store.dir, 'active.json'));
     await this.dicom?.stop();
     if (this.caseAudit) clearInterval(this.caseAudit);
+    if (this.readiness) clearInterval(this.readiness);
     this.auditCaseChanges();
     await this.client.stop();
     await this.service?.close();
@@ -170,6 +176,21 @@ export class EdgeNode {
     if (spec) return modelInput(spec);
     const input = o.inputSpec ?? defaultInputSpec([28, 28, 1]);
     return modelInput({ inputShape: [...input.size, input.channels], input });
+  }
+
+  /**
+   * The labelled examples this site would train on now, for the coordinator's view of who is
+   * ready (the client sends them as the policy lets out, and only when they change): the case
+   * store's labelled cases of the serving model's input spec, or the sizes of the data set given.
+   */
+  private reportReadiness(): void {
+    if (this.o.data !== 'cases') {
+      const d = this.o.data;
+      return this.client.dataStatus.update({ train: d.train.y.length, validation: d.val?.y.length ?? 0, test: d.test?.y.length ?? 0 });
+    }
+    if (!this.cases || !this.o.cases) return;
+    const n = this.cases.labelledCounts(this.ingestInput(this.o.cases).hash);
+    this.client.dataStatus.update({ train: n.train, validation: n.val, test: n.test });
   }
 
   /**

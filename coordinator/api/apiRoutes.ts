@@ -22,6 +22,7 @@ import type { RoundEngine } from '../rounds/roundEngine.js';
 import type { Deployment } from '../ota/deployment.js';
 import type { OtaPublisher } from '../ota/otaPublisher.js';
 import type { SiteRegistry } from '../siteRegistry.js';
+import type { SiteReadiness } from '../siteReadiness.js';
 import type { CoordinatorStore } from '../store/coordinatorStore.js';
 import { ROLES, type Role } from '../store/storeSchema.js';
 import { MAX_WRAPPED_KEY_BYTES, type CkksKeySets } from '../ckks/ckksKeySets.js';
@@ -42,6 +43,7 @@ export interface ApiDeps {
   ota: OtaPublisher;
   keySets: CkksKeySets;
   federation: CoordinatorFederation;
+  readiness: SiteReadiness;
 }
 
 const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } };
@@ -122,6 +124,8 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
       // What the site refused lately (latest per experiment) and the experiments awaiting its approval.
       refusals: siteRefusals(s),
       pendingApproval: pendingApproval(s),
+      // Its labelled examples as its policy releases them, and whether it reaches its own minimum (null: it has not said).
+      data: d.readiness.of(s.name),
     };
   };
   const nullableString = { type: ['string', 'null'] };
@@ -157,6 +161,16 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
         },
       },
       pendingApproval: { type: 'array', items: { type: 'string' } },
+      data: {
+        type: ['object', 'null'],
+        properties: {
+          examples: { type: ['object', 'null'], properties: { train: { type: 'integer' }, validation: { type: 'integer' }, test: { type: 'integer' } } },
+          release: { type: 'string' },
+          ready: { type: 'boolean' },
+          minExamples: { type: 'integer' },
+          reportedAt: { type: 'string' },
+        },
+      },
     },
   };
 
@@ -175,6 +189,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
   });
   app.post<{ Params: { name: string } }>('/v1/sites/:name/revoke', { ...admin, schema: { response: { 200: siteSchema } } }, async (req) => {
     const site = await d.sites.revoke(req.params.name);
+    d.readiness.forget(site.name);
     d.gateway.disconnect(site.name, CloseCode.REVOKED, 'site revoked by the federation admin');
     app.log.warn({ site: site.name }, 'site revoked');
     return siteView(site.name);

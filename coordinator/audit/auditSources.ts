@@ -158,7 +158,7 @@ function fromEvent(e: FederationEvent, s: AuditSources, actor: (fallback?: Audit
   const data = s.store.data;
   switch (e.type) {
     case 'site': {
-      if (!e.change) return null;
+      if (!e.change || e.change === 'data') return null;
       const site = data.sites.find((x) => x.name === e.site);
       const details: AuditDetails = {};
       if (e.change === 'enrolled' && site?.publicKey && site.encryptionKey) details.fingerprint = siteKeysFingerprint(site.publicKey, site.encryptionKey);

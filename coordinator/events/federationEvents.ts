@@ -7,7 +7,7 @@
  *
  * The events (what the dashboard consumes; keep these shapes stable):
  *   site        a site's authenticated session opened or closed (`online`), or, with `change`,
- *               the site was added, enrolled, certified or revoked (`online`: its session state then)
+ *               the site was added, enrolled, certified or revoked, or told its readiness (`online`: its session state then)
  *   round       a round `started`, or ended `completed` | `failed` | `stopped` (`reason` unless completed)
  *   phase       one site's progress in a round phase (see PHASES): `started` then `done`,
  *               `failed` or `dropped` (`reason`), with `seconds` and `bytes` (sent + received on
@@ -31,7 +31,8 @@ export const PHASES = ['training', 'key_exchange', 'masked_input', 'unmask', 'ev
 export type SitePhase = (typeof PHASES)[number];
 export type PhaseStatus = 'started' | 'done' | 'failed' | 'dropped';
 export type RoundEventStatus = 'started' | 'completed' | 'failed' | 'stopped';
-export type SiteChange = 'added' | 'enrolled' | 'certified' | 'revoked';
+/** `data`: the site's readiness (data_status) changed — shown, not audited (it is not a change to the federation). */
+export type SiteChange = 'added' | 'enrolled' | 'certified' | 'revoked' | 'data';
 export type DeploymentChange = 'publish' | 'canary' | 'promote' | 'rollback' | 'held' | 'gate' | 'report';
 
 export type FederationEvent =

@@ -62,6 +62,8 @@ export class EdgeGateway {
   onCkksMessage: (site: string, message: Message, payload: Buffer) => void = () => {};
   /** Audit anchoring: a site's signed audit chain head (`audit_head`; coordinator/audit/auditAnchoring.ts). */
   onAuditHead: (site: string, message: MessageOf<'audit_head'>) => void = () => {};
+  /** Readiness: a site's labelled-example counts as its policy releases them (`data_status`; coordinator/siteReadiness.ts). */
+  onDataStatus: (site: string, message: MessageOf<'data_status'>) => void = () => {};
   /** Told when a site's authenticated session opens (true) or closes (false): the event feed. Must not throw. */
   onSiteSession: (site: string, online: boolean) => void = () => {};
   /** Bytes of connections already closed (traffic() adds the open ones). */
@@ -243,6 +245,7 @@ export class EdgeGateway {
         },
         onMessage: (s, m, p) => {
           if (m.type === 'audit_head') return this.onAuditHead(s.site!, m);
+          if (m.type === 'data_status') return this.onDataStatus(s.site!, m);
           if (m.type.startsWith('ckks_')) return this.onCkksMessage(s.site!, m, p);
           (m.type.startsWith('model_') ? this.modelEvents : this.events).onMessage(s.site!, m, p);
         },

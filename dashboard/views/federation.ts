@@ -1,9 +1,19 @@
-/** Federation: every site, online or not, last seen, certificate and revocation, the version it runs, pending approvals and refusals. */
+/** Federation: every site, online or not, last seen, certificate and revocation, the version it runs, its labelled data, pending approvals and refusals. */
 import { badge, byId, fill, h, table, timeAgo, versionTag, type Child } from '../dom.js';
 import { on, state } from '../state.js';
+import type { Site } from '../types.js';
 
 export function initFederation(): void {
   on(['sites', 'deployment', 'rounds', 'experiments'], render);
+}
+
+/** Ready or not by the site's own minimum, and its labelled examples as its policy releases them. */
+function readiness(s: Site): Child {
+  const d = s.data;
+  if (!d) return h('span', { class: 'muted' }, 'not reported');
+  const counts = d.examples ? `${d.examples.train} train · ${d.examples.validation} val · ${d.examples.test} test${d.release === 'bucketed' ? ' (rounded down)' : ''}` : 'counts withheld by the site';
+  const b = d.ready ? badge('ready', 'ok', `at least the site's minimum of ${d.minExamples} training examples`) : badge('not ready', 'warn', `fewer than the site's minimum of ${d.minExamples} training examples`);
+  return h('span', { 'data-ready': String(d.ready) }, b, ' ', h('small', {}, counts));
 }
 
 function render(): void {
@@ -23,6 +33,7 @@ function render(): void {
       s.certified || !s.uncertifiedReason ? '' : h('small', {}, s.uncertifiedReason),
       d ? versionTag(d.active) : h('span', { class: 'muted' }, '–'),
       String(s.roundsJoined),
+      readiness(s),
     ];
   });
   for (const [i, s] of sites.entries()) rows[i].push(s.pendingApproval.length ? s.pendingApproval.map((e) => h('div', {}, badge('awaiting approval', 'warn'), ' ', expName(e))) : h('span', { class: 'muted' }, '–'));
@@ -34,7 +45,7 @@ function render(): void {
     return last ? last.sites.filter((x) => x.refused || ((x.status === 'failed' || x.status === 'dropped') && x.reason)).map((x) => ({ ...x, experiment: last.experiment, round: last.round })) : [];
   });
 
-  const table1 = table(`Sites: ${online} of ${sites.length} online`, ['site', 'connection', 'last seen', 'certificate', 'why not certified', 'running version', 'rounds joined', 'pending approvals'], rows, { id: 'sites-table' });
+  const table1 = table(`Sites: ${online} of ${sites.length} online`, ['site', 'connection', 'last seen', 'certificate', 'why not certified', 'running version', 'rounds joined', 'labelled data', 'pending approvals'], rows, { id: 'sites-table' });
   table1.querySelectorAll('tbody tr').forEach((tr, i) => sites[i] && tr.setAttribute('data-site', sites[i].name));
   fill(
     root,

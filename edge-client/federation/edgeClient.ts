@@ -42,6 +42,7 @@ import { clamp01, SiteRules, type Refusal } from '../policy/siteRules.js';
 import { checkCoordinatorUrl } from './transportSecurity.js';
 import type { Dataset, DatasetSplits } from '../data/dataset.js';
 import { isLocalData, type LocalData } from '../data/localData.js';
+import { DataStatusReporter } from './dataStatusReporter.js';
 import { DataParallelTrainer } from '../training/dataParallelTrainer.js';
 import { evaluateModel, type LocalFitOptions, type LocalFitResult } from '../training/localTrainer.js';
 import type { TrainingBackendName } from '../training/trainingBackend.js';
@@ -130,6 +131,8 @@ export interface EdgeClientOptions {
   connect?: (url: URL) => ClientSocket;
   /** Simulated faults: asked before each protocol step; may delay it or drop the connection. */
   faults?: FaultHook;
+  /** Least time between two `data_status` messages (default 5 s). */
+  dataStatusIntervalMs?: number;
   log?: (event: string, detail?: Record<string, unknown>) => void;
 }
 
@@ -185,6 +188,8 @@ export class EdgeClient extends EventEmitter {
   readonly trust: EdgeTrust;
   /** Every rule of the site policy: what may leave, and in what form. */
   readonly rules: SiteRules;
+  /** Readiness for the coordinator: give it the labelled counts (`dataStatus.update`), it sends what the policy lets out. */
+  readonly dataStatus: DataStatusReporter;
   /** The authenticated session (null while disconnected or in the handshake). */
   private session: Authenticated | null = null;
   private readonly transportWarning: string | null;
@@ -241,6 +246,11 @@ export class EdgeClient extends EventEmitter {
       log: (event, detail) => this.log(event, detail),
     });
     this.rules = new SiteRules(o.stateDir, o.policy ?? defaultPolicy(), (event, detail) => this.log(event, detail));
+    this.dataStatus = new DataStatusReporter({
+      shape: (counts) => this.rules.dataStatus(counts),
+      send: (m) => (this.channel && !this.channel.isClosed && this.session ? this.channel.send(m) : null),
+      minIntervalMs: o.dataStatusIntervalMs ?? 5000,
+    });
   }
 
   /** The coordinator URL in use (or tried next). */
@@ -270,6 +280,7 @@ export class EdgeClient extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.dataStatus.stop();
     this.channel?.close(1000, 'edge shutting down');
     this.socket?.terminate();
     this.ckks.close();
@@ -337,6 +348,7 @@ export class EdgeClient extends EventEmitter {
           void channel.send({ type: 'heartbeat', t: Date.now() }).catch(() => {});
         }, heartbeatMs).unref();
         this.flushPending();
+        this.dataStatus.connected();
         this.emit('ready');
         return;
       }

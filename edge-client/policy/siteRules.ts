@@ -12,7 +12,7 @@
  * and then shapes the release: the example count and the metrics per `release`, each either
  * part of the accounted mechanism or withheld under DP. The client only carries out the plan.
  */
-import type { MessageOf, RefusalKind } from '../../shared/protocol/messages.js';
+import type { DataStatus, MessageOf, RefusalKind } from '../../shared/protocol/messages.js';
 import { gaussianSample } from '../../shared/privacy/gaussianNoise.js';
 import { clipBitMechanism, type PrivacyMechanism } from '../../shared/privacy/privacyMechanism.js';
 import { activeThreshold, DEFAULT_SITE_SECAGG_RULES, type SiteSecAggRules } from '../../shared/secure/secagg/secaggParams.js';
@@ -221,6 +221,28 @@ export class SiteRules {
     // (Central mode: the coordinator noises the sum of the bits; the site runs no mechanism on it.)
     if (plan.clipBitStddev !== null && plan.charge) out.push(clipBitMechanism(plan.clipBitStddev));
     return out;
+  }
+
+  /**
+   * The site's readiness as it may leave (`data_status`): the labelled examples per split by
+   * `release.exampleCount`, and whether the training split reaches `release.minExamples`. A site
+   * that trains only under DP never releases an exact count in a round, so it does not here
+   * either: withheld, only `ready` (a bit its refusals of rounds would tell anyway). An invalid
+   * policy file withholds everything and says not ready (it trains for no one).
+   */
+  dataStatus(counts: { train: number; validation: number; test: number }): DataStatus {
+    let p: SitePolicy;
+    try {
+      p = this.current();
+    } catch {
+      return { examples: null, release: 'withheld', ready: false, minExamples: this.fallback.release.minExamples };
+    }
+    const r = p.release;
+    const ready = counts.train >= r.minExamples;
+    const dpOnly = p.privacy.budget !== null || !p.privacy.allowNonDp;
+    if (dpOnly || r.exampleCount === 'withheld') return { examples: null, release: 'withheld', ready, minExamples: r.minExamples };
+    const shape = (n: number) => (r.exampleCount === 'exact' ? n : Math.floor(n / r.bucketSize) * r.bucketSize);
+    return { examples: { train: shape(counts.train), validation: shape(counts.validation), test: shape(counts.test) }, release: r.exampleCount, ready, minExamples: r.minExamples };
   }
 
   /** The example count an experiment without DP releases (fit and evaluation alike). */

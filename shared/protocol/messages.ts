@@ -40,6 +40,11 @@
  * connection, at each round's start and end and periodically; from a site (its enrolled key)
  * after it recorded a coordinator head and after each result it sends. Each side checks the
  * signature and records the head in its own audit log.
+ *
+ * Readiness (`data_status`, site -> coordinator): how many labelled examples the site holds for
+ * its serving model's input spec, released as its policy releases example counts (exact,
+ * bucketed, or withheld with only `ready`), sent after each connection and when the counts
+ * change, at most once per interval; the coordinator keeps the last one and drops a flood.
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { CloseCode, ProtocolError } from './protocolError.js';
@@ -127,7 +132,19 @@ export type Message =
   | { type: 'model_chunk'; version: string; base: string | null; offset: number; totalBytes: number; sha256: string; signature: string }
   | { type: 'model_status'; version: string; status: ModelStatus; reason?: string }
   /** The sender's signed audit chain head: the seq and hash of its log's last entry, when it was signed. */
-  | { type: 'audit_head'; seq: number; hash: string; at: string; signature: string };
+  | { type: 'audit_head'; seq: number; hash: string; at: string; signature: string }
+  | ({ type: 'data_status' } & DataStatus);
+
+/**
+ * A site's readiness, as its policy lets it out (edge-client/policy/siteRules.ts dataStatus):
+ * `examples` per split (null: withheld), `ready` = at least `minExamples` training examples.
+ */
+export interface DataStatus {
+  examples: { train: number; validation: number; test: number } | null;
+  release: 'exact' | 'bucketed' | 'withheld';
+  ready: boolean;
+  minExamples: number;
+}
 
 /** What an edge reports about a version it was offered. */
 /** held: stored and verified, not serving: the site's policy deploys only by its operator's hand. */
@@ -164,6 +181,7 @@ const id = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9
 const b64 = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_-]+$' };
 const round = { type: 'integer', minimum: 1, maximum: 1_000_000 };
 const finite = { type: 'number' };
+const count = { type: 'integer', minimum: 0, maximum: 1_000_000_000 };
 const metrics = {
   type: 'object',
   required: [],
@@ -276,6 +294,16 @@ export const MESSAGE_SCHEMAS: Record<MessageType, object> = {
   model_fetch: schema('model_fetch', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 } }, ['version', 'base', 'offset']),
   model_chunk: schema('model_chunk', { version: hex64, base: { anyOf: [hex64, { type: 'null' }] }, offset: { type: 'integer', minimum: 0 }, totalBytes: { type: 'integer', minimum: 1, maximum: 2 ** 31 }, sha256: hex64, signature }, ['version', 'base', 'offset', 'totalBytes', 'sha256', 'signature']),
   audit_head: schema('audit_head', { seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }, hash: hex64, at: isoTime, signature }, ['seq', 'hash', 'at', 'signature']),
+  data_status: schema(
+    'data_status',
+    {
+      examples: { anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, required: ['train', 'validation', 'test'], properties: { train: count, validation: count, test: count } }] },
+      release: { enum: ['exact', 'bucketed', 'withheld'] },
+      ready: { type: 'boolean' },
+      minExamples: { type: 'integer', minimum: 1, maximum: 1_000_000_000 },
+    },
+    ['examples', 'release', 'ready', 'minExamples'],
+  ),
   model_status: schema('model_status', { version: hex64, status: { enum: ['downloading', 'active', 'held', 'refused', 'rolled_back'] }, reason: { type: 'string', maxLength: 2000 } }, ['version', 'status']),
 };
 

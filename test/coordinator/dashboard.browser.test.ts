@@ -140,6 +140,12 @@ describe('dashboard in headless Chromium (coordinator + 2 edges as processes)', 
     await signIn(page, coord.adminToken, 'admin');
     await page.waitForSelector('#sites-table tbody tr[data-site="site-b"]');
     await page.waitForFunction(() => document.querySelectorAll('#sites-table .badge.ok').length >= 4, { timeout: 10_000 }); // online + certified, both sites
+    // Each site's readiness (data_status), as its policy releases it: ready, with its labelled counts (120 examples each).
+    await page.waitForFunction(() => {
+      let n = 0;
+      document.querySelectorAll('#sites-table [data-ready="true"]').forEach((e) => void (/\d+ train · \d+ val · \d+ test/.test(e.textContent ?? '') && n++));
+      return n === 2;
+    }, { timeout: 20_000 });
     await page.screenshot({ path: join(shots, '1-federation.png') });
 
     await view(page, 'metrics');
