@@ -68,7 +68,7 @@ export function edgeCasesCommands(edge: Command): void {
       try {
         const rows = store.list({ labelled: f.labelled ? true : f.unlabelled ? false : undefined, limit: f.limit });
         if (f.json) return void process.stdout.write(`${JSON.stringify(rows)}\n`);
-        for (const c of rows) console.log(`${c.id}  ${c.receivedAt}  ${(c.metadata.modality ?? '?').padEnd(3)} ${c.split.padEnd(5)} label ${c.label ?? '-'}${c.inference ? `  predicted ${c.inference.predictedClass} (${c.inference.version.slice(0, 12)})` : ''}`);
+        for (const c of rows) console.log(`${c.id}  ${c.receivedAt}  ${(c.metadata.modality ?? '?').padEnd(3)} ${c.split.padEnd(5)} label ${c.label ?? '-'}${c.pixelHash ? `  pixels ${c.pixelHash.slice(0, 16)}` : ''}${c.inference ? `  predicted ${c.inference.predictedClass} (${c.inference.version.slice(0, 12)})` : ''}`);
       } finally {
         store.close();
       }

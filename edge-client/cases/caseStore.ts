@@ -7,6 +7,8 @@
  *   - the preprocessed model input (float32, the model's input spec, identified by its hash);
  *   - the clinician's label, with every change kept in `label_changes`;
  *   - the last inference answer;
+ *   - `pixelHash`: a keyed hash of the decoded pixels (pseudonymiser.ts), to tell the same image
+ *     re-sent under new UIDs (null for cases stored before schema 2);
  *   - the original DICOM only when the site says so (`keepOriginals`), as a separate file.
  * Never stored: names, IDs, dates, private tags, UIDs (only their keyed hashes).
  *
@@ -50,6 +52,8 @@ export interface CaseRecord {
   labelledAt: string | null;
   inference: CaseInference | null;
   original: boolean;
+  /** HMAC-SHA256 (site key) of the first frame's decoded pixels (Pseudonymiser.pixelHash); null for older cases. */
+  pixelHash: string | null;
 }
 
 export interface LabelChange {
@@ -114,6 +118,7 @@ interface CaseRow {
   labelled_at: string | null;
   inference: string | null;
   original: number;
+  pixel_hash: string | null;
 }
 
 const MIGRATIONS = [
@@ -129,6 +134,9 @@ const MIGRATIONS = [
    CREATE INDEX label_changes_case ON label_changes (case_id);
    -- what the audit log has yet to record (written in the same transaction as the change)
    CREATE TABLE unaudited (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);`,
+  // 2: the keyed pixel hash (existing cases keep null)
+  `ALTER TABLE cases ADD COLUMN pixel_hash TEXT;
+   CREATE INDEX cases_pixel_hash ON cases (pixel_hash);`,
 ];
 
 export interface CaseStoreOptions {
@@ -190,9 +198,14 @@ export class CaseStore {
     const keep = this.keepOriginals && c.original !== undefined;
     if (keep) writeFileAtomic(this.originalPath(p.id), c.original!, 0o600); // before the row: a row never names a missing file
     const r = this.db
-      .prepare('INSERT INTO cases (id, study, series, source, received_at, metadata, input_spec_hash, input_shape, input, split, original) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING')
-      .run(p.id, p.study, p.series, c.source.kind, new Date().toISOString(), JSON.stringify(c.metadata), c.inputSpecHash, JSON.stringify(c.inputShape), new Uint8Array(c.input.buffer, c.input.byteOffset, c.input.byteLength), splitOf(p.id), keep ? 1 : 0);
+      .prepare('INSERT INTO cases (id, study, series, source, received_at, metadata, input_spec_hash, input_shape, input, split, original, pixel_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING')
+      .run(p.id, p.study, p.series, c.source.kind, new Date().toISOString(), JSON.stringify(c.metadata), c.inputSpecHash, JSON.stringify(c.inputShape), new Uint8Array(c.input.buffer, c.input.byteOffset, c.input.byteLength), splitOf(p.id), keep ? 1 : 0, p.pixels ?? null);
     return { id: p.id, duplicate: Number(r.changes) === 0 };
+  }
+
+  /** The cases whose decoded pixels have this pixelHash (the same image, possibly under other UIDs), newest first. */
+  withPixelHash(pixelHash: string): CaseRecord[] {
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM cases WHERE pixel_hash = ? ORDER BY received_at DESC, id LIMIT 1000`).all(pixelHash) as unknown as CaseRow[]).map(toRecord);
   }
 
   get(id: string): CaseRecord | null {
@@ -339,7 +352,7 @@ export class CaseStore {
   }
 }
 
-const COLUMNS = 'id, study, series, source, received_at, metadata, input_spec_hash, input_shape, split, label, labelled_by, labelled_at, inference, original';
+const COLUMNS = 'id, study, series, source, received_at, metadata, input_spec_hash, input_shape, split, label, labelled_by, labelled_at, inference, original, pixel_hash';
 
 function toRecord(r: CaseRow): CaseRecord {
   return {
@@ -357,6 +370,7 @@ function toRecord(r: CaseRow): CaseRecord {
     labelledAt: r.labelled_at,
     inference: r.inference ? (JSON.parse(r.inference) as CaseInference) : null,
     original: r.original === 1,
+    pixelHash: r.pixel_hash,
   };
 }
 

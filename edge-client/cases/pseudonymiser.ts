@@ -5,6 +5,13 @@
  * log reader, another site — can link it back to the hospital's records or to the same study
  * at another hospital. The 32-byte key is created on first use in STATE_DIR/cases/pseudonym.key
  * (owner-only); losing it only means re-received instances get new pseudonyms.
+ *
+ * The same key makes a case's `pixelHash`: HMAC-SHA256(key, "pixels\0" + the hex SHA-256 of the
+ * first frame's pixel bytes, `pixelBytes` in dicomDecoder.ts), 64 hex digits. It tells the same
+ * image re-sent under new UIDs, and lets a test check the edge's decoded pixels against dcmtk's,
+ * while a plain pixel hash could link the case to a copy of the image outside the hospital.
+ * (The SHA-256 is taken in the decode worker, which does not hold the key; HMAC over that digest
+ * is as collision-resistant and as unlinkable as HMAC over the bytes.)
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -20,6 +27,8 @@ export interface CasePseudonyms {
   id: string;
   study: string;
   series: string;
+  /** The keyed pixel hash, when the decoder gave a pixel digest. */
+  pixels?: string;
 }
 
 export class Pseudonymiser {
@@ -41,7 +50,14 @@ export class Pseudonymiser {
     return createHmac('sha256', this.key).update(`${kind}\0${uid}`).digest('hex').slice(0, 32);
   }
 
+  /** HMAC-SHA256 (64 hex digits) of the first frame's pixel digest (the hex SHA-256 of `pixelBytes`). */
+  pixelHash(pixelSha256: string): string {
+    return createHmac('sha256', this.key).update(`pixels\0${pixelSha256}`).digest('hex');
+  }
+
   of(uids: InstanceUids): CasePseudonyms {
-    return { id: this.pseudonym('sop', uids.sopInstanceUid), study: this.pseudonym('study', uids.studyInstanceUid), series: this.pseudonym('series', uids.seriesInstanceUid) };
+    const p: CasePseudonyms = { id: this.pseudonym('sop', uids.sopInstanceUid), study: this.pseudonym('study', uids.studyInstanceUid), series: this.pseudonym('series', uids.seriesInstanceUid) };
+    if (uids.pixelSha256 !== undefined) p.pixels = this.pixelHash(uids.pixelSha256);
+    return p;
   }
 }

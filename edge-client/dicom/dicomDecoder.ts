@@ -17,8 +17,12 @@
  *   says "RGB": the photometric always describes the returned pixels. Native YBR_*_422/420 and
  *   PALETTE COLOR are refused.
  *
+ * - Pixel digest: `uids.pixelSha256` is the SHA-256 of `pixelBytes(pixels, bitsAllocated)`; it
+ *   travels with the UIDs (as identifying as they are) and becomes the case's keyed pixelHash.
+ *
  * PHI: only the tags listed in `TAG` are read; names, IDs, dates and private tags never are.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
@@ -425,6 +429,35 @@ function compressedFrame(dataSet: DataSet, el: Element, g: Geometry, transferSyn
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pixel bytes (what the pixel digest and a case's pixelHash cover)
+
+/**
+ * The first frame's stored values as bytes: exactly the values of `DecodedInstance.pixels` — rows
+ * top to bottom, columns left to right, the samples of a pixel interleaved (R,G,B… / Y,Cb,Cr…,
+ * i.e. planar configuration 0 whatever was on the wire; JPEG baseline/extended colour after the
+ * codec's conversion to RGB, as `metadata.photometric` then says), each value masked to Bits
+ * Stored, shifted down by High Bit − Bits Stored + 1 and sign-extended when Pixel Representation
+ * is 1 — each written as a little-endian two's complement integer of Bits Allocated / 8 bytes
+ * (1 or 2). A multi-frame image: frame 1 only (rows × columns × samples values).
+ *
+ * When High Bit = Bits Stored − 1 and the bits above Bits Stored are zero (unsigned) or copies of
+ * the sign bit (signed) — as in every sample file — these are byte for byte the first
+ * rows × columns × samples × Bits Allocated / 8 bytes of the Pixel Data that dcmtk writes when it
+ * decompresses to Explicit VR Little Endian (dcmdjpeg, dcmdrle, dcmdjpls, dcmconv +te), for
+ * planar configuration 0.
+ */
+export function pixelBytes(pixels: Int32Array, bitsAllocated: number): Uint8Array {
+  if (bitsAllocated === 8) return Uint8Array.from(pixels, (v) => v & 0xff);
+  if (bitsAllocated !== 16) throw new DicomError(`pixelBytes: Bits Allocated ${bitsAllocated} is not 8 or 16`);
+  const out = new Uint8Array(pixels.length * 2);
+  for (let i = 0; i < pixels.length; i++) {
+    out[2 * i] = pixels[i] & 0xff;
+    out[2 * i + 1] = (pixels[i] >> 8) & 0xff;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /**
  * Decodes one DICOM object. Synchronous; compressed syntaxes need `await initDicomCodecs()`
@@ -449,6 +482,8 @@ export function decodeDicom(p10: Uint8Array): DecodedInstance {
   const frame = codec === undefined
     ? { pixels: nativeFrame(dataSet, el, g, transferSyntax), photometric: g.photometric }
     : compressedFrame(dataSet, el, g, transferSyntax, codec);
+
+  uids.pixelSha256 = createHash('sha256').update(pixelBytes(frame.pixels, g.bitsAllocated)).digest('hex');
 
   const metadata: InstanceMetadata = {
     modality: str(dataSet, TAG.modality),

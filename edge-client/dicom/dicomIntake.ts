@@ -57,7 +57,7 @@ export class DicomIntake {
     }
     if (this.o.pacs) {
       const p = this.o.pacs;
-      this.pacs = new PacsPull({ baseUrl: p.url, query: p.query, intervalMs: p.intervalMs, stateFile: `${this.o.stateDir}/cases/pacs-pull.json`, onInstance: receive, log: { info: (obj, msg) => log('pacs_pull', { ...obj, message: msg }), warn: (obj, msg) => log('pacs_pull_warning', { ...obj, message: msg }) } });
+      this.pacs = new PacsPull({ baseUrl: p.url, query: p.query, intervalMs: p.intervalMs, stateFile: `${this.o.stateDir}/cases/pacs-pull.json`, rememberAs: (uid) => this.o.cases.pseudonyms.pseudonym('sop', uid), onInstance: receive, log: { info: (obj, msg) => log('pacs_pull', { ...obj, message: msg }), warn: (obj, msg) => log('pacs_pull_warning', { ...obj, message: msg }) } });
       this.pacs.start();
       log('pacs_pull_started', { url: p.url, intervalSeconds: p.intervalMs / 1000 });
     }
@@ -65,7 +65,7 @@ export class DicomIntake {
 
   async stop(): Promise<void> {
     if (this.retention) clearInterval(this.retention);
-    this.pacs?.stop();
+    await this.pacs?.stop(); // (a pull under way ends before the case store closes)
     await this.scp?.close();
   }
 

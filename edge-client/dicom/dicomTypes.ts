@@ -4,6 +4,8 @@
  *
  * PHI rule: `InstanceUids` only ever reach the pseudonymiser; nothing else in a DecodedInstance
  * identifies a patient (names, IDs, dates and private tags are never read out of the dataset).
+ * The pixel digest travels with the UIDs under the same rule: a plain hash of the pixels would
+ * link a case to the same image outside the hospital, so it is only ever used keyed.
  */
 
 /** Non-identifying facts about an instance: safe to store, log, show and count. */
@@ -31,6 +33,12 @@ export interface InstanceUids {
   sopInstanceUid: string;
   studyInstanceUid: string;
   seriesInstanceUid: string;
+  /**
+   * SHA-256 (hex) of the first frame's pixel bytes as defined by `pixelBytes` (dicomDecoder.ts):
+   * the stored values, little-endian. Set by decodeDicom; the pseudonymiser turns it into the
+   * case's keyed `pixelHash`. Optional only for callers that build UIDs by hand.
+   */
+  pixelSha256?: string;
 }
 
 /** One decoded frame: stored pixel values (before rescale), row-major, samples interleaved. */

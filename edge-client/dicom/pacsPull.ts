@@ -7,13 +7,13 @@
  * Delivery is at least once and never twice after success: an instance is recorded as pulled
  * only after `onInstance` resolved for it, and the record survives restarts in `stateFile`
  * (written as tmp + fsync + rename). The state holds no PHI in clear: each SOP Instance UID is
- * kept only as sha256("fedmed-pacs-pull\0" + uid); the watermark is the latest StudyDate seen
+ * kept only as `rememberAs(uid)`, a keyed pseudonym (the edge uses the case's own: an unkeyed
+ * hash would let anyone holding a UID test whether this site pulled it); the watermark is the latest StudyDate seen
  * (a day, not linked to any patient), used only when `lookbackDays` asks to narrow the query.
  *
  * One failing instance never stops the pull (it is retried next interval); a PACS that is down
  * is one logged warning per attempt, and the next interval retries.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DicomError, errorMessage } from '../../shared/errors.js';
@@ -32,6 +32,8 @@ export interface PacsPullOptions {
   intervalMs: number;
   /** JSON state: hashes of pulled SOP Instance UIDs and the StudyDate watermark. */
   stateFile: string;
+  /** The keyed pseudonym a pulled SOP Instance UID is remembered by (never the UID itself). */
+  rememberAs: (sopInstanceUid: string) => string;
   onInstance: (p10: Uint8Array, source: { kind: 'pacs'; url: string }) => Promise<void>;
   log: PacsPullLog;
   fetch?: typeof fetch;
@@ -62,7 +64,7 @@ export interface PullResult {
 }
 
 interface PullState {
-  version: 1;
+  version: 2;
   /** sha256 hex of each pulled SOP Instance UID (salted with a fixed label). */
   pulled: string[];
   watermark: { studyDate: string | null };
@@ -79,11 +81,6 @@ interface ListedInstance {
 const WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 const INCLUDE_FIELDS = ['0020000D', '0020000E', '00080018', '00080020'];
 const UID_RE = /^[0-9.]{1,64}$/;
-
-/** The pseudonym a pulled instance is remembered by. */
-export function pulledKey(sopInstanceUid: string): string {
-  return createHash('sha256').update(`fedmed-pacs-pull\0${sopInstanceUid}`).digest('hex');
-}
 
 export class PacsPull {
   private readonly base: string;
@@ -159,7 +156,7 @@ export class PacsPull {
     let maxDate = this.watermark;
     for (const item of listed) {
       if (this.abort.signal.aborted) break;
-      const key = pulledKey(item.instance);
+      const key = this.o.rememberAs(item.instance);
       if (this.pulled.has(key)) {
         result.skipped++;
         continue;
@@ -248,7 +245,7 @@ export class PacsPull {
   private save(maxDate: string | null): void {
     this.watermark = maxDate;
     this.dirty = 0;
-    const state: PullState = { version: 1, pulled: [...this.pulled], watermark: { studyDate: maxDate }, lastPullAt: this.lastPullAt };
+    const state: PullState = { version: 2, pulled: [...this.pulled], watermark: { studyDate: maxDate }, lastPullAt: this.lastPullAt };
     writeAtomically(this.o.stateFile, `${JSON.stringify(state)}\n`);
   }
 }
@@ -258,7 +255,7 @@ function readState(file: string): PullState {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, pulled: [], watermark: { studyDate: null }, lastPullAt: null };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 2, pulled: [], watermark: { studyDate: null }, lastPullAt: null };
     throw new DicomError(`cannot read the PACS pull state ${file}: ${errorMessage(err)}`);
   }
   let s: Partial<PullState>;
@@ -267,11 +264,15 @@ function readState(file: string): PullState {
   } catch {
     throw new DicomError(`the PACS pull state ${file} is not JSON: fix or delete it (deleting it makes the next pull fetch everything again; the case store drops duplicates)`);
   }
-  if (s?.version !== 1 || !Array.isArray(s.pulled) || !s.pulled.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h))) {
-    throw new DicomError(`the PACS pull state ${file} is not a version 1 state (pulled: sha256 hex list): fix or delete it`);
+  // Version 1 kept unkeyed hashes, which cannot be turned into keyed ones: its instances are
+  // fetched once more (the case store keeps one case per SOP instance) and remembered keyed.
+  const version = (s as { version?: unknown } | null)?.version;
+  const pulled = version === 1 ? [] : s?.pulled;
+  if ((version !== 1 && version !== 2) || !Array.isArray(pulled) || !pulled.every((h) => typeof h === 'string' && /^[0-9a-f]{32,64}$/.test(h))) {
+    throw new DicomError(`the PACS pull state ${file} is not a version 2 state (pulled: a list of keyed hex pseudonyms): fix or delete it (deleting it makes the next pull fetch everything again; the case store drops duplicates)`);
   }
   const date = s.watermark?.studyDate;
-  return { version: 1, pulled: s.pulled, watermark: { studyDate: typeof date === 'string' && /^\d{8}$/.test(date) ? date : null }, lastPullAt: typeof s.lastPullAt === 'string' ? s.lastPullAt : null };
+  return { version: 2, pulled, watermark: { studyDate: typeof date === 'string' && /^\d{8}$/.test(date) ? date : null }, lastPullAt: typeof s.lastPullAt === 'string' ? s.lastPullAt : null };
 }
 
 function writeAtomically(file: string, text: string): void {

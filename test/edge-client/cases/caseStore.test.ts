@@ -4,11 +4,12 @@
  * reads — and nothing identifying in its files.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CaseLabelError, CaseNotFoundError, CaseStore, splitOf } from '../../../edge-client/cases/caseStore.js';
 import { Pseudonymiser } from '../../../edge-client/cases/pseudonymiser.js';
 import type { InstanceMetadata } from '../../../edge-client/dicom/dicomTypes.js';
+import { loadNodeSqlite } from '../../../shared/storage/nodeSqlite.js';
 import { makeTempDir } from '../../helpers/paths.js';
 
 const META: InstanceMetadata = { modality: 'CR', bodyPart: 'CHEST', manufacturer: 'ACME', manufacturerModel: 'X1', sopClassUid: '1.2.840.10008.5.1.4.1.1.1', transferSyntax: '1.2.840.10008.1.2.1', rows: 28, columns: 28, bitsAllocated: 8, bitsStored: 8, pixelRepresentation: 0, photometric: 'MONOCHROME2', samplesPerPixel: 1, frames: 1 };
@@ -121,6 +122,49 @@ describe('case store', () => {
     assert.equal(store.deleteBefore(new Date(Date.now() + 1000)), 1);
     assert.equal(store.get(r.id), null);
     assert.equal(store.original(r.id), null);
+  });
+
+  it('pixelHash: keyed with the site key, kept with the case, found again under another UID; null without a digest', () => {
+    const digest = 'ab'.repeat(32);
+    const withPixels = (k: number) => store.put(store.pseudonyms.of({ ...uids(k), pixelSha256: digest }), { metadata: META, source: { kind: 'api' }, input: input(k), inputShape: [2, 2, 1], inputSpecHash: 'h' });
+    const a = withPixels(30);
+    const b = withPixels(31); // the same image re-sent under a new SOP Instance UID
+    const hash = store.get(a.id)!.pixelHash;
+    assert.match(hash ?? '', /^[0-9a-f]{64}$/);
+    assert.equal(hash, store.pseudonyms.pixelHash(digest));
+    assert.notEqual(hash, digest);
+    const other = makeTempDir();
+    try {
+      assert.notEqual(Pseudonymiser.open(join(other.dir, 'k')).pixelHash(digest), hash, 'another site key gives another pixelHash');
+    } finally {
+      other.cleanup();
+    }
+    assert.deepEqual(store.withPixelHash(hash!).map((c) => c.id).sort(), [a.id, b.id].sort());
+    assert.equal(store.get(put(32).id)!.pixelHash, null);
+  });
+
+  it('a schema-1 database (before pixelHash) opens: its cases keep pixelHash null, new ones get it', async () => {
+    store.close();
+    const old = makeTempDir();
+    try {
+      const { DatabaseSync } = await loadNodeSqlite();
+      mkdirSync(join(old.dir, 'cases'));
+      const db = new DatabaseSync(join(old.dir, 'cases', 'cases.db'));
+      db.exec(`CREATE TABLE cases (id TEXT PRIMARY KEY, study TEXT NOT NULL, series TEXT NOT NULL, source TEXT NOT NULL, received_at TEXT NOT NULL, metadata TEXT NOT NULL, input_spec_hash TEXT NOT NULL, input_shape TEXT NOT NULL, input BLOB NOT NULL, split TEXT NOT NULL, label INTEGER, labelled_by TEXT, labelled_at TEXT, inference TEXT, original INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE label_changes (case_id TEXT NOT NULL, label INTEGER, previous INTEGER, by TEXT NOT NULL, at TEXT NOT NULL, via TEXT NOT NULL, token TEXT);
+        CREATE TABLE unaudited (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
+        PRAGMA user_version = 1;`);
+      db.prepare('INSERT INTO cases (id, study, series, source, received_at, metadata, input_spec_hash, input_shape, input, split) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run('1'.repeat(32), 's', 's', 'scp', new Date().toISOString(), JSON.stringify(META), 'h', '[2,2,1]', new Uint8Array(16), 'train');
+      db.close();
+      store = await CaseStore.open(old.dir);
+      assert.equal(store.get('1'.repeat(32))!.pixelHash, null);
+      const r = store.put(store.pseudonyms.of({ ...uids(40), pixelSha256: 'cd'.repeat(32) }), { metadata: META, source: { kind: 'api' }, input: input(40), inputShape: [2, 2, 1], inputSpecHash: 'h' });
+      assert.match(store.get(r.id)!.pixelHash ?? '', /^[0-9a-f]{64}$/);
+      store.close();
+    } finally {
+      old.cleanup();
+    }
+    store = await CaseStore.open(t.dir); // (afterEach closes it)
   });
 
   it('no UID in any of its files', async () => {

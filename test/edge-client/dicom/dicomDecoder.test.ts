@@ -3,86 +3,18 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import dicomParser from 'dicom-parser';
 import { DicomError } from '../../../shared/errors.js';
 import { decodeDicom, dicomCodecsReady, initDicomCodecs, MAX_DICOM_SAMPLES } from '../../../edge-client/dicom/dicomDecoder.js';
+import { hasTool } from '../../helpers/dcmtkTools.js';
+import { dcmtkCommand, dcmtkPixels, fileBytes, J2K_SHA256, littleEndianBytes, sha256Int32 as sha256, type ManifestEntry } from '../../helpers/dcmtkReference.js';
 import { makeTempDir, SHARED_DATA } from '../../helpers/paths.js';
 
 const SAMPLES = join(SHARED_DATA, 'dicom_samples');
 const IN_CI = Boolean(process.env.CI);
-
-/**
- * sha256 of the decoded Int32 pixels (little-endian bytes) of the JPEG 2000 files, which dcmtk
- * 3.6.7 cannot decode. Computed with dcmjs-codecs; RG3_J2KR's value was cross-checked against
- * Debian's OpenJPEG 2.5.0 `opj_decompress` on the extracted codestream (identical), and
- * MR_small_jp2klossless's equals MR_small.dcm's (dcmtk-checked below). Min/max match the manifest.
- */
-const J2K_SHA256: Record<string, string> = {
-  'RG3_J2KR.dcm': '147dc159154527a05f6a06e30501dbea42c60fe375f427f10e7e61534a8c73c4',
-  'MR_small_jp2klossless.dcm': 'b8d9a6cee6ff2ea9edbe8b476e54b80cfab8c6a15aff4d431b6c38840a20f7df',
-};
-
-interface ManifestEntry {
-  file: string;
-  transfer_syntax_uid: string;
-  modality: string;
-  rows: number;
-  columns: number;
-  bits_allocated: number;
-  bits_stored: number;
-  pixel_representation: number;
-  photometric: string;
-  pixel_min: number;
-  pixel_max: number;
-  patient_name: string;
-  patient_id: string;
-  series_instance_uid: string;
-}
-
-function bytes(file: string): Uint8Array {
-  const b = readFileSync(file);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
+const bytes = fileBytes;
 
 function hasDcmtk(): boolean {
-  return spawnSync('dcmconv', ['--version'], { encoding: 'utf8' }).status === 0;
-}
-
-/** dcmtk's tool that writes this syntax as uncompressed Explicit VR Little Endian. */
-function dcmtkCommand(ts: string, input: string, output: string): [string, string[]] | null {
-  if (ts === '1.2.840.10008.1.2.5') return ['dcmdrle', [input, output]];
-  if (/^1\.2\.840\.10008\.1\.2\.4\.(50|51|57|70)$/.test(ts)) return ['dcmdjpeg', [input, output]];
-  if (/^1\.2\.840\.10008\.1\.2\.4\.8[01]$/.test(ts)) return ['dcmdjpls', [input, output]];
-  if (/^1\.2\.840\.10008\.1\.2\.4\.9[01]$/.test(ts)) return null; // dcmtk 3.6.7 has no JPEG 2000
-  return ['dcmconv', ['+te', input, output]];
-}
-
-/** Stored values from dcmtk's uncompressed output, read independently of the decoder under test. */
-function dcmtkPixels(file: string): Int32Array {
-  const ds = dicomParser.parseDicom(bytes(file));
-  assert.equal(ds.string('x00020010'), '1.2.840.10008.1.2.1', `${file}: dcmtk did not write explicit VR LE`);
-  const rows = ds.uint16('x00280010')!;
-  const cols = ds.uint16('x00280011')!;
-  const spp = ds.uint16('x00280002') ?? 1;
-  const ba = ds.uint16('x00280100')!;
-  const bs = ds.uint16('x00280101')!;
-  const hb = ds.uint16('x00280102') ?? bs - 1;
-  const signed = ds.uint16('x00280103') === 1;
-  const el = ds.elements.x7fe00010;
-  const n = rows * cols * spp;
-  const out = new Int32Array(n);
-  const view = new DataView(ds.byteArray.buffer, ds.byteArray.byteOffset + el.dataOffset, n * (ba / 8));
-  for (let i = 0; i < n; i++) {
-    const raw = ba === 8 ? view.getUint8(i) : view.getUint16(i * 2, true);
-    let v = Math.floor(raw / 2 ** (hb - bs + 1)) % 2 ** bs;
-    if (signed && v >= 2 ** (bs - 1)) v -= 2 ** bs;
-    out[i] = v;
-  }
-  return out;
-}
-
-function sha256(a: Int32Array): string {
-  return createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+  return ['dcmconv', 'dcmdjpeg', 'dcmdrle', 'dcmdjpls'].every(hasTool);
 }
 
 // --- a minimal explicit VR LE writer for hand-made objects --------------------------------------
@@ -227,6 +159,8 @@ describe('edge-client/dicom: decodeDicom', () => {
           if (v > max) max = v;
         }
         assert.deepEqual([min, max], [m.pixel_min, m.pixel_max], 'pixel min/max (manifest)');
+        // The pixel digest (a case's pixelHash is keyed from it) covers exactly these values, little-endian.
+        assert.equal(d.uids.pixelSha256, createHash('sha256').update(littleEndianBytes(d.pixels, d.metadata.bitsAllocated)).digest('hex'));
         // PHI never leaves the decoder.
         const json = JSON.stringify({ ...d, pixels: null });
         for (const phi of [m.patient_name, m.patient_id].filter((v) => /[A-Za-z0-9]{2}/.test(v))) {

@@ -14,27 +14,11 @@ import { inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import { startStoreScp, type StoreScpHandle } from '../../../edge-client/dicom/storeScp.js';
 import { DicomBusyError, DicomError } from '../../../shared/errors.js';
+import { PROPOSE } from '../../helpers/dcmtkTools.js';
 import { makeTempDir, sharedDataFile } from '../../helpers/paths.js';
 
 const AET = 'FEDMED';
 const MODALITY = 'MODALITY1';
-
-/** storescu's flag that proposes each transfer syntax first (then the uncompressed fallbacks). */
-const PROPOSE: Record<string, string> = {
-  '1.2.840.10008.1.2.1': '-xe',
-  '1.2.840.10008.1.2': '-xi',
-  '1.2.840.10008.1.2.2': '-xb',
-  '1.2.840.10008.1.2.1.99': '-xd',
-  '1.2.840.10008.1.2.5': '-xr',
-  '1.2.840.10008.1.2.4.70': '-xs',
-  '1.2.840.10008.1.2.4.57': '-xs',
-  '1.2.840.10008.1.2.4.50': '-xy',
-  '1.2.840.10008.1.2.4.51': '-xx',
-  '1.2.840.10008.1.2.4.80': '-xt',
-  '1.2.840.10008.1.2.4.81': '-xu',
-  '1.2.840.10008.1.2.4.90': '-xv',
-  '1.2.840.10008.1.2.4.91': '-xw',
-};
 
 interface Sample {
   file: string;
