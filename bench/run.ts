@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: fedmed's benchmarks, printed as one JSON object (and written to --out FILE).
- *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ckks|ota|infer-service|simulate|history]
+ *   node dist/bench/run.js [--quick] [--out bench-out/result.json] [--only training|inference|privacy|round|secagg|ckks|ota|infer-service|simulate|history|dicom]
+ * `dicom` (DICOM at the edge: C-STORE ingest, JPEG 2000 burst under inference load, DICOMweb pull) runs only when asked.
  * Medians over repeated runs; the machine and Node version are recorded with the numbers.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { benchInferService } from './inferServiceBenchmark.js';
 import { benchSimulate } from './simulateBenchmark.js';
 import { benchCkks } from './ckksBenchmark.js';
 import { benchHistory } from './historyBenchmark.js';
+import { benchDicom } from './dicomBenchmark.js';
 import { benchRawTransferFloorRuns } from './rawTransferFloor.js';
 import { DEFAULT_CHANNEL_LIMITS } from '../shared/protocol/messageChannel.js';
 
@@ -108,6 +110,11 @@ if (only === 'history') {
       await server.stop();
     }
   } else if (database) result.historyPostgres = benchHistory({ rounds, database });
+}
+if (only === 'dicom') {
+  // Needs dcmtk (storescu/storescp), Orthanc + orthanc-dicomweb and root (network namespaces); what cannot run is skipped with the reason.
+  // FEDMED_BENCH_DICOM=ingest,burst,pull picks parts. Not part of the default run (a minute or two; Orthanc and the JPEG 2000 sample are optional).
+  result.dicom = await benchDicom({ repeats: quick ? 1 : 3, images: 500, burstImages: 20, burstAssociations: 2, connections: Number(process.env.FEDMED_BENCH_DICOM_CONNECTIONS ?? 8), steadySeconds: quick ? 3 : 5, seriesImages: 200, parts: process.env.FEDMED_BENCH_DICOM?.split(',').map((s) => s.trim()) });
 }
 result.finished = new Date().toISOString();
 const json = JSON.stringify(result, null, 2);

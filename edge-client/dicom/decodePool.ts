@@ -13,12 +13,16 @@
  *   is ref'd so its pending promise is honoured. A worker that crashes or exceeds `timeoutMs`
  *   is terminated (its request rejected) and replaced on the next request.
  * - close() rejects waiting and running requests and terminates the workers.
+ * - On Linux each worker thread lowers its own scheduling priority (nice 19 by default), so
+ *   decoding takes the CPU only when the event loop and inference do not need it.
  */
+import { access } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DicomBusyError, DicomError } from '../../shared/errors.js';
 import type { InputSpec } from '../../shared/model/inputSpec.js';
-import type { DecodeReply, DecodeRequest } from './decodeWorker.js';
+import type { DecodeReply, DecodeRequest, DecodeWorkerData } from './decodeWorker.js';
 import type { DecodedInstance } from './dicomTypes.js';
 
 export interface DecodePoolOptions {
@@ -28,6 +32,13 @@ export interface DecodePoolOptions {
   maxQueue?: number;
   /** A request running longer is abandoned and its worker replaced (default 120 s). */
   timeoutMs?: number;
+  /**
+   * The workers' OS scheduling priority (nice value, -20..19; Linux, each worker thread only):
+   * higher yields the CPU to the rest of the edge — inference — while a burst of large images
+   * decodes (BENCHMARKS.md "DICOM at the edge": inference p99 during a JPEG 2000 burst). Default
+   * 19 (lowest); 0 leaves them at the process's priority.
+   */
+  priority?: number;
 }
 
 export interface DecodeResult {
@@ -56,6 +67,7 @@ export class DecodePool {
   readonly size: number;
   readonly maxQueue: number;
   private readonly timeoutMs: number;
+  private readonly priority: number;
   private readonly slots: (Slot | null)[];
   private readonly queue: Job[] = [];
   private nextId = 1;
@@ -65,12 +77,15 @@ export class DecodePool {
     const size = options.size ?? Math.min(2, availableParallelism());
     const maxQueue = options.maxQueue ?? 32;
     const timeoutMs = options.timeoutMs ?? 120_000;
+    const priority = options.priority ?? 19;
     if (!Number.isInteger(size) || size < 1) throw new DicomError(`decode pool size must be a positive integer, got ${size}`);
     if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new DicomError(`decode pool maxQueue must be a non-negative integer, got ${maxQueue}`);
     if (!(timeoutMs > 0)) throw new DicomError(`decode pool timeoutMs must be positive, got ${timeoutMs}`);
+    if (!Number.isInteger(priority) || priority < -20 || priority > 19) throw new DicomError(`decode pool priority must be an integer nice value in -20..19, got ${priority}`);
     this.size = size;
     this.maxQueue = maxQueue;
     this.timeoutMs = timeoutMs;
+    this.priority = priority;
     this.slots = Array.from({ length: size }, () => null);
   }
 
@@ -124,8 +139,11 @@ export class DecodePool {
   }
 
   private spawn(index: number): Slot {
+    // Threads inherit their creator's nice value, and libuv's thread pool (the whole process's fs,
+    // crypto, zlib) starts on first use: start it here, from this thread, before a reniced worker can.
+    if (this.priority !== 0) access(fileURLToPath(WORKER_URL), () => {});
     // Not the parent's --input-type (it only applies to --eval input and makes a worker fail).
-    const worker = new Worker(WORKER_URL, { execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')) });
+    const worker = new Worker(WORKER_URL, { execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')), workerData: { priority: this.priority } satisfies DecodeWorkerData });
     const slot: Slot = { worker, job: null, timer: null };
     worker.unref();
     worker.on('message', (reply: DecodeReply) => this.onReply(index, slot, reply));

@@ -4,12 +4,20 @@
  * request at a time. The input bytes arrive transferred and the Float32Array input goes back
  * transferred, so neither is copied on the way.
  */
-import { parentPort } from 'node:worker_threads';
+import { realpathSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { basename } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
 import { DicomError } from '../../shared/errors.js';
 import type { InputSpec } from '../../shared/model/inputSpec.js';
 import { decodeDicom, initDicomCodecs } from './dicomDecoder.js';
 import type { DecodedInstance } from './dicomTypes.js';
 import { preprocess } from './preprocess.js';
+
+export interface DecodeWorkerData {
+  /** This thread's nice value (0: left as it is). */
+  priority: number;
+}
 
 export type DecodeRequest = { type: 'decode'; id: number; p10: Uint8Array; spec: InputSpec };
 
@@ -19,6 +27,17 @@ export type DecodeReply =
 
 const port = parentPort;
 if (!port) throw new Error('decodeWorker.js must run in a worker thread');
+
+// Linux schedules threads: setpriority(PRIO_PROCESS, tid) renices this worker thread only (raising
+// the nice value needs no privilege). Elsewhere, or if the kernel refuses, the worker runs as it is.
+const priority = (workerData as DecodeWorkerData | undefined)?.priority ?? 0;
+if (priority !== 0 && process.platform === 'linux') {
+  try {
+    setPriority(Number(basename(realpathSync('/proc/thread-self'))), priority);
+  } catch {
+    /* not renicable here: decode at the process's priority */
+  }
+}
 
 let ready: Promise<void> | null = null;
 
