@@ -10,9 +10,9 @@ import { basename } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { DicomError } from '../../shared/errors.js';
 import type { InputSpec } from '../../shared/model/inputSpec.js';
-import { decodeDicom, initDicomCodecs } from './dicomDecoder.js';
+import { initDicomCodecs } from './dicomDecoder.js';
 import type { DecodedInstance } from './dicomTypes.js';
-import { preprocess } from './preprocess.js';
+import { decodeAndPreprocess } from './preprocess.js';
 
 export interface DecodeWorkerData {
   /** This thread's nice value (0: left as it is). */
@@ -45,9 +45,7 @@ port.on('message', async (req: DecodeRequest) => {
   try {
     ready ??= initDicomCodecs();
     await ready;
-    const instance = decodeDicom(req.p10);
-    const input = preprocess(instance, req.spec);
-    const decoded: Omit<DecodedInstance, 'pixels'> = { uids: instance.uids, metadata: instance.metadata, rescale: instance.rescale, window: instance.window };
+    const { decoded, input } = decodeAndPreprocess(req.p10, req.spec);
     port.postMessage({ type: 'done', id: req.id, decoded, input } satisfies DecodeReply, [input.buffer as ArrayBuffer]);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

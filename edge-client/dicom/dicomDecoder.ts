@@ -463,6 +463,19 @@ export function pixelBytes(pixels: Int32Array, bitsAllocated: number): Uint8Arra
  * Decodes one DICOM object. Synchronous; compressed syntaxes need `await initDicomCodecs()`
  * first (in the same thread). Every failure is a DicomError naming the tag, field or syntax.
  */
+/**
+ * Whether the object's pixels are stored uncompressed (implicit/explicit LE, explicit BE; not
+ * deflated): decoding it is a copy bounded by its own size. False when its header does not parse.
+ */
+export function isUncompressed(p10: Uint8Array): boolean {
+  try {
+    const ts = dicomParser.readPart10Header(p10).string(TAG.transferSyntax);
+    return ts === TRANSFER_SYNTAX.implicitLE || ts === TRANSFER_SYNTAX.explicitLE || ts === TRANSFER_SYNTAX.explicitBE;
+  } catch {
+    return false;
+  }
+}
+
 export function decodeDicom(p10: Uint8Array): DecodedInstance {
   const dataSet = parse(p10);
   const transferSyntax = str(dataSet, TAG.transferSyntax);

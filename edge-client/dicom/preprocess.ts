@@ -24,6 +24,7 @@
  */
 import { DicomError } from '../../shared/errors.js';
 import type { InputSpec } from '../../shared/model/inputSpec.js';
+import { decodeDicom } from './dicomDecoder.js';
 import type { DecodedInstance } from './dicomTypes.js';
 
 function acceptedModalities(spec: InputSpec): string[] | null {
@@ -203,4 +204,11 @@ export function preprocess(decoded: DecodedInstance, spec: InputSpec): Float32Ar
     }
   }
   return out;
+}
+
+/** Decode and preprocess on this thread: what a decode worker does, and the pool does inline for small uncompressed objects. */
+export function decodeAndPreprocess(p10: Uint8Array, spec: InputSpec): { decoded: Omit<DecodedInstance, 'pixels'>; input: Float32Array } {
+  const instance = decodeDicom(p10);
+  const input = preprocess(instance, spec);
+  return { decoded: { uids: instance.uids, metadata: instance.metadata, rescale: instance.rescale, window: instance.window }, input };
 }

@@ -64,7 +64,7 @@ describe('edge-client/dicom: DecodePool', () => {
   it('transfers a whole-buffer input (detached) and copies a view into a larger buffer', async function () {
     const mr = sample('MR_small.dcm');
     if (!mr) return this.skip();
-    pool = new DecodePool({ size: 1 });
+    pool = new DecodePool({ size: 1, inlineMaxBytes: 0 });
     const owned = mr.slice();
     await pool.decodeAndPreprocess(owned, SPEC);
     assert.equal(owned.byteLength, 0, 'transferred to the worker');
@@ -75,11 +75,33 @@ describe('edge-client/dicom: DecodePool', () => {
     assert.equal(view.byteLength, mr.length, 'a view is copied, not detached');
   });
 
+  it('decodes a small uncompressed object on the calling thread, as the worker would; compressed ones still go to a worker', async function () {
+    const mr = sample('MR_small.dcm'); // explicit VR little endian, 9.8 KB
+    const rle = sample('MR_small_RLE.dcm');
+    if (!mr || !rle) return this.skip();
+    pool = new DecodePool({ size: 1 });
+    const viaWorker = new DecodePool({ size: 1, inlineMaxBytes: 0 });
+    try {
+      const owned = mr.slice();
+      const here = await pool.decodeAndPreprocess(owned, SPEC);
+      assert.equal(owned.byteLength, mr.length, 'decoded here: nothing was transferred');
+      const there = await viaWorker.decodeAndPreprocess(mr.slice(), SPEC);
+      assert.deepEqual(Buffer.from(here.input.buffer), Buffer.from(there.input.buffer));
+      assert.deepEqual(here.decoded, there.decoded);
+      const compressed = rle.slice();
+      await pool.decodeAndPreprocess(compressed, SPEC);
+      assert.equal(compressed.byteLength, 0, 'RLE went to a worker (transferred)');
+      await assert.rejects(pool.decodeAndPreprocess(mr.slice(), { ...SPEC, modality: 'CT' }), /Modality \(0008,0060\) MR/, 'an inline refusal is the same DicomError');
+    } finally {
+      await viaWorker.close();
+    }
+  });
+
   it('refuses with a DicomBusyError when the queue is full, and keeps serving', async function () {
     const rg3 = sample('RG3_J2KR.dcm');
     const mr = sample('MR_small.dcm');
     if (!rg3 || !mr) return this.skip();
-    pool = new DecodePool({ size: 1, maxQueue: 1 });
+    pool = new DecodePool({ size: 1, maxQueue: 1, inlineMaxBytes: 0 });
     const running = pool.decodeAndPreprocess(rg3.slice(), SPEC);
     const waiting = pool.decodeAndPreprocess(mr.slice(), SPEC);
     assert.equal(pool.queued, 1);
@@ -90,7 +112,7 @@ describe('edge-client/dicom: DecodePool', () => {
 
   it('rejects an invalid object with its DicomError and keeps the worker', async function () {
     const mr = sample('MR_small.dcm');
-    pool = new DecodePool({ size: 1 });
+    pool = new DecodePool({ size: 1, inlineMaxBytes: 0 });
     await assert.rejects(pool.decodeAndPreprocess(new TextEncoder().encode('not dicom'), SPEC), DicomError);
     await assert.rejects(pool.decodeAndPreprocess(new Uint8Array(8), { ...SPEC, modality: 'CT' }), DicomError);
     if (!mr) return;

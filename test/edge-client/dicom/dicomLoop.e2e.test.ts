@@ -120,7 +120,17 @@ describe('DICOM clinical loop: C-STORE → de-identified cases → labels → fe
       const stats = (await api(site, 'GET', '/v1/cases?labelled=false')).body.stats as { labelled: number };
       assert.equal(stats.labelled, PER_SITE);
     }
+    // Who is ready: each site tells the coordinator its labelled cases per split (counts only; this policy releases them exactly).
+    for (const site of edges.keys()) {
+      const data = await waitFor(`${site}'s labelled counts at the coordinator`, async () => {
+        const d = (await call<{ data: { examples: { train: number; validation: number; test: number } | null; ready: boolean } | null }>(coord, 'GET', `/v1/sites/${site}`)).body.data;
+        return d?.examples && d.examples.train + d.examples.validation + d.examples.test === PER_SITE ? d : null;
+      }, 30_000, 250);
+      assert.equal(data.ready, true);
+      readyTrain.set(site, data.examples!.train);
+    }
   });
+  const readyTrain = new Map<string, number>();
 
   let deployed = '';
   it('rounds train on the case stores (counts from the labelled cases), and the new version is deployed to both edges', async () => {
@@ -136,6 +146,7 @@ describe('DICOM clinical loop: C-STORE → de-identified cases → labels → fe
       assert.equal(started.length, 2);
       // the train split of the labelled cases: about 70% of them, the same in both rounds
       assert.ok(started[0].examples > PER_SITE * 0.5 && started[0].examples < PER_SITE * 0.9 && started[1].examples === started[0].examples, JSON.stringify(started));
+      assert.equal(started[0].examples, readyTrain.get([...edges.entries()].find(([, x]) => x === e)![0]), 'the train count the site told is the one it trained on');
       await waitFor(`the edge to serve ${deployed.slice(0, 8)}`, async () => (await api([...edges.entries()].find(([, x]) => x === e)![0], 'GET', '/healthz')).body.version === deployed, 60_000, 200);
     }
   });
