@@ -22,6 +22,7 @@ export class SiteReadiness {
     private readonly minIntervalMs = 2000,
   ) {}
 
+  /** Keeps the status; true when it differs from the one kept (an event is worth sending). */
   record(site: string, m: MessageOf<'data_status'>): boolean {
     const now = Date.now();
     const previous = this.last.get(site);
@@ -36,8 +37,10 @@ export class SiteReadiness {
       return false;
     }
     const { examples, release, ready, minExamples } = m;
-    this.last.set(site, { view: { examples, release, ready, minExamples, reportedAt: new Date(now).toISOString() }, at: now });
-    return true;
+    const status: DataStatus = { examples, release, ready, minExamples };
+    const same = previous !== undefined && JSON.stringify(status) === JSON.stringify({ examples: previous.view.examples, release: previous.view.release, ready: previous.view.ready, minExamples: previous.view.minExamples });
+    this.last.set(site, { view: { ...status, reportedAt: new Date(now).toISOString() }, at: now });
+    return !same;
   }
 
   of(site: string): SiteReadinessView | null {

@@ -23,7 +23,7 @@ import { ServiceMetrics } from './inference/serviceMetrics.js';
 import { VersionStore } from './ota/versionStore.js';
 import { EdgeState } from './federation/edgeState.js';
 import type { SitePolicy } from './policy/sitePolicy.js';
-import type { ModelSpec } from '../shared/model/modelSpec.js';
+import { numClassesOf, type ModelSpec } from '../shared/model/modelSpec.js';
 import { defaultInputSpec, type InputSpec } from '../shared/model/inputSpec.js';
 import { fixedData, type LocalData } from './data/localData.js';
 import { CaseStore } from './cases/caseStore.js';
@@ -189,7 +189,8 @@ export class EdgeNode {
       return this.client.dataStatus.update({ train: d.train.y.length, validation: d.val?.y.length ?? 0, test: d.test?.y.length ?? 0 });
     }
     if (!this.cases || !this.o.cases) return;
-    const n = this.cases.labelledCounts(this.ingestInput(this.o.cases).hash);
+    const spec = this.model.current?.spec;
+    const n = this.cases.labelledCounts(this.ingestInput(this.o.cases).hash, spec ? numClassesOf(spec) : undefined);
     this.client.dataStatus.update({ train: n.train, validation: n.val, test: n.test });
   }
 

@@ -317,10 +317,10 @@ export class CaseStore {
     return ids.length;
   }
 
-  /** How many labelled cases match a model's input (what the site could train on), by split. */
-  labelledCounts(inputSpecHash: string): Record<CaseSplit, number> {
+  /** Labelled cases per split for this input spec (labels below `numClasses` only, as datasets() reads them). */
+  labelledCounts(inputSpecHash: string, numClasses = Number.MAX_SAFE_INTEGER): Record<CaseSplit, number> {
     const out: Record<CaseSplit, number> = { train: 0, val: 0, test: 0 };
-    for (const r of this.db.prepare('SELECT split, COUNT(*) AS n FROM cases WHERE input_spec_hash = ? AND label IS NOT NULL GROUP BY split').all(inputSpecHash) as { split: CaseSplit; n: number }[]) out[r.split] = r.n;
+    for (const r of this.db.prepare('SELECT split, COUNT(*) AS n FROM cases WHERE input_spec_hash = ? AND label IS NOT NULL AND label < ? GROUP BY split').all(inputSpecHash, numClasses) as { split: CaseSplit; n: number }[]) out[r.split] = r.n;
     return out;
   }
 

@@ -23,7 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { DicomBusyError, DicomError } from '../../shared/errors.js';
 import type { InputSpec } from '../../shared/model/inputSpec.js';
 import type { DecodeReply, DecodeRequest, DecodeWorkerData } from './decodeWorker.js';
-import { isUncompressed } from './dicomDecoder.js';
+import { isSmallUncompressed } from './dicomDecoder.js';
 import type { DecodedInstance } from './dicomTypes.js';
 import { decodeAndPreprocess } from './preprocess.js';
 
@@ -42,8 +42,8 @@ export interface DecodePoolOptions {
    */
   priority?: number;
   /**
-   * An uncompressed object of at most this many bytes is decoded on the calling thread (default
-   * 512 KiB; 0: always a worker). Its decode is a bounded copy and resize (~0.3 ms for a 256²
+   * An uncompressed object of at most this many bytes, and at most 1024 pixels each way, is
+   * decoded on the calling thread (default 512 KiB; 0: always a worker). Its decode is a bounded copy and resize (~0.3 ms for a 256²
    * 16-bit image), cheaper than the thread hop (~1 ms); compressed or large objects, whose decode
    * costs up to seconds, always go to a worker.
    */
@@ -71,6 +71,8 @@ interface Slot {
 }
 
 const WORKER_URL = new URL('./decodeWorker.js', import.meta.url);
+/** Inline decoding also needs rows and columns at most this (the resize's cost grows with them, not with the file). */
+const INLINE_MAX_SIDE = 1024;
 
 export class DecodePool {
   readonly size: number;
@@ -117,7 +119,7 @@ export class DecodePool {
    */
   decodeAndPreprocess(p10: Uint8Array, spec: InputSpec): Promise<DecodeResult> {
     if (this.closed) return Promise.reject(new DicomBusyError('decode pool is closed'));
-    if (p10.byteLength <= this.inlineMaxBytes && isUncompressed(p10)) {
+    if (p10.byteLength <= this.inlineMaxBytes && isSmallUncompressed(p10, INLINE_MAX_SIDE)) {
       try {
         return Promise.resolve(decodeAndPreprocess(p10, spec));
       } catch (err) {

@@ -464,13 +464,19 @@ export function pixelBytes(pixels: Int32Array, bitsAllocated: number): Uint8Arra
  * first (in the same thread). Every failure is a DicomError naming the tag, field or syntax.
  */
 /**
- * Whether the object's pixels are stored uncompressed (implicit/explicit LE, explicit BE; not
- * deflated): decoding it is a copy bounded by its own size. False when its header does not parse.
+ * Whether the object is cheap to decode and preprocess on the calling thread: its pixels stored
+ * uncompressed (implicit/explicit LE, explicit BE; not deflated), so decoding is a copy bounded by
+ * its own size, and at most `maxSide` pixels each way, which bounds the resize too (a 65535×7
+ * image in 459 KB is not cheap). False when its header does not parse (the worker says why).
  */
-export function isUncompressed(p10: Uint8Array): boolean {
+export function isSmallUncompressed(p10: Uint8Array, maxSide: number): boolean {
   try {
-    const ts = dicomParser.readPart10Header(p10).string(TAG.transferSyntax);
-    return ts === TRANSFER_SYNTAX.implicitLE || ts === TRANSFER_SYNTAX.explicitLE || ts === TRANSFER_SYNTAX.explicitBE;
+    const ds = dicomParser.parseDicom(p10, { untilTag: TAG.columns });
+    const ts = ds.string(TAG.transferSyntax);
+    if (ts !== TRANSFER_SYNTAX.implicitLE && ts !== TRANSFER_SYNTAX.explicitLE && ts !== TRANSFER_SYNTAX.explicitBE) return false;
+    const rows = ds.uint16(TAG.rows);
+    const columns = ds.uint16(TAG.columns);
+    return rows !== undefined && columns !== undefined && rows <= maxSide && columns <= maxSide;
   } catch {
     return false;
   }

@@ -86,9 +86,24 @@ function axisWeights(src: number, dst: number): AxisWeights {
   return { start, count, index: Int32Array.from(index), weight: Float64Array.from(weight) };
 }
 
-/** Resizes one plane [sh, sw] → [dh, dw] (separable: columns first, then rows). */
+/**
+ * Resizes one plane [sh, sw] → [dh, dw], separably, along the axis whose pass leaves the smaller
+ * intermediate first (columns first on a tie, as for any image that shrinks alike both ways): a
+ * 65535×7 image resized to 224² would otherwise go through a 65535×224 intermediate (117 MB).
+ */
 function resizePlane(plane: Float64Array, sh: number, sw: number, dh: number, dw: number): Float64Array {
   if (sh === dh && sw === dw) return plane;
+  if (dh * sw < sh * dw) return transpose(resizeColumnsThenRows(transpose(plane, sh, sw), sw, sh, dw, dh), dw, dh);
+  return resizeColumnsThenRows(plane, sh, sw, dh, dw);
+}
+
+function transpose(plane: Float64Array, h: number, w: number): Float64Array {
+  const out = new Float64Array(h * w);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[x * h + y] = plane[y * w + x];
+  return out;
+}
+
+function resizeColumnsThenRows(plane: Float64Array, sh: number, sw: number, dh: number, dw: number): Float64Array {
   const wx = axisWeights(sw, dw);
   const wy = axisWeights(sh, dh);
   const tmp = new Float64Array(sh * dw);

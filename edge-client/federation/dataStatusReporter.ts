@@ -13,8 +13,8 @@ export interface SplitCounts {
 }
 
 export interface DataStatusReporterOptions {
-  /** The status as the policy lets it out now. */
-  shape: (counts: SplitCounts) => DataStatus;
+  /** The status as the policy lets it out now (`previous`: the last one told, for sticky buckets). */
+  shape: (counts: SplitCounts, previous: DataStatus | null) => DataStatus;
   /** Sends on the authenticated session; null when there is none. */
   send: (message: Message) => Promise<void> | null;
   minIntervalMs: number;
@@ -24,6 +24,8 @@ export class DataStatusReporter {
   private counts: SplitCounts | null = null;
   /** What the coordinator was last told on this connection (null: nothing yet). */
   private sent: string | null = null;
+  /** The last status told, on any connection (what the coordinator may already know). */
+  private told: DataStatus | null = null;
   private sentAt = -Infinity;
   private timer: NodeJS.Timeout | null = null;
 
@@ -56,13 +58,14 @@ export class DataStatusReporter {
   private flush(): void {
     this.timer = null;
     if (!this.counts) return;
-    const status = this.o.shape(this.counts);
+    const status = this.o.shape(this.counts, this.told);
     const text = JSON.stringify(status);
     if (text === this.sent) return;
     const sending = this.o.send({ type: 'data_status', ...status });
     if (!sending) return; // not connected: connected() sends it
     sending.catch(() => {});
     this.sent = text;
+    this.told = status;
     this.sentAt = Date.now();
   }
 }

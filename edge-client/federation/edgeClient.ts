@@ -247,7 +247,7 @@ export class EdgeClient extends EventEmitter {
     });
     this.rules = new SiteRules(o.stateDir, o.policy ?? defaultPolicy(), (event, detail) => this.log(event, detail));
     this.dataStatus = new DataStatusReporter({
-      shape: (counts) => this.rules.dataStatus(counts),
+      shape: (counts, previous) => this.rules.dataStatus(counts, previous),
       send: (m) => (this.channel && !this.channel.isClosed && this.session ? this.channel.send(m) : null),
       minIntervalMs: o.dataStatusIntervalMs ?? 5000,
     });

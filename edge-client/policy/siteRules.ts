@@ -229,8 +229,13 @@ export class SiteRules {
    * that trains only under DP never releases an exact count in a round, so it does not here
    * either: withheld, only `ready` (a bit its refusals of rounds would tell anyway). An invalid
    * policy file withholds everything and says not ready (it trains for no one).
+   *
+   * Bucketed counts are sticky downwards: a lower bucket is told only once the count is a whole
+   * bucket below the one told (`previous`), and `ready` follows the told count; otherwise a count
+   * going 29, 30, 29, 30 would tell the coordinator the exact count at each step, and `ready` the
+   * moment it crossed a minimum inside a bucket.
    */
-  dataStatus(counts: { train: number; validation: number; test: number }): DataStatus {
+  dataStatus(counts: { train: number; validation: number; test: number }, previous: DataStatus | null = null): DataStatus {
     let p: SitePolicy;
     try {
       p = this.current();
@@ -238,11 +243,16 @@ export class SiteRules {
       return { examples: null, release: 'withheld', ready: false, minExamples: this.fallback.release.minExamples };
     }
     const r = p.release;
-    const ready = counts.train >= r.minExamples;
     const dpOnly = p.privacy.budget !== null || !p.privacy.allowNonDp;
-    if (dpOnly || r.exampleCount === 'withheld') return { examples: null, release: 'withheld', ready, minExamples: r.minExamples };
-    const shape = (n: number) => (r.exampleCount === 'exact' ? n : Math.floor(n / r.bucketSize) * r.bucketSize);
-    return { examples: { train: shape(counts.train), validation: shape(counts.validation), test: shape(counts.test) }, release: r.exampleCount, ready, minExamples: r.minExamples };
+    if (dpOnly || r.exampleCount === 'withheld') return { examples: null, release: 'withheld', ready: counts.train >= r.minExamples, minExamples: r.minExamples };
+    if (r.exampleCount === 'exact') return { examples: { ...counts }, release: 'exact', ready: counts.train >= r.minExamples, minExamples: r.minExamples };
+    const told = previous?.release === 'bucketed' ? previous.examples : null;
+    const shape = (n: number, before: number | undefined) => {
+      const bucket = Math.floor(n / r.bucketSize) * r.bucketSize;
+      return before !== undefined && bucket < before && n > before - r.bucketSize ? before : bucket;
+    };
+    const examples = { train: shape(counts.train, told?.train), validation: shape(counts.validation, told?.validation), test: shape(counts.test, told?.test) };
+    return { examples, release: 'bucketed', ready: examples.train >= r.minExamples, minExamples: r.minExamples };
   }
 
   /** The example count an experiment without DP releases (fit and evaluation alike). */
