@@ -168,7 +168,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   app.log.info({ url, dataDir: o.dataDir, coordinatorKey: federation.keys.current.publicKeyB64, federation: federation.adminFingerprint, summation: rounds.summation }, 'coordinator listening');
   if (!federation.certificate) app.log.warn({ coordinatorKey: federation.keys.current.publicKeyB64 }, 'this coordinator has no certificate from a federation admin: no site can enrol or connect until the admin runs "fedmed federation certify-coordinator"');
   // A run a crash (or a shutdown) cut short goes on once its sites are back (rounds/roundEngine.ts).
-  await rounds.resumeInterruptedRuns(() => gateway.readySites().length);
+  await rounds.resumeInterruptedRuns(() => gateway.readySites());
   let closing: Promise<void> | null = null;
   return {
     app,

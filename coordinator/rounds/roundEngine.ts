@@ -132,12 +132,13 @@ export class RoundEngine {
 
   /**
    * After a restart (or a standby's takeover): an experiment whose run a crash cut short goes on
-   * — the aborted round is redone, then the rounds left — once enough sites are back (waiting up
-   * to the experiment's deadline for them). A run resumed MAX_RESUMES times is not resumed again
+   * — the aborted round is redone, then the rounds left — once the sites of its last round are
+   * back, or, at the experiment's deadline, once at least minFitClients are (sampling the first
+   * few to reconnect would make which sites take part a race of reconnection backoffs). A run resumed MAX_RESUMES times is not resumed again
    * (something in it keeps stopping the coordinator); that is logged and the run ends. Returns
    * the experiments whose run resumes (already running when this returns).
    */
-  async resumeInterruptedRuns(readySites: () => number): Promise<string[]> {
+  async resumeInterruptedRuns(readySites: () => readonly string[]): Promise<string[]> {
     const resumed: string[] = [];
     for (const exp of this.store.data.experiments) {
       const run = exp.run;
@@ -158,8 +159,13 @@ export class RoundEngine {
       resumed.push(exp.id);
       this.log.warn({ experiment: exp.id, redoes: cut, rounds: run.rounds - completed }, 'run resumed after a restart');
       const until = Date.now() + exp.config.deadlineSeconds * 1000;
+      const expected = new Set((ours[ours.length - 1]?.sites ?? []).map((s) => s.site));
+      const waiting = () => {
+        const ready = readySites();
+        return ready.length < exp.config.minFitClients || [...expected].some((s) => !ready.includes(s));
+      };
       const sitesBack = async (r: Run) => {
-        while (readySites() < exp.config.minFitClients && Date.now() < until && !r.stop) await new Promise((f) => setTimeout(f, 200));
+        while (waiting() && Date.now() < until && !r.stop) await new Promise((f) => setTimeout(f, 200));
       };
       this.runInBackground(exp, run.rounds - completed, cut, sitesBack);
     }
