@@ -1,5 +1,6 @@
 /** dcmtk command-line tools for tests: are they installed, and which storescu flag proposes a transfer syntax. */
 import { spawnSync } from 'node:child_process';
+import { inflateRawSync } from 'node:zlib';
 
 /** storescu's flag that proposes each transfer syntax first (then the uncompressed fallbacks). */
 export const PROPOSE: Record<string, string> = {
@@ -33,4 +34,13 @@ export function requireDcmtk(tools: string[]): boolean {
   if (process.env.CI) throw new Error(`dcmtk (${missing.join(', ')}) is required in CI: apt-get install dcmtk`);
   console.log(`      (skipped: dcmtk ${missing.join(', ')} not installed: apt-get install dcmtk)`);
   return false;
+}
+
+/** dicom-parser's `inflater` option: a deflated dataset (1.2.840.10008.1.2.1.99) inflated after its meta group. */
+export function inflater(bytes: Uint8Array, position: number): Uint8Array {
+  const inflated = inflateRawSync(bytes.subarray(position));
+  const full = new Uint8Array(position + inflated.length);
+  full.set(bytes.subarray(0, position), 0);
+  full.set(inflated, position);
+  return full;
 }

@@ -18,10 +18,9 @@ import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import { decodeDicom, initDicomCodecs } from '../../../edge-client/dicom/dicomDecoder.js';
-import { PROPOSE, requireDcmtk } from '../../helpers/dcmtkTools.js';
+import { inflater, PROPOSE, requireDcmtk } from '../../helpers/dcmtkTools.js';
 import { dcmtkDecompress, dcmtkFrame, J2K_SHA256, littleEndianBytes, readManifest, sha256Int32, type ManifestEntry } from '../../helpers/dcmtkReference.js';
 import { enrolDicomSite, leaksOf, startDicomEdge, type DicomEdge } from '../../helpers/dicomEdge.js';
 import { freePort, startCoordinator, stopProc, type CoordinatorProc } from '../../helpers/federation.js';
@@ -37,14 +36,6 @@ interface Sample {
   uids: string[];
   sopInstanceUid: string;
   patient: string[];
-}
-
-function inflater(bytes: Uint8Array, position: number): Uint8Array {
-  const inflated = inflateRawSync(bytes.subarray(position));
-  const full = new Uint8Array(position + inflated.length);
-  full.set(bytes.subarray(0, position), 0);
-  full.set(inflated, position);
-  return full;
 }
 
 function storescu(port: number, flag: string, file: string): Promise<{ code: number | null; out: string }> {

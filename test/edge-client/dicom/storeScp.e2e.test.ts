@@ -10,11 +10,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join, relative } from 'node:path';
-import { inflateRawSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
 import { startStoreScp, type StoreScpHandle } from '../../../edge-client/dicom/storeScp.js';
 import { DicomBusyError, DicomError } from '../../../shared/errors.js';
-import { PROPOSE } from '../../helpers/dcmtkTools.js';
+import { inflater, PROPOSE } from '../../helpers/dcmtkTools.js';
 import { makeTempDir, sharedDataFile } from '../../helpers/paths.js';
 
 const AET = 'FEDMED';
@@ -25,14 +24,6 @@ interface Sample {
   transferSyntax: string;
   sopInstanceUid: string;
   pixelData: Buffer;
-}
-
-function inflater(bytes: Uint8Array, position: number): Uint8Array {
-  const inflated = inflateRawSync(bytes.subarray(position));
-  const full = new Uint8Array(position + inflated.length);
-  full.set(bytes.subarray(0, position), 0);
-  full.set(inflated, position);
-  return full;
 }
 
 /** SOP Instance UID, transfer syntax and the pixel data element's bytes (fragments included). */
